@@ -1,0 +1,50 @@
+"""Packaging for rmf-task-scheduler."""
+
+from setuptools import find_packages, setup
+
+setup(
+    name="rmf-task-scheduler",
+    version="0.1.0",
+    description="Recurring task rules for Open-RMF fleets, dispatched on time, exactly once.",
+    long_description=open("README.md", encoding="utf-8").read(),
+    long_description_content_type="text/markdown",
+    license="Apache-2.0",
+    python_requires=">=3.10",
+    packages=find_packages(include=["task_scheduler", "task_scheduler.*"]),
+    include_package_data=True,
+    package_data={
+        "task_scheduler": [
+            "rmf_schemas/README.md",
+            "rmf_schemas/*/*.json",
+        ],
+    },
+    install_requires=[
+        "fastapi>=0.115,<1",
+        "uvicorn[standard]>=0.30,<1",
+        "tortoise-orm>=1.1,<2",
+        "aerich>=0.10,<0.11",
+        "python-dateutil>=2.9,<5",
+        "apscheduler>=3.11,<4",
+        "reactivex>=4.0,<7",
+        "websockets>=13,<18",
+        "pydantic>=2.7,<3",
+        "jsonschema>=4.23,<5",
+        "referencing>=0.35,<1",
+    ],
+    extras_require={
+        "postgres": ["asyncpg>=0.29,<1"],
+        "mysql": ["asyncmy>=0.2.9,<0.3"],
+        "maria": ["asyncmy>=0.2.9,<0.3"],
+        "test": [
+            "asyncpg>=0.29,<1",
+            "asyncmy>=0.2.9,<0.3",
+            "pytest>=8,<10",
+            "pytest-asyncio>=0.24,<2",
+            "pytest-cov>=5,<8",
+            "hypothesis>=6.100,<7",
+            "httpx>=0.27,<1",
+            "ruff>=0.6,<1",
+        ],
+    },
+    entry_points={"console_scripts": ["task_scheduler = task_scheduler.cli:main"]},
+)

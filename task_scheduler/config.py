@@ -1,0 +1,122 @@
+"""Service configuration: one typed object, validated once at start-up.
+
+A site writes a Python file that exports ``config`` (a dict) and names it with
+``RMF_TASK_SCHEDULER_CONFIG``; keys it leaves out keep their defaults.  Scalar keys can
+also be overridden from the environment as ``RMF_TASK_SCHEDULER_<KEY>`` (for example
+``RMF_TASK_SCHEDULER_LOG_LEVEL=DEBUG``), which wins over the file.  Unknown keys and bad
+values stop start-up with a message naming the key.  ``default_config.py`` at the top of
+the repository lists every option with its default and a comment; a test keeps the two
+in step.
+"""
+
+from __future__ import annotations
+
+import os
+import runpy
+from collections.abc import Mapping
+from typing import Any, Literal
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+
+from task_scheduler.domain.rmf_schema import check_extra_categories
+
+CONFIG_ENV = "RMF_TASK_SCHEDULER_CONFIG"
+ENV_PREFIX = "RMF_TASK_SCHEDULER_"
+
+
+class ConfigError(Exception):
+    """The configuration cannot be used; the message names the offending key."""
+
+
+class Settings(BaseModel):
+    """Every option of the service (see ``default_config.py`` for the commented list)."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    host: str = "127.0.0.1"
+    port: int = Field(8010, ge=1, le=65535)
+    db_url: str = "sqlite://task_scheduler.sqlite3"
+    migrate_on_start: bool = True
+    timezone: str = "UTC"
+    log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"] = "INFO"
+    expansion_horizon_s: int = Field(86400, ge=60, le=366 * 86400)
+    expansion_batch: int = Field(100, ge=1, le=10000)
+    expansion_poll_s: float = Field(60.0, gt=0, le=3600)
+    rmf_extra_categories: dict[str, dict[str, Any] | None] = Field(default_factory=dict)
+
+    @field_validator("timezone")
+    @classmethod
+    def _known_zone(cls, value: str) -> str:
+        try:
+            ZoneInfo(value)
+        except (ZoneInfoNotFoundError, ValueError) as exc:
+            raise ValueError(f"unknown IANA time zone {value!r}") from exc
+        return value
+
+    @field_validator("rmf_extra_categories")
+    @classmethod
+    def _usable_categories(cls, value: dict[str, dict[str, Any] | None]) -> dict[str, dict[str, Any] | None]:
+        check_extra_categories(value)
+        return value
+
+    @field_validator("log_level", mode="before")
+    @classmethod
+    def _upper(cls, value: Any) -> Any:
+        return value.upper() if isinstance(value, str) else value
+
+    @field_validator("db_url")
+    @classmethod
+    def _known_scheme(cls, value: str) -> str:
+        scheme = value.split("://", 1)[0]
+        if scheme not in {"sqlite", "postgres", "asyncpg", "psycopg", "mysql"}:
+            raise ValueError(
+                f"unsupported database scheme {scheme!r}; use sqlite://, postgres:// or mysql://"
+            )
+        return value
+
+
+_SCALAR_KEYS = {
+    name
+    for name, field in Settings.model_fields.items()
+    if field.annotation in (str, int, float, bool) or name == "log_level"
+}
+
+
+def build_settings(
+    values: Mapping[str, Any] | None = None, environ: Mapping[str, str] | None = None
+) -> Settings:
+    """Merge a config dict with environment overrides and validate the result."""
+    merged: dict[str, Any] = dict(values or {})
+    env = os.environ if environ is None else environ
+    for key in _SCALAR_KEYS:
+        raw = env.get(ENV_PREFIX + key.upper())
+        if raw is not None:
+            merged[key] = raw
+    try:
+        return Settings(**merged)
+    except ValidationError as exc:
+        problems = []
+        for error in exc.errors():
+            key = ".".join(str(part) for part in error["loc"]) or "config"
+            reason = "unknown option" if error["type"] == "extra_forbidden" else error["msg"]
+            problems.append(f"{key}: {reason}")
+        raise ConfigError("invalid configuration: " + "; ".join(problems)) from None
+
+
+def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
+    """Read the file named by ``RMF_TASK_SCHEDULER_CONFIG`` (if any) and validate it."""
+    env = os.environ if environ is None else environ
+    path = env.get(CONFIG_ENV)
+    values: Mapping[str, Any] = {}
+    if path:
+        try:
+            namespace = runpy.run_path(path)
+        except FileNotFoundError:
+            raise ConfigError(f"{CONFIG_ENV}: no such file {path!r}") from None
+        except Exception as exc:  # a config file is user code: report, don't crash obscurely
+            raise ConfigError(f"{CONFIG_ENV}: {path!r} failed to load: {exc!r}") from exc
+        if not isinstance(namespace.get("config"), Mapping):
+            raise ConfigError(f"{CONFIG_ENV}: {path!r} must define a dict named 'config'")
+        values = namespace["config"]
+    return build_settings(values, env)

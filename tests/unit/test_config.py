@@ -1,0 +1,64 @@
+"""Configuration: defaults documented in default_config.py, clear errors, env overrides."""
+
+from __future__ import annotations
+
+import runpy
+from pathlib import Path
+
+import pytest
+
+from task_scheduler.config import ConfigError, Settings, build_settings, load_settings
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def test_default_config_lists_every_option_with_its_default():
+    documented = runpy.run_path(str(ROOT / "default_config.py"))["config"]
+    assert documented == Settings().model_dump()
+
+
+def test_default_database_is_a_sqlite_file():
+    assert Settings().db_url.startswith("sqlite://") and ":memory:" not in Settings().db_url
+
+
+@pytest.mark.parametrize(
+    ("values", "named"),
+    [
+        ({"prot": 8000}, "prot: unknown option"),
+        ({"port": 0}, "port:"),
+        ({"timezone": "Mars/Olympus"}, "timezone:"),
+        ({"log_level": "LOUD"}, "log_level:"),
+        ({"db_url": "oracle://x"}, "db_url:"),
+        ({"expansion_horizon_s": 1}, "expansion_horizon_s:"),
+        ({"rmf_extra_categories": {"clean": None}}, "rmf_extra_categories:"),
+    ],
+)
+def test_bad_values_name_the_key(values, named):
+    with pytest.raises(ConfigError, match=named):
+        build_settings(values, environ={})
+
+
+def test_environment_overrides_the_file(tmp_path):
+    path = tmp_path / "site.py"
+    path.write_text('config = {"log_level": "WARNING", "port": 9000}\n')
+    settings = load_settings(
+        {"RMF_TASK_SCHEDULER_CONFIG": str(path), "RMF_TASK_SCHEDULER_LOG_LEVEL": "debug"}
+    )
+    assert settings.log_level == "DEBUG"
+    assert settings.port == 9000
+
+
+def test_config_file_problems_are_reported(tmp_path):
+    with pytest.raises(ConfigError, match="no such file"):
+        load_settings({"RMF_TASK_SCHEDULER_CONFIG": str(tmp_path / "missing.py")})
+    path = tmp_path / "wrong.py"
+    path.write_text("settings = {}\n")
+    with pytest.raises(ConfigError, match="must define a dict named 'config'"):
+        load_settings({"RMF_TASK_SCHEDULER_CONFIG": str(path)})
+    path.write_text("config = {'port': 'eighty'}\n")
+    with pytest.raises(ConfigError, match="port:"):
+        load_settings({"RMF_TASK_SCHEDULER_CONFIG": str(path)})
+
+
+def test_no_file_means_defaults():
+    assert load_settings({}) == Settings()
