@@ -1,0 +1,47 @@
+"""Map domain errors to answers a client can act on: 404, 409 and 422 with the field."""
+
+from __future__ import annotations
+
+from fastapi import FastAPI, Request
+from fastapi.responses import JSONResponse
+
+from task_scheduler.domain.errors import Conflict, Invalid, NotFound
+
+
+class Problem:
+    """Documented error shapes for OpenAPI."""
+
+    NOT_FOUND = {
+        404: {
+            "description": "Unknown id",
+            "content": {"application/json": {"example": {"detail": "rule 7 not found"}}},
+        }
+    }
+    CONFLICT = {
+        409: {
+            "description": "Conflicts with the stored state",
+            "content": {"application/json": {"example": {"detail": "a rule named 'lobby' already exists"}}},
+        }
+    }
+
+
+def install(app: FastAPI) -> None:
+    @app.exception_handler(NotFound)
+    async def _not_found(_: Request, exc: NotFound) -> JSONResponse:
+        return JSONResponse(status_code=404, content={"detail": str(exc)})
+
+    @app.exception_handler(Conflict)
+    async def _conflict(_: Request, exc: Conflict) -> JSONResponse:
+        return JSONResponse(status_code=409, content={"detail": str(exc)})
+
+    @app.exception_handler(Invalid)
+    async def _invalid(_: Request, exc: Invalid) -> JSONResponse:
+        detail = [
+            {
+                "loc": list(loc) if loc and loc[0] in ("query", "path") else ["body", *loc],
+                "msg": msg,
+                "type": "value_error",
+            }
+            for loc, msg in exc.problems
+        ]
+        return JSONResponse(status_code=422, content={"detail": detail})

@@ -1,0 +1,87 @@
+"""/rules: create, list, read, replace, delete, enable/disable and preview rules."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import APIRouter, Depends, Query, Response
+from pydantic import BaseModel
+
+from task_scheduler.api.deps import Services, services
+from task_scheduler.api.errors import Problem
+from task_scheduler.domain.rules import Rule, RuleSpec
+from task_scheduler.services.rules import Occurrence
+
+router = APIRouter(prefix="/rules", tags=["rules"])
+Svc = Annotated[Services, Depends(services)]
+PreviewCount = Annotated[int, Query(ge=1, le=1000, description="How many occurrences to return.")]
+
+
+class RulePage(BaseModel):
+    items: list[Rule]
+    total: int
+    limit: int
+    offset: int
+
+
+@router.post("", status_code=201, response_model=Rule, responses=Problem.CONFLICT)
+async def create_rule(spec: RuleSpec, svc: Svc) -> Rule:
+    """Create a rule; its occurrences up to the horizon are stored at once."""
+    return await svc.rules.create(spec)
+
+
+@router.get("", response_model=RulePage)
+async def list_rules(
+    svc: Svc,
+    enabled: bool | None = None,
+    category: Annotated[str | None, Query(description="RMF task category, e.g. clean.")] = None,
+    name: Annotated[str | None, Query(description="Case-insensitive substring of the name.")] = None,
+    limit: Annotated[int, Query(ge=1, le=1000)] = 100,
+    offset: Annotated[int, Query(ge=0)] = 0,
+) -> RulePage:
+    items, total = await svc.rules.list(
+        enabled=enabled, category=category, name=name, limit=limit, offset=offset
+    )
+    return RulePage(items=items, total=total, limit=limit, offset=offset)
+
+
+@router.post("/preview", response_model=list[Occurrence])
+async def preview_unsaved_rule(spec: RuleSpec, svc: Svc, count: PreviewCount = 10) -> list[Occurrence]:
+    """Next occurrences of an unsaved rule: from its start, or from now once the start has passed."""
+    return svc.rules.preview(spec, count)
+
+
+@router.get("/{rule_id}", response_model=Rule, responses=Problem.NOT_FOUND)
+async def get_rule(rule_id: int, svc: Svc) -> Rule:
+    return await svc.rules.get(rule_id)
+
+
+@router.put("/{rule_id}", response_model=Rule, responses={**Problem.NOT_FOUND, **Problem.CONFLICT})
+async def replace_rule(rule_id: int, spec: RuleSpec, svc: Svc) -> Rule:
+    """Edit the series: future untouched occurrences are regenerated, individually edited ones kept."""
+    return await svc.rules.replace(rule_id, spec)
+
+
+@router.delete("/{rule_id}", status_code=204, responses=Problem.NOT_FOUND)
+async def delete_rule(rule_id: int, svc: Svc) -> Response:
+    """Delete the rule and its occurrences not yet run; tasks already run stay as history."""
+    await svc.rules.delete(rule_id)
+    return Response(status_code=204)
+
+
+@router.post("/{rule_id}/enable", response_model=Rule, responses=Problem.NOT_FOUND)
+async def enable_rule(rule_id: int, svc: Svc) -> Rule:
+    """Resume the rule: occurrences from now on are scheduled again."""
+    return await svc.rules.set_enabled(rule_id, True)
+
+
+@router.post("/{rule_id}/disable", response_model=Rule, responses=Problem.NOT_FOUND)
+async def disable_rule(rule_id: int, svc: Svc) -> Rule:
+    """Pause the rule: its future occurrences are dropped (individually edited ones are kept)."""
+    return await svc.rules.set_enabled(rule_id, False)
+
+
+@router.get("/{rule_id}/preview", response_model=list[Occurrence], responses=Problem.NOT_FOUND)
+async def preview_rule(rule_id: int, svc: Svc, count: PreviewCount = 10) -> list[Occurrence]:
+    """The rule's next occurrences: from its start, or from now once the start has passed."""
+    return await svc.rules.preview_stored(rule_id, count)

@@ -1,0 +1,72 @@
+"""/tasks: occurrences of rules for any window; edit or skip one occurrence."""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta
+from typing import Annotated
+
+from fastapi import APIRouter, Depends, Query, Response
+from pydantic import AwareDatetime, BaseModel
+
+from task_scheduler.api.deps import Services, services
+from task_scheduler.api.errors import Problem
+from task_scheduler.domain.errors import Invalid
+from task_scheduler.domain.tasks import TaskPatch, TaskStatus
+from task_scheduler.services.occurrences import TaskView
+
+router = APIRouter(prefix="/tasks", tags=["tasks"])
+Svc = Annotated[Services, Depends(services)]
+DEFAULT_WINDOW = timedelta(days=7)
+
+
+class TaskPage(BaseModel):
+    items: list[TaskView]
+    total: int
+    limit: int
+    offset: int
+    start: datetime
+    end: datetime
+
+
+@router.get("", response_model=TaskPage)
+async def list_tasks(
+    svc: Svc,
+    start: Annotated[
+        AwareDatetime | None, Query(description="Window start (inclusive); default now.")
+    ] = None,
+    end: Annotated[
+        AwareDatetime | None, Query(description="Window end (exclusive); default start + 7 days.")
+    ] = None,
+    rule_id: int | None = None,
+    status: TaskStatus | None = None,
+    category: Annotated[str | None, Query(description="RMF task category, e.g. clean.")] = None,
+    limit: Annotated[int, Query(ge=1, le=1000)] = 100,
+    offset: Annotated[int, Query(ge=0)] = 0,
+) -> TaskPage:
+    """Occurrences scheduled in the window: stored ones and, past the stored horizon, computed ones."""
+    start = start or svc.clock.now()
+    end = end or start + DEFAULT_WINDOW
+    if end <= start:
+        raise Invalid.at(("query", "end"), "end must be after start")
+    items, total = await svc.tasks.list(
+        start=start, end=end, rule_id=rule_id, status=status, category=category, limit=limit, offset=offset
+    )
+    return TaskPage(items=items, total=total, limit=limit, offset=offset, start=start, end=end)
+
+
+@router.get("/{task_id}", response_model=TaskView, responses=Problem.NOT_FOUND)
+async def get_task(task_id: str, svc: Svc) -> TaskView:
+    return await svc.tasks.get(task_id)
+
+
+@router.patch("/{task_id}", response_model=TaskView, responses={**Problem.NOT_FOUND, **Problem.CONFLICT})
+async def patch_task(task_id: str, patch: TaskPatch, svc: Svc) -> TaskView:
+    """Disable/enable, move or give its own request to one occurrence, stored or not yet."""
+    return await svc.tasks.patch(task_id, patch)
+
+
+@router.delete("/{task_id}", status_code=204, responses={**Problem.NOT_FOUND, **Problem.CONFLICT})
+async def delete_task(task_id: str, svc: Svc) -> Response:
+    """Skip one occurrence for good; it stays listed with status skipped."""
+    await svc.tasks.delete(task_id)
+    return Response(status_code=204)

@@ -1,0 +1,92 @@
+"""Rule documents as the API accepts and returns them.
+
+A rule is *what* (``task``: a template and the target that receives it), *when*
+(``schedule`` in the rule's IANA ``timezone``) and *how* (``policy``), plus free-form
+``metadata`` and an ``enabled`` flag.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Annotated, Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, StringConstraints
+
+from task_scheduler.domain.schedule import Schedule
+
+Name = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=200)]
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class RmfTaskRequest(_Strict):
+    """The part of an Open-RMF ``task_request`` a rule fixes; the dispatcher adds the rest
+    (``requester``, ``unix_millis_request_time``, the rule and occurrence labels)."""
+
+    category: str = Field(min_length=1, max_length=128, examples=["clean"])
+    description: Any = Field(
+        examples=[{"zone": "lobby"}],
+        description="Must match the fleet's schema for the category (Open-RMF task_description__<category>).",
+    )
+    priority: dict[str, Any] | None = Field(None, examples=[{"type": "binary", "value": 1}])
+    fleet_name: str | None = Field(None, max_length=128)
+    labels: list[Annotated[str, StringConstraints(max_length=256)]] = Field(
+        default_factory=list, max_length=64
+    )
+
+
+class RmfTask(_Strict):
+    """Send an Open-RMF task request to an RMF target (an api-server or a websocket bridge)."""
+
+    kind: Literal["rmf"] = "rmf"
+    target: str = Field("default", min_length=1, max_length=128)
+    request: RmfTaskRequest
+
+
+class Policy(_Strict):
+    """How the dispatcher treats this rule's occurrences."""
+
+    misfire_grace_s: float = Field(
+        60.0, ge=0, le=7 * 86400, description="How late an occurrence may still run after downtime."
+    )
+    catch_up: Literal["all", "latest", "none"] = Field(
+        "latest", description="Which occurrences missed within the grace run after downtime."
+    )
+    max_attempts: int = Field(3, ge=1, le=100, description="Attempts per occurrence before it fails.")
+    retry_backoff_s: float = Field(5.0, ge=0, le=3600, description="First retry delay; doubles each attempt.")
+    retry_backoff_max_s: float = Field(300.0, ge=0, le=86400, description="Ceiling of the retry delay.")
+    lead_time_s: float = Field(
+        0.0, ge=0, le=86400, description="Send this early, with the occurrence as earliest start time."
+    )
+    overlap: Literal["allow", "skip"] = Field(
+        "allow", description="What to do when the previous occurrence is still being dispatched."
+    )
+
+
+class RuleSpec(_Strict):
+    """A rule as a client writes it (create, replace, preview)."""
+
+    name: Name
+    description: str = Field("", max_length=10000)
+    timezone: str | None = Field(
+        None, examples=["Europe/Berlin"], description="IANA zone; defaults to the service's."
+    )
+    enabled: bool = True
+    schedule: Schedule
+    task: RmfTask
+    policy: Policy = Field(default_factory=Policy)
+    metadata: dict[str, Any] = Field(default_factory=dict)
+
+
+class Rule(RuleSpec):
+    """A stored rule: the spec with its zone and start resolved, plus bookkeeping."""
+
+    model_config = ConfigDict(extra="ignore")
+
+    id: int
+    timezone: str
+    created_at: datetime
+    updated_at: datetime
+    next_at: datetime | None = Field(None, description="Next occurrence from now, in UTC.")

@@ -1,0 +1,61 @@
+"""Task (occurrence) identity and status.
+
+A task's id is derived from its rule and original time, so an occurrence that is only
+computed (beyond the stored horizon) already has the id it will keep once stored.
+"""
+
+from __future__ import annotations
+
+import re
+from datetime import datetime, timezone
+from enum import Enum
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from task_scheduler.domain.rules import RmfTaskRequest
+
+_ID_FORMAT = "%Y%m%dT%H%M%SZ"
+_ID_PATTERN = re.compile(r"^(\d{1,12})-(\d{8}T\d{6}Z)$")
+
+
+class TaskStatus(str, Enum):
+    scheduled = "scheduled"
+    dispatching = "dispatching"
+    dispatched = "dispatched"
+    failed = "failed"
+    missed = "missed"
+    skipped = "skipped"
+    cancelled = "cancelled"
+
+
+def task_id(rule_id: int, original_at: datetime) -> str:
+    if original_at.tzinfo is None:
+        raise ValueError("original_at must be timezone-aware")
+    return f"{rule_id}-{original_at.astimezone(timezone.utc).strftime(_ID_FORMAT)}"
+
+
+def parse_task_id(text: str) -> tuple[int, datetime] | None:
+    """The (rule id, original UTC time) a task id stands for, or None if it is not one."""
+    match = _ID_PATTERN.match(text)
+    if not match:
+        return None
+    try:
+        when = datetime.strptime(match.group(2), _ID_FORMAT).replace(tzinfo=timezone.utc)
+    except ValueError:
+        return None
+    return int(match.group(1)), when
+
+
+class TaskPatch(BaseModel):
+    """An edit of one occurrence; fields left out stay as they are."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    enabled: bool | None = Field(None, description="False skips this occurrence, true restores it.")
+    scheduled_at: datetime | None = Field(
+        None,
+        description="Move the occurrence; without an offset it is wall-clock time in the rule's zone.",
+    )
+    request: RmfTaskRequest | None = Field(
+        None, description="This occurrence's own request; null goes back to the rule's."
+    )

@@ -1,0 +1,88 @@
+"""The expander stores each enabled rule's occurrences for a rolling horizon.
+
+Storing is idempotent (unique rule and original time; conflicts are ignored), so a pass
+that runs twice, or on two replicas, stores each occurrence once.  A rule stores at most
+``batch`` occurrences per pass, so creating any rule costs the same whatever its length;
+``expanded_until`` remembers where the rule's stored occurrences end and the next pass
+continues from there, also after downtime, so occurrences missed while the service was
+down are stored and left for the dispatcher's misfire policy rather than dropped.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from datetime import datetime, timedelta, timezone
+from itertools import islice
+
+from task_scheduler.clock import Clock
+from task_scheduler.services.occurrences import new_task_record, recurrence_of
+from task_scheduler.services.wakeup import Wakeup
+from task_scheduler.storage.orm import RuleRecord
+from task_scheduler.storage.store import Store
+
+logger = logging.getLogger(__name__)
+
+# Stored as ``expanded_until`` once a rule has no occurrence left (end or count reached).
+EXHAUSTED = datetime(9999, 1, 1, tzinfo=timezone.utc)
+_RULES_PER_QUERY = 500
+
+
+class Expander:
+    def __init__(self, store: Store, clock: Clock, *, horizon_s: int, batch: int, poll_s: float) -> None:
+        self._store = store
+        self._clock = clock
+        self._horizon = timedelta(seconds=horizon_s)
+        self._batch = batch
+        self._poll_s = poll_s
+        self._wakeup = Wakeup()
+
+    def wake(self) -> None:
+        self._wakeup.poke()
+
+    async def expand(self, rule: RuleRecord, now: datetime) -> int:
+        """Store the rule's next occurrences up to the horizon (one batch); return how many."""
+        start = rule.expanded_until or now
+        horizon_end = now + self._horizon
+        recurrence = recurrence_of(rule)
+        times = list(islice(recurrence.between(start, horizon_end), self._batch))
+        await self._store.insert_tasks([new_task_record(rule, t, now) for t in times])
+        if len(times) == self._batch:
+            until = times[-1]
+        elif recurrence.next_after(horizon_end, 1):
+            until = horizon_end
+        else:
+            until = EXHAUSTED
+        await self._store.set_expanded_until(rule.id, until)
+        rule.expanded_until = until
+        return len(times)
+
+    async def run_pass(self) -> int:
+        """Top up every rule whose stored occurrences end within half the horizon."""
+        now = self._clock.now()
+        low_water = now + self._horizon / 2
+        stored = 0
+        after_id = 0
+        while True:
+            rules = await self._store.rules_to_expand(low_water, after_id, _RULES_PER_QUERY)
+            if not rules:
+                return stored
+            for rule in rules:
+                after_id = rule.id
+                async with self._store.transaction():
+                    fresh = await self._store.get_rule(rule.id, for_update=True)
+                    if fresh is not None and fresh.enabled and fresh.expanded_until == rule.expanded_until:
+                        stored += await self.expand(fresh, now)
+
+    async def run(self) -> None:
+        """Expand forever: a pass whenever poked (a rule changed) or every ``poll_s`` seconds."""
+        while True:
+            try:
+                stored = await self.run_pass()
+                if stored:
+                    logger.debug("expander stored %d occurrences", stored)
+            except asyncio.CancelledError:
+                raise
+            except Exception:
+                logger.exception("expansion pass failed; retrying after the poll period")
+            await self._wakeup.wait(self._poll_s)

@@ -1,0 +1,118 @@
+"""Turn stored rules into recurrences and occurrences into task records or views."""
+
+from __future__ import annotations
+
+from datetime import datetime, timezone
+from typing import Any
+from zoneinfo import ZoneInfo
+
+from pydantic import BaseModel, Field, TypeAdapter
+
+from task_scheduler.domain.recurrence import Recurrence
+from task_scheduler.domain.rules import Rule
+from task_scheduler.domain.schedule import Schedule
+from task_scheduler.domain.tasks import TaskStatus, task_id
+from task_scheduler.storage.orm import RuleRecord, TaskRecord
+
+_schedules: TypeAdapter[Schedule] = TypeAdapter(Schedule)
+
+
+class TaskView(BaseModel):
+    """One occurrence, stored or computed, as the API returns it."""
+
+    id: str = Field(description="Stable: derived from the rule and the original time.")
+    rule_id: int | None
+    scheduled_at: datetime = Field(description="When it runs (UTC); differs from original_at once moved.")
+    original_at: datetime = Field(description="The occurrence time the rule produced (UTC).")
+    local_time: str | None = Field(None, description="scheduled_at in the rule's time zone.")
+    status: TaskStatus
+    status_reason: str | None = None
+    enabled: bool
+    materialized: bool = Field(description="Stored in the database (false: computed on the fly).")
+    edited: bool = Field(description="Individually edited; kept when the series changes.")
+    category: str | None = None
+    request: dict[str, Any] = Field(description="The request it will send (its own or the rule's).")
+
+
+def recurrence_of(record: RuleRecord) -> Recurrence:
+    schedule = _schedules.validate_python(record.schedule)
+    return Recurrence(schedule, ZoneInfo(record.timezone), default_start=record.created_at)
+
+
+def rule_view(record: RuleRecord, now: datetime) -> Rule:
+    next_at = None
+    if record.enabled:
+        upcoming = recurrence_of(record).next_after(now, 1)
+        next_at = upcoming[0] if upcoming else None
+    return Rule.model_validate(
+        {
+            "id": record.id,
+            "name": record.name,
+            "description": record.description,
+            "timezone": record.timezone,
+            "enabled": record.enabled,
+            "schedule": record.schedule,
+            "task": record.task,
+            "policy": record.policy,
+            "metadata": record.metadata,
+            "created_at": record.created_at,
+            "updated_at": record.updated_at,
+            "next_at": next_at,
+        }
+    )
+
+
+def local_iso(instant: datetime, zone: str) -> str:
+    return instant.astimezone(ZoneInfo(zone)).isoformat()
+
+
+def new_task_record(rule: RuleRecord, original_at: datetime, now: datetime, **overrides: Any) -> TaskRecord:
+    values: dict[str, Any] = {
+        "id": task_id(rule.id, original_at),
+        "rule_id": rule.id,
+        "original_at": original_at,
+        "scheduled_at": original_at,
+        "status": TaskStatus.scheduled.value,
+        "enabled": True,
+        "edited": False,
+        "request": None,
+        "category": rule.category,
+        "created_at": now,
+        "updated_at": now,
+    }
+    values.update(overrides)
+    return TaskRecord(**values)
+
+
+def task_view(task: TaskRecord, rule: RuleRecord | None) -> TaskView:
+    request = task.request if task.request is not None else (rule.task["request"] if rule else {})
+    return TaskView(
+        id=task.id,
+        rule_id=task.rule_id,
+        scheduled_at=task.scheduled_at.astimezone(timezone.utc),
+        original_at=task.original_at.astimezone(timezone.utc),
+        local_time=local_iso(task.scheduled_at, rule.timezone) if rule else None,
+        status=TaskStatus(task.status),
+        status_reason=task.status_reason,
+        enabled=task.enabled and (rule.enabled if rule else True),
+        materialized=True,
+        edited=task.edited,
+        category=task.category,
+        request=request,
+    )
+
+
+def computed_view(rule: RuleRecord, original_at: datetime) -> TaskView:
+    return TaskView(
+        id=task_id(rule.id, original_at),
+        rule_id=rule.id,
+        scheduled_at=original_at,
+        original_at=original_at,
+        local_time=local_iso(original_at, rule.timezone),
+        status=TaskStatus.scheduled,
+        enabled=rule.enabled,
+        materialized=False,
+        edited=False,
+        category=rule.category,
+        request=rule.task["request"],
+    )

@@ -1,0 +1,185 @@
+"""Task use cases: list occurrences for any window, edit or skip one occurrence.
+
+A listing merges stored tasks with occurrences computed on the fly past each rule's
+stored horizon.  Editing an occurrence that is only computed stores it, marked edited,
+so the expander and series edits leave it alone.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from datetime import datetime, timedelta, timezone
+from typing import Any
+from zoneinfo import ZoneInfo
+
+from task_scheduler.clock import Clock
+from task_scheduler.domain.errors import Conflict, Invalid, NotFound
+from task_scheduler.domain.rmf_schema import RmfValidationError, validate_task_request
+from task_scheduler.domain.tasks import TaskPatch, TaskStatus, parse_task_id
+from task_scheduler.services.occurrences import (
+    TaskView,
+    computed_view,
+    new_task_record,
+    recurrence_of,
+    task_view,
+)
+from task_scheduler.storage.orm import RuleRecord, TaskRecord
+from task_scheduler.storage.store import Store
+
+_SMALLEST_STEP = timedelta(microseconds=1)
+# A listing window may hold at most this many occurrences; larger ones must be narrowed.
+MAX_WINDOW_OCCURRENCES = 100_000
+
+
+class TaskService:
+    def __init__(
+        self, store: Store, clock: Clock, *, extra_categories: Mapping[str, Mapping[str, Any] | None]
+    ) -> None:
+        self._store = store
+        self._clock = clock
+        self._extra_categories = extra_categories
+
+    async def list(
+        self,
+        *,
+        start: datetime,
+        end: datetime,
+        rule_id: int | None,
+        status: TaskStatus | None,
+        category: str | None,
+        limit: int,
+        offset: int,
+    ) -> tuple[list[TaskView], int]:
+        """Occurrences scheduled in [start, end), stored and computed, by time then id."""
+        filters = {"rule_id": rule_id, "status": status.value if status else None, "category": category}
+        computing = await self._computing_rules(end, rule_id, status, category)
+        if not computing:
+            total = await self._store.count_tasks(start, end, **filters)
+            records = await self._store.list_tasks(start, end, limit=limit, offset=offset, **filters)
+            return await self._views(records), total
+
+        if await self._store.count_tasks(start, end, **filters) > MAX_WINDOW_OCCURRENCES:
+            raise _window_too_large()
+        stored = await self._store.list_tasks(start, end, **filters)
+        taken = await self._store.stored_original_times([r.id for r in computing], start, end)
+        computed: list[TaskView] = []
+        for rule in computing:
+            after = max(rule.expanded_until, start - _SMALLEST_STEP)
+            for t in recurrence_of(rule).between(after, end - _SMALLEST_STEP):
+                if (rule.id, t) not in taken:
+                    computed.append(computed_view(rule, t))
+                    if len(computed) + len(stored) > MAX_WINDOW_OCCURRENCES:
+                        raise _window_too_large()
+        merged = sorted([*await self._views(stored), *computed], key=lambda v: (v.scheduled_at, v.id))
+        return merged[offset : offset + limit], len(merged)
+
+    async def _computing_rules(
+        self, end: datetime, rule_id: int | None, status: TaskStatus | None, category: str | None
+    ) -> list[RuleRecord]:
+        """Enabled rules with occurrences before ``end`` that are not stored yet."""
+        if status not in (None, TaskStatus.scheduled):
+            return []
+        rules = await self._store.rules_unexpanded_before(end)
+        return [
+            r
+            for r in rules
+            if (rule_id is None or r.id == rule_id) and (category is None or r.category == category)
+        ]
+
+    async def _views(self, records: list[TaskRecord]) -> list[TaskView]:
+        rules = await self._store.rules_by_ids(r.rule_id for r in records if r.rule_id is not None)
+        return [task_view(record, rules.get(record.rule_id)) for record in records]
+
+    async def get(self, task_id: str) -> TaskView:
+        record = await self._store.get_task(task_id)
+        if record is not None:
+            return (await self._views([record]))[0]
+        rule, original_at = await self._computed(task_id)
+        return computed_view(rule, original_at)
+
+    async def _computed(self, task_id: str) -> tuple[RuleRecord, datetime]:
+        """The rule and time of an occurrence that is not stored, or NotFound."""
+        parsed = parse_task_id(task_id)
+        if parsed is None:
+            raise NotFound("task", task_id)
+        rule_id, original_at = parsed
+        rule = await self._store.get_rule(rule_id)
+        stored_until = (rule.expanded_until or self._clock.now()) if rule else None
+        if rule is None or original_at <= stored_until or not recurrence_of(rule).contains(original_at):
+            raise NotFound("task", task_id)
+        return rule, original_at
+
+    async def _editable(self, task_id: str) -> tuple[TaskRecord | None, RuleRecord | None, datetime | None]:
+        record = await self._store.get_task(task_id, for_update=True)
+        if record is None:
+            rule, original_at = await self._computed(task_id)
+            return None, rule, original_at
+        if record.status not in (TaskStatus.scheduled.value, TaskStatus.skipped.value):
+            raise Conflict(f"task {task_id!r} is {record.status}; only a scheduled task can be changed")
+        rule = await self._store.get_rule(record.rule_id) if record.rule_id is not None else None
+        return record, rule, None
+
+    async def patch(self, task_id: str, patch: TaskPatch) -> TaskView:
+        now = self._clock.now()
+        changes: dict[str, Any] = {"edited": True, "updated_at": now}
+        async with self._store.transaction():
+            record, rule, original_at = await self._editable(task_id)
+            if record is not None and record.status == TaskStatus.skipped.value:
+                raise Conflict(f"task {task_id!r} was deleted; it stays skipped")
+            if patch.enabled is not None:
+                changes["enabled"] = patch.enabled
+            if patch.scheduled_at is not None:
+                changes["scheduled_at"] = _as_utc(patch.scheduled_at, rule.timezone if rule else "UTC")
+            if "request" in patch.model_fields_set:
+                changes.update(self._request_columns(patch, rule))
+            if record is None:
+                record = new_task_record(rule, original_at, now)
+                record.update_from_dict(changes)
+                await self._store.create_task(**_columns(record))
+            else:
+                await self._store.save_task(record, **changes)
+        return task_view(record, rule)
+
+    def _request_columns(self, patch: TaskPatch, rule: RuleRecord | None) -> dict[str, Any]:
+        if patch.request is None:
+            return {"request": None, "category": rule.category if rule else None}
+        request = patch.request.model_dump(mode="json", exclude_none=True)
+        try:
+            validate_task_request(request, self._extra_categories)
+        except RmfValidationError as exc:
+            raise Invalid([(("request", *path), message) for path, message in exc.problems]) from None
+        return {"request": request, "category": patch.request.category}
+
+    async def delete(self, task_id: str) -> None:
+        """Skip the occurrence for good; the record stays so the series never regenerates it."""
+        now = self._clock.now()
+        skipped = {
+            "status": TaskStatus.skipped.value,
+            "status_reason": "deleted",
+            "enabled": False,
+            "edited": True,
+            "updated_at": now,
+        }
+        async with self._store.transaction():
+            record, rule, original_at = await self._editable(task_id)
+            if record is None:
+                await self._store.create_task(**_columns(new_task_record(rule, original_at, now, **skipped)))
+            elif record.status != TaskStatus.skipped.value:
+                await self._store.save_task(record, **skipped)
+
+
+def _columns(record: TaskRecord) -> dict[str, Any]:
+    return {name: getattr(record, name) for name in record._meta.fields_map}
+
+
+def _as_utc(value: datetime, zone: str) -> datetime:
+    if value.tzinfo is None:
+        value = value.replace(tzinfo=ZoneInfo(zone))
+    return value.astimezone(timezone.utc).replace(microsecond=0)
+
+
+def _window_too_large() -> Invalid:
+    return Invalid.at(
+        ("query", "end"),
+        f"the window holds more than {MAX_WINDOW_OCCURRENCES} occurrences; narrow start and end",
+    )

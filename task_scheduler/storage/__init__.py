@@ -1,0 +1,1 @@
+"""Persistence: ORM records, the database lifecycle and the one store every query goes through."""

@@ -1,0 +1,99 @@
+"""Database lifecycle: connect, apply the shipped migrations, check health, close.
+
+The schema is only ever changed by the aerich migrations in ``migrations/models``;
+``generate_schemas`` is never used, so a production database upgrades in place.
+"""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+from typing import Any
+
+from aerich import Command
+from tortoise import Tortoise, connections
+from tortoise.exceptions import DBConnectionError, OperationalError
+
+logger = logging.getLogger(__name__)
+
+MIGRATIONS_DIR = Path(__file__).with_name("migrations")
+APP = "models"
+
+
+def connection_name(db_url: str) -> str:
+    """Name the connection after the database kind: Tortoise caches prepared queries by
+    connection name, so a process that opens SQLite and then PostgreSQL (the contract
+    tests) must not reuse a name."""
+    return db_url.split("://", 1)[0]
+
+
+def tortoise_config(db_url: str) -> dict[str, Any]:
+    name = connection_name(db_url)
+    return {
+        "connections": {name: db_url},
+        "apps": {
+            APP: {
+                "models": ["task_scheduler.storage.orm", "aerich.models"],
+                "default_connection": name,
+            }
+        },
+        "use_tz": True,
+        "timezone": "UTC",
+    }
+
+
+class Database:
+    """One connection pool for the process, opened and closed by the app's lifespan."""
+
+    def __init__(self, db_url: str) -> None:
+        self.db_url = db_url
+        self._config = tortoise_config(db_url)
+        self._connection = connection_name(db_url)
+        self._open = False
+        self._up_to_date = False
+
+    @property
+    def dialect(self) -> str:
+        return connections.get(self._connection).schema_generator.DIALECT
+
+    async def open(self, *, migrate: bool) -> None:
+        # The global fallback lets request handlers, which run in other tasks than the
+        # lifespan, see the connections opened here.
+        await Tortoise.init(config=self._config, _enable_global_fallback=True)
+        self._open = True
+        if migrate:
+            await self.migrate()
+
+    async def _command(self) -> Command:
+        command = Command(self._config, app=APP, location=str(MIGRATIONS_DIR))
+        await command.init()
+        return command
+
+    async def migrate(self) -> list[str]:
+        """Apply the migrations this database has not seen yet; return their names."""
+        applied = await (await self._command()).upgrade(run_in_transaction=True)
+        for name in applied:
+            logger.info("applied migration %s", name)
+        return applied
+
+    async def pending_migrations(self) -> list[str]:
+        """Shipped migrations the database lacks; once none, the answer cannot change."""
+        if self._up_to_date:
+            return []
+        pending = await (await self._command()).heads()
+        self._up_to_date = not pending
+        return pending
+
+    async def ping(self) -> bool:
+        """True when the database answers a trivial query."""
+        try:
+            await connections.get(self._connection).execute_query("SELECT 1")
+        except (DBConnectionError, OperationalError, OSError) as exc:
+            logger.warning("database ping failed: %s", exc)
+            return False
+        return True
+
+    async def close(self) -> None:
+        if self._open:
+            await Tortoise.close_connections()
+            self._open = False

@@ -1,0 +1,58 @@
+"""Database records.  Only the storage layer imports this module."""
+
+from __future__ import annotations
+
+from tortoise import fields
+from tortoise.models import Model
+
+
+class RuleRecord(Model):
+    """A recurring rule as stored; JSON columns hold the validated API documents."""
+
+    id = fields.IntField(primary_key=True)
+    name = fields.CharField(max_length=200, unique=True)
+    description = fields.TextField()
+    timezone = fields.CharField(max_length=64)
+    enabled = fields.BooleanField(default=True, db_index=True)
+    schedule = fields.JSONField()
+    # Version of the stored schedule document, so a later format can be migrated.
+    schedule_version = fields.SmallIntField(default=1)
+    task = fields.JSONField()
+    policy = fields.JSONField()
+    metadata = fields.JSONField()
+    # Copied out of `task` so that list filters are plain indexed columns.
+    task_kind = fields.CharField(max_length=32)
+    category = fields.CharField(max_length=128, null=True, db_index=True)
+    target = fields.CharField(max_length=128, null=True)
+    # Occurrences up to this instant are stored as tasks; NULL once the rule is disabled.
+    expanded_until = fields.DatetimeField(null=True, db_index=True)
+    created_at = fields.DatetimeField()
+    updated_at = fields.DatetimeField()
+
+    class Meta:
+        table = "rules"
+
+
+class TaskRecord(Model):
+    """One occurrence of a rule, stored once the horizon reaches it or once edited.
+
+    ``rule_id`` is a plain column, not a foreign key: history outlives a deleted rule.
+    """
+
+    id = fields.CharField(max_length=64, primary_key=True)
+    rule_id = fields.IntField(null=True)
+    original_at = fields.DatetimeField()
+    scheduled_at = fields.DatetimeField(db_index=True)
+    status = fields.CharField(max_length=16, default="scheduled", db_index=True)
+    status_reason = fields.CharField(max_length=255, null=True)
+    enabled = fields.BooleanField(default=True)
+    # Individually edited (moved, disabled, own request, deleted): kept when the series changes.
+    edited = fields.BooleanField(default=False)
+    request = fields.JSONField(null=True)
+    category = fields.CharField(max_length=128, null=True, db_index=True)
+    created_at = fields.DatetimeField()
+    updated_at = fields.DatetimeField()
+
+    class Meta:
+        table = "tasks"
+        unique_together = (("rule_id", "original_at"),)
