@@ -16,6 +16,7 @@ from datetime import datetime, timedelta, timezone
 from itertools import islice
 
 from task_scheduler.clock import Clock
+from task_scheduler.domain.recurrence import Recurrence
 from task_scheduler.services.occurrences import new_task_record, recurrence_of
 from task_scheduler.services.wakeup import Wakeup
 from task_scheduler.storage.orm import RuleRecord
@@ -40,19 +41,23 @@ class Expander:
     def wake(self) -> None:
         self._wakeup.poke()
 
-    async def expand(self, rule: RuleRecord, now: datetime) -> int:
-        """Store the rule's next occurrences up to the horizon (one batch); return how many."""
-        start = rule.expanded_until or now
+    def plan(self, recurrence: Recurrence, since: datetime, now: datetime) -> tuple[list[datetime], datetime]:
+        """The occurrences after ``since`` to store now (one batch at most), and where they end."""
         horizon_end = now + self._horizon
-        recurrence = recurrence_of(rule)
-        times = list(islice(recurrence.between(start, horizon_end), self._batch))
-        await self._store.insert_tasks([new_task_record(rule, t, now) for t in times])
+        times = list(islice(recurrence.between(since, horizon_end), self._batch))
         if len(times) == self._batch:
-            until = times[-1]
-        elif recurrence.next_after(horizon_end, 1):
-            until = horizon_end
-        else:
-            until = EXHAUSTED
+            return times, times[-1]
+        if recurrence.next_after(horizon_end, 1):
+            return times, horizon_end
+        return times, EXHAUSTED
+
+    async def store(self, rule: RuleRecord, times: list[datetime], now: datetime) -> None:
+        await self._store.insert_tasks([new_task_record(rule, t, now) for t in times])
+
+    async def expand(self, rule: RuleRecord, now: datetime, recurrence: Recurrence | None = None) -> int:
+        """Store the rule's next occurrences up to the horizon (one batch); return how many."""
+        times, until = self.plan(recurrence or recurrence_of(rule), rule.expanded_until or now, now)
+        await self.store(rule, times, now)
         await self._store.set_expanded_until(rule.id, until)
         rule.expanded_until = until
         return len(times)

@@ -39,10 +39,10 @@ def recurrence_of(record: RuleRecord) -> Recurrence:
     return Recurrence(schedule, ZoneInfo(record.timezone), default_start=record.created_at)
 
 
-def rule_view(record: RuleRecord, now: datetime) -> Rule:
+def rule_view(record: RuleRecord, now: datetime, recurrence: Recurrence | None = None) -> Rule:
     next_at = None
     if record.enabled:
-        upcoming = recurrence_of(record).next_after(now, 1)
+        upcoming = (recurrence or recurrence_of(record)).next_after(now, 1)
         next_at = upcoming[0] if upcoming else None
     return Rule.model_validate(
         {

@@ -120,23 +120,23 @@ class RuleService:
 
     async def create(self, spec: RuleSpec) -> Rule:
         now = self._clock.now()
-        zone_name, _, schedule = self._resolve(spec, now)
+        zone_name, recurrence, schedule = self._resolve(spec, now)
+        times, until = self._expander.plan(recurrence, now, now) if spec.enabled else ([], None)
         async with self._store.transaction():
             record = await self._store.insert_rule(
                 **self._columns(spec, zone_name, schedule),
-                expanded_until=now if spec.enabled else None,
+                expanded_until=until,
                 created_at=now,
                 updated_at=now,
             )
-            if record.enabled:
-                await self._expander.expand(record, now)
+            await self._expander.store(record, times, now)
         self._expander.wake()
-        return rule_view(record, now)
+        return rule_view(record, now, recurrence)
 
     async def replace(self, rule_id: int, spec: RuleSpec) -> Rule:
         """Edit the series: future untouched tasks are regenerated, edited ones kept."""
         now = self._clock.now()
-        zone_name, _, schedule = self._resolve(spec, now)
+        zone_name, recurrence, schedule = self._resolve(spec, now)
         async with self._store.transaction():
             record = await self._get(rule_id, for_update=True)
             await self._store.delete_future_tasks(rule_id, now, keep_edited=True)
@@ -148,9 +148,9 @@ class RuleService:
             )
             await self._store.update_scheduled_category(rule_id, record.category)
             if record.enabled:
-                await self._expander.expand(record, now)
+                await self._expander.expand(record, now, recurrence)
         self._expander.wake()
-        return rule_view(record, now)
+        return rule_view(record, now, recurrence)
 
     async def set_enabled(self, rule_id: int, enabled: bool) -> Rule:
         """Disabling drops the rule's future untouched tasks; enabling regenerates them from now."""
