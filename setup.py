@@ -30,6 +30,7 @@ setup(
         "pydantic>=2.7,<3",
         "jsonschema>=4.23,<5",
         "referencing>=0.35,<1",
+        "PyJWT>=2.8,<3",
     ],
     extras_require={
         "postgres": ["asyncpg>=0.29,<1"],
