@@ -1,0 +1,432 @@
+"""When a schedule fires: pure occurrence maths that never reads the clock.
+
+Every argument and result is an aware datetime; results are UTC, whole seconds, ascending and
+unique.
+
+Wall-clock kinds (daily, weekly, monthly, monthly_weekday, cron, rrule) are computed by dateutil's
+rrule on naive wall-clock times in the rule's zone, then mapped to instants with zoneinfo's fold=0:
+- a time that does not exist on a spring-forward day runs at the offset in force before the gap,
+  i.e. as far past the gap as it was into it: 02:30 in New York on 2026-03-08 runs at 03:30 EDT;
+- a time that happens twice on a fall-back day runs once, the first time: 01:30 in New York on
+  2026-11-01 runs at 01:30 EDT, not again at 01:30 EST;
+- occurrences that land on the same instant (02:30 and 03:30 that spring day) are emitted once.
+`interval` counts real elapsed time, start + k * every, so DST never stretches or shrinks it.
+An `rrule` with FREQ=HOURLY or finer steps through wall-clock time, like every calendar kind.
+
+`count` limits the rule's own occurrences from `start` (see the schedule module): the first
+`count` distinct instants are found once, and the series then ends at the last of them.
+
+Cost: a query restarts dateutil at an aligned period just before its window (for `every` N days,
+the latest day at most the window's start whose distance from the start date is a multiple of N;
+weeks, months and years alike), so it costs what the window holds, not its distance from start.
+Searches are bounded: nothing looks more than HORIZON (200 years) ahead, so a rule with nothing
+in the 200 years after its start never fires, next_after() looks at most 200 years ahead, and
+`count` is honoured within 200 years of `start`. Instants after the year 9800 are never produced.
+"""
+
+import heapq
+import zoneinfo
+from bisect import bisect_left, bisect_right
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from dataclasses import dataclass
+from datetime import MAXYEAR, datetime, time, timedelta, timezone
+from functools import cache, cached_property
+from itertools import islice, product
+
+from dateutil.rrule import (
+    DAILY,
+    HOURLY,
+    MINUTELY,
+    MONTHLY,
+    SECONDLY,
+    WEEKLY,
+    YEARLY,
+    rrule,
+    rrulebase,
+    rruleset,
+    rrulestr,
+    weekday,
+)
+
+from task_scheduler.domain.schedule import (
+    EARLIEST_YEAR,
+    LATEST_YEAR,
+    RRULE_FREQUENCIES,
+    RRULE_WEEKDAYS,
+    WEEKDAYS,
+    CronSchedule,
+    DailySchedule,
+    IntervalSchedule,
+    MonthlySchedule,
+    MonthlyWeekdaySchedule,
+    OnceSchedule,
+    RRuleSchedule,
+    Schedule,
+    WeeklySchedule,
+)
+
+UTC = timezone.utc
+HORIZON = timedelta(days=73_049)  # 200 Gregorian years
+_LATEST = datetime(9800, 1, 1, tzinfo=UTC)
+_CYCLE_YEARS = 400  # the Gregorian calendar, weekdays included, repeats every 400 years
+_NEAR = timedelta(hours=25)  # covers any one UTC offset change, the largest being a whole day
+_MIDNIGHT = time()
+
+# Naive wall-clock datetimes in [lo, hi], ascending.
+_WallSource = Callable[[datetime, datetime], Iterator[datetime]]
+
+
+@cache
+def _zone_names() -> frozenset[str]:
+    return frozenset(zoneinfo.available_timezones())
+
+
+def validate_timezone(name: object) -> zoneinfo.ZoneInfo:
+    """The IANA zone called `name`; ValueError for anything else."""
+    if not isinstance(name, str) or name not in _zone_names():
+        raise ValueError(f"unknown time zone {name!r}; use an IANA name such as 'Europe/Berlin' or 'UTC'")
+    return zoneinfo.ZoneInfo(name)
+
+
+def _require_aware(value: datetime, name: str) -> datetime:
+    if value.tzinfo is None or value.utcoffset() is None:
+        raise ValueError(f"{name} must be timezone-aware, got naive {value.isoformat()}")
+    return value.astimezone(UTC)
+
+
+def _horizon_end(instant: datetime) -> datetime:
+    return min(instant, _LATEST - HORIZON) + HORIZON
+
+
+def _shift_years(value: datetime, years: int) -> datetime:
+    return value.replace(year=value.year + years) if years else value
+
+
+def _unique(values: Iterable[datetime]) -> Iterator[datetime]:
+    last = None
+    for value in values:
+        if value != last:
+            last = value
+            yield value
+
+
+def _period(freq: int, wkst: int, value: datetime) -> int:
+    """Index of the dateutil period (year, month, week starting on wkst, day, ...) holding value."""
+    if freq == YEARLY:
+        return value.year
+    if freq == MONTHLY:
+        return value.year * 12 + value.month - 1
+    day = value.toordinal()
+    if freq == WEEKLY:
+        return (day - 1 - wkst) // 7  # ordinal 1 is a Monday
+    seconds = ((day * 24 + value.hour) * 60 + value.minute) * 60 + value.second
+    return {DAILY: day, HOURLY: seconds // 3600, MINUTELY: seconds // 60, SECONDLY: seconds}[freq]
+
+
+def _period_start(freq: int, wkst: int, index: int) -> datetime:
+    if freq == YEARLY:
+        return datetime(index, 1, 1)
+    if freq == MONTHLY:
+        year, month = divmod(index, 12)
+        return datetime(year, month + 1, 1)
+    if freq == WEEKLY:
+        return datetime.fromordinal(index * 7 + 1 + wkst)
+    if freq == DAILY:
+        return datetime.fromordinal(index)
+    day, seconds = divmod(index * {HOURLY: 3600, MINUTELY: 60, SECONDLY: 1}[freq], 86400)
+    return datetime.fromordinal(day) + timedelta(seconds=seconds)
+
+
+@dataclass(frozen=True)
+class _Periodic:
+    """dateutil rule(s) whose only anchor is dtstart, so a search can restart at any visited period.
+
+    `build(dtstart, until)` makes the rrule or rruleset with every value dateutil would otherwise
+    take from dtstart (time of day, day of month, weekday) given explicitly.
+    """
+
+    freq: int
+    interval: int
+    wkst: int
+    anchor: datetime
+    build: Callable[[datetime, datetime], rrulebase]
+
+    def restart(self, lo: datetime) -> datetime:
+        """Start of the latest period the rule visits (anchor's + k * interval) at or before lo."""
+        first = _period(self.freq, self.wkst, self.anchor)
+        target = _period(self.freq, self.wkst, lo)
+        visited = target - (target - first) % self.interval
+        return self.anchor if visited <= first else _period_start(self.freq, self.wkst, visited)
+
+    def between(self, lo: datetime, hi: datetime) -> Iterator[datetime]:
+        """Values in [lo, hi], ascending, at a cost of the periods from lo to hi (+400 years if none)."""
+        # dateutil checks `until` against results only, so a rule that stops matching would run
+        # on to the year 9999. Running it whole 400-year cycles later changes no date or weekday
+        # and puts that year less than 400 years after hi.
+        years = _CYCLE_YEARS * ((MAXYEAR - hi.year) // _CYCLE_YEARS)
+        try:
+            found = iter(self.build(_shift_years(self.restart(lo), years), _shift_years(hi, years)))
+            for value in found:
+                value = _shift_years(value, -years)
+                if value >= lo:
+                    yield value
+        except ValueError:
+            return  # dateutil found that INTERVAL and the BYxxx parts never meet again
+
+
+def _at_times(days: _Periodic, times: Sequence[time]) -> _WallSource:
+    def walls(lo: datetime, hi: datetime) -> Iterator[datetime]:
+        for day in days.between(datetime.combine(lo.date(), _MIDNIGHT), hi):
+            skip = bisect_left(times, lo.time()) if day.date() == lo.date() else 0
+            for at in times[skip:]:
+                value = datetime.combine(day.date(), at)
+                if value > hi:
+                    return
+                yield value
+
+    return walls
+
+
+def _day_rules(
+    freq: int, interval: int, anchor: datetime, variants: Sequence[dict[str, object]]
+) -> _Periodic:
+    """Days (at midnight) matching any of the variants' BYxxx parts; weeks start on Monday."""
+
+    def build(dtstart: datetime, until: datetime) -> rrulebase:
+        rules = [
+            rrule(
+                freq,
+                dtstart=dtstart,
+                until=until,
+                interval=interval,
+                wkst=0,
+                byhour=0,
+                byminute=0,
+                bysecond=0,
+                **parts,
+            )
+            for parts in variants
+        ]
+        if len(rules) == 1:
+            return rules[0]
+        union = rruleset()
+        for rule in rules:
+            union.rrule(rule)
+        return union
+
+    return _Periodic(freq, interval, 0, datetime.combine(anchor.date(), _MIDNIGHT), build)
+
+
+def _cron(schedule: CronSchedule, anchor: datetime) -> _WallSource:
+    cron = schedule.parsed()
+    days: dict[str, object] = {"bymonth": cron.months, "bymonthday": cron.days}
+    weekdays: dict[str, object] = {"bymonth": cron.months, "byweekday": cron.weekdays}
+    if cron.days_restricted and cron.weekdays_restricted:
+        variants = [days, weekdays]  # classic cron: either day field may match
+    elif len(cron.weekdays) < 7:
+        variants = [days | weekdays]
+    else:
+        variants = [days]
+    times = [time(hour, minute) for hour, minute in product(cron.hours, cron.minutes)]
+    return _at_times(_day_rules(MONTHLY, 1, anchor, variants), times)
+
+
+def _rrule(schedule: RRuleSchedule, anchor: datetime) -> _WallSource | None:
+    parts = schedule.parts()
+    freq = RRULE_FREQUENCIES.index(parts["FREQ"])
+    wkst = RRULE_WEEKDAYS.index(parts.get("WKST", "MO"))
+    try:
+        parsed = rrulestr(schedule.rrule, dtstart=anchor)
+    except ValueError:
+        return None  # INTERVAL and the BYxxx parts never meet from this start
+    # Pin what dateutil would derive from dtstart, so that restarting elsewhere changes nothing.
+    pinned: dict[str, object] = {}
+    for name, level, value in (("BYHOUR", HOURLY, anchor.hour), ("BYMINUTE", MINUTELY, anchor.minute)):
+        if name not in parts and freq < level:
+            pinned[name.lower()] = value
+    if "BYSECOND" not in parts and freq < SECONDLY:
+        pinned["bysecond"] = anchor.second
+    if not parts.keys() & {"BYWEEKNO", "BYYEARDAY", "BYMONTHDAY", "BYDAY"}:
+        if freq in (YEARLY, MONTHLY):
+            pinned["bymonthday"] = anchor.day
+        if freq == YEARLY and "BYMONTH" not in parts:
+            pinned["bymonth"] = anchor.month
+        if freq == WEEKLY:
+            pinned["byweekday"] = anchor.weekday()
+
+    def build(dtstart: datetime, until: datetime) -> rrulebase:
+        return parsed.replace(dtstart=dtstart, until=until, wkst=wkst, **pinned)
+
+    rule = _Periodic(freq, int(parts.get("INTERVAL", "1")), wkst, anchor, build)
+    return rule.between
+
+
+def _wall_source(schedule: Schedule, anchor: datetime) -> _WallSource | None:
+    """Wall-clock occurrences of a calendar kind; None when it can never fire."""
+    match schedule:
+        case DailySchedule():
+            days = _day_rules(DAILY, schedule.every, anchor, [{}])
+        case WeeklySchedule():
+            weekdays = [WEEKDAYS.index(name) for name in schedule.weekdays]
+            days = _day_rules(WEEKLY, schedule.every, anchor, [{"byweekday": weekdays}])
+        case MonthlySchedule():
+            days = _day_rules(MONTHLY, schedule.every, anchor, [{"bymonthday": schedule.days}])
+        case MonthlyWeekdaySchedule():
+            nth = weekday(WEEKDAYS.index(schedule.weekday), schedule.nth)
+            days = _day_rules(MONTHLY, schedule.every, anchor, [{"byweekday": nth}])
+        case CronSchedule():
+            return _cron(schedule, anchor)
+        case RRuleSchedule():
+            return _rrule(schedule, anchor)
+        case _:
+            raise TypeError(f"not a calendar schedule: {schedule.kind}")
+    return _at_times(days, [time.fromisoformat(value) for value in schedule.times])
+
+
+class Recurrence:
+    """The occurrences of one schedule in one zone. See the module docstring for DST and cost."""
+
+    def __init__(self, schedule: Schedule, tz: zoneinfo.ZoneInfo, default_start: datetime) -> None:
+        """`default_start` (aware) stands in for `schedule.start` when the schedule has none."""
+        self._schedule = schedule
+        self._tz = tz
+        start = (
+            schedule.start if schedule.start is not None else _require_aware(default_start, "default_start")
+        )
+        start = start.replace(microsecond=0)
+        if not EARLIEST_YEAR <= start.year <= LATEST_YEAR:
+            raise ValueError(f"start must be between the years {EARLIEST_YEAR} and {LATEST_YEAR}")
+        self._start = self._instant(start)
+        self._anchor = start if start.tzinfo is None else start.astimezone(tz).replace(tzinfo=None)
+        self._end = None if schedule.end is None else self._instant(schedule.end)
+        self._except = frozenset(schedule.except_dates)
+        self._extras = sorted({self._instant(value) for value in schedule.extra_dates})
+        self._walls: _WallSource | None = None
+        if not isinstance(schedule, (OnceSchedule, IntervalSchedule)):
+            self._walls = _wall_source(schedule, self._anchor)
+
+    def between(self, after: datetime, until: datetime, *, inclusive: bool = False) -> Iterator[datetime]:
+        """Aware UTC datetimes t with after < t <= until (after <= t if inclusive), ascending, unique."""
+        after = _require_aware(after, "after")
+        until = _require_aware(until, "until")
+        if self.first() is None:
+            return iter(())
+        return self._stream(after, inclusive, until)
+
+    def next_after(self, after: datetime, n: int) -> list[datetime]:
+        """The next n occurrences (UTC) strictly after `after`, looking at most HORIZON ahead."""
+        after = _require_aware(after, "after")
+        if n < 0:
+            raise ValueError(f"n must be at least 0, got {n}")
+        if self.first() is None:
+            return []
+        return list(islice(self._stream(after, False, None), n))
+
+    def contains(self, instant: datetime) -> bool:
+        """Whether this instant is an occurrence."""
+        instant = _require_aware(instant, "instant")
+        if self.first() is None:
+            return False
+        return next(self._stream(instant, True, instant), None) == instant
+
+    def first(self) -> datetime | None:
+        """The earliest occurrence at all; None if the rule never fires (within HORIZON of start)."""
+        return self._first
+
+    @cached_property
+    def _first(self) -> datetime | None:
+        return next(self._stream(self._start, True, None), None)
+
+    @cached_property
+    def _own_end(self) -> datetime | None:
+        """Last instant the rule itself may use: `end`, or its count-th occurrence."""
+        count = self._schedule.count
+        if count is None:
+            return self._end
+        horizon = _horizon_end(self._start)
+        counted = list(islice(self._own(self._start, True, horizon), count))
+        return counted[-1] if len(counted) == count else horizon
+
+    def _instant(self, value: datetime) -> datetime:
+        """Naive means wall-clock time in the rule's zone (fold=0); aware is already an instant."""
+        if value.tzinfo is None:
+            value = value.replace(tzinfo=self._tz)
+        return value.astimezone(UTC)
+
+    def _stream(self, lo: datetime, inclusive: bool, hi: datetime | None) -> Iterator[datetime]:
+        """All occurrences t with lo < t (lo <= t if inclusive), t <= hi; hi None: HORIZON after lo
+        for the rule itself, no limit for extra dates."""
+        if lo < self._start:
+            lo, inclusive = self._start, True
+        if lo > _LATEST:
+            return
+        own_hi = extra_hi = _LATEST if hi is None else min(hi, _LATEST)
+        if hi is None:
+            own_hi = _horizon_end(lo)
+        if self._own_end is not None:
+            own_hi = min(own_hi, self._own_end)
+        if self._end is not None:
+            extra_hi = min(extra_hi, self._end)
+        first_extra = bisect_left(self._extras, lo) if inclusive else bisect_right(self._extras, lo)
+        extras = (value for value in self._extras[first_extra:] if value <= extra_hi)
+        own = self._own(lo, inclusive, own_hi) if lo <= own_hi else iter(())
+        for value in _unique(heapq.merge(own, extras)):
+            if not self._except or value.astimezone(self._tz).date() not in self._except:
+                yield value
+
+    def _own(self, lo: datetime, inclusive: bool, hi: datetime) -> Iterator[datetime]:
+        """The rule's own occurrences in the window, for start <= lo and hi <= the own end."""
+        schedule = self._schedule
+        if isinstance(schedule, OnceSchedule):
+            at = self._instant(schedule.at)
+            if (lo < at or (inclusive and lo == at)) and at <= hi:
+                yield at
+            return
+        if isinstance(schedule, IntervalSchedule):
+            step = timedelta(seconds=schedule.seconds)
+            steps, rest = divmod(lo - self._start, step)
+            value = self._start + (steps if inclusive and not rest else steps + 1) * step
+            while value <= hi:
+                yield value
+                value += step
+            return
+        if self._walls is None:
+            return
+        walls = self._walls(self._wall_floor(lo), self._wall_ceiling(hi))
+        for value in _unique(self._instants(walls)):
+            if value > hi:
+                return
+            if lo < value or (inclusive and lo == value):
+                yield value
+
+    def _offsets(self, instant: datetime) -> list[timedelta]:
+        """UTC offsets in force around `instant`: enough to bound wall-clock times near it."""
+        return [
+            (instant + delta).astimezone(self._tz).utcoffset() or timedelta()
+            for delta in (-_NEAR, timedelta(), _NEAR)
+        ]
+
+    def _wall_floor(self, instant: datetime) -> datetime:
+        """Every wall-clock time that maps to `instant` or later is at or after this one."""
+        return (instant + min(self._offsets(instant))).replace(tzinfo=None)
+
+    def _wall_ceiling(self, instant: datetime) -> datetime:
+        """Every wall-clock time that maps to `instant` or earlier is at or before this one."""
+        return (instant + max(self._offsets(instant))).replace(tzinfo=None)
+
+    def _instants(self, walls: Iterable[datetime]) -> Iterator[datetime]:
+        """Ascending wall-clock times to ascending instants (fold=0), duplicates possible.
+
+        The mapping keeps order except for times inside a spring-forward gap, which land after
+        the real times just past the gap. So a gap time waits until a real wall-clock time shows
+        that nothing earlier can follow.
+        """
+        waiting: list[datetime] = []
+        for wall in walls:
+            instant = wall.replace(tzinfo=self._tz).astimezone(UTC)
+            heapq.heappush(waiting, instant)
+            if instant.astimezone(self._tz).replace(tzinfo=None) != wall:
+                continue
+            while waiting and waiting[0] <= instant:
+                yield heapq.heappop(waiting)
+        yield from sorted(waiting)
