@@ -14,6 +14,9 @@ config = {
     # history survive a restart with nothing else to install.  Production examples:
     #   "postgres://user:password@db-host:5432/task_scheduler"  (pip install .[postgres])
     #   "mysql://user:password@db-host:3306/task_scheduler"     (pip install .[mysql])
+    # SQLite runs in WAL mode with synchronous=NORMAL: a crash of the service loses no
+    # committed change, a power cut may roll back the last moments; append
+    # "?synchronous=FULL" to the URL to rule that out too, at about twice the cost per write.
     "db_url": "sqlite://task_scheduler.sqlite3",
     # Apply the shipped schema migrations when the service starts.  Set to False to run
     # them yourself with `task_scheduler migrate` before starting the service.
@@ -28,7 +31,8 @@ config = {
     # At most this many occurrences are stored per rule per expansion pass, so creating a
     # rule costs the same whatever its length; the expander tops up the rest.
     "expansion_batch": 100,
-    # Safety-net period (seconds) of the expander; it also wakes whenever a rule changes.
+    # Period (seconds) of the expander's top-up pass; creating or changing a rule expands it
+    # at once. Keep expansion_batch x (shortest rule period) above this period.
     "expansion_poll_s": 60.0,
     # RMF task categories accepted besides clean, patrol, delivery and compose: map a
     # category name to a JSON schema for its description, or to None to accept any.

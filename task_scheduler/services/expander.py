@@ -18,7 +18,6 @@ from itertools import islice
 from task_scheduler.clock import Clock
 from task_scheduler.domain.recurrence import Recurrence
 from task_scheduler.services.occurrences import new_task_record, recurrence_of
-from task_scheduler.services.wakeup import Wakeup
 from task_scheduler.storage.orm import RuleRecord
 from task_scheduler.storage.store import Store
 
@@ -36,10 +35,6 @@ class Expander:
         self._horizon = timedelta(seconds=horizon_s)
         self._batch = batch
         self._poll_s = poll_s
-        self._wakeup = Wakeup()
-
-    def wake(self) -> None:
-        self._wakeup.poke()
 
     def plan(self, recurrence: Recurrence, since: datetime, now: datetime) -> tuple[list[datetime], datetime]:
         """The occurrences after ``since`` to store now (one batch at most), and where they end."""
@@ -80,7 +75,7 @@ class Expander:
                         stored += await self.expand(fresh, now)
 
     async def run(self) -> None:
-        """Expand forever: a pass whenever poked (a rule changed) or every ``poll_s`` seconds."""
+        """Expand forever, a pass every ``poll_s`` seconds (rule changes expand inline)."""
         while True:
             try:
                 stored = await self.run_pass()
@@ -90,4 +85,4 @@ class Expander:
                 raise
             except Exception:
                 logger.exception("expansion pass failed; retrying after the poll period")
-            await self._wakeup.wait(self._poll_s)
+            await asyncio.sleep(self._poll_s)

@@ -6,15 +6,13 @@ from datetime import datetime, timezone
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from pydantic import BaseModel, Field, TypeAdapter
+from pydantic import BaseModel, Field
 
 from task_scheduler.domain.recurrence import Recurrence
 from task_scheduler.domain.rules import Rule
-from task_scheduler.domain.schedule import Schedule
+from task_scheduler.domain.schedule import schedule_adapter
 from task_scheduler.domain.tasks import TaskStatus, task_id
 from task_scheduler.storage.orm import RuleRecord, TaskRecord
-
-_schedules: TypeAdapter[Schedule] = TypeAdapter(Schedule)
 
 
 class TaskView(BaseModel):
@@ -35,7 +33,7 @@ class TaskView(BaseModel):
 
 
 def recurrence_of(record: RuleRecord) -> Recurrence:
-    schedule = _schedules.validate_python(record.schedule)
+    schedule = schedule_adapter.validate_python(record.schedule)
     return Recurrence(schedule, ZoneInfo(record.timezone), default_start=record.created_at)
 
 

@@ -130,7 +130,6 @@ class RuleService:
                 updated_at=now,
             )
             await self._expander.store(record, times, now)
-        self._expander.wake()
         return rule_view(record, now, recurrence)
 
     async def replace(self, rule_id: int, spec: RuleSpec) -> Rule:
@@ -149,7 +148,6 @@ class RuleService:
             await self._store.update_scheduled_category(rule_id, record.category)
             if record.enabled:
                 await self._expander.expand(record, now, recurrence)
-        self._expander.wake()
         return rule_view(record, now, recurrence)
 
     async def set_enabled(self, rule_id: int, enabled: bool) -> Rule:
@@ -165,7 +163,6 @@ class RuleService:
                 )
                 if enabled:
                     await self._expander.expand(record, now)
-        self._expander.wake()
         return rule_view(record, now)
 
     async def delete(self, rule_id: int) -> None:
@@ -175,4 +172,3 @@ class RuleService:
             await self._get(rule_id, for_update=True)
             await self._store.delete_future_tasks(rule_id, now, keep_edited=False)
             await self._store.delete_rule(rule_id)
-        self._expander.wake()

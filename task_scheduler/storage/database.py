@@ -27,10 +27,20 @@ def connection_name(db_url: str) -> str:
     return db_url.split("://", 1)[0]
 
 
+def with_sqlite_defaults(db_url: str) -> str:
+    """SQLite runs in WAL mode (Tortoise's default) with ``synchronous=NORMAL`` unless the URL
+    says otherwise: a crash of the service loses no committed change; only a power cut or an
+    operating-system crash may roll back the last moments (``?synchronous=FULL`` prevents
+    that too, at about twice the cost per write)."""
+    if not db_url.startswith("sqlite://") or "synchronous=" in db_url:
+        return db_url
+    return db_url + ("&" if "?" in db_url else "?") + "synchronous=NORMAL"
+
+
 def tortoise_config(db_url: str) -> dict[str, Any]:
     name = connection_name(db_url)
     return {
-        "connections": {name: db_url},
+        "connections": {name: with_sqlite_defaults(db_url)},
         "apps": {
             APP: {
                 "models": ["task_scheduler.storage.orm", "aerich.models"],
