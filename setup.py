@@ -1,6 +1,6 @@
 """Packaging for rmf-task-scheduler."""
 
-from setuptools import find_packages, setup
+from setuptools import find_namespace_packages, setup
 
 setup(
     name="rmf-task-scheduler",
@@ -10,12 +10,13 @@ setup(
     long_description_content_type="text/markdown",
     license="Apache-2.0",
     python_requires=">=3.10",
-    packages=find_packages(include=["task_scheduler", "task_scheduler.*"]),
+    packages=find_namespace_packages(include=["task_scheduler", "task_scheduler.*"]),
     include_package_data=True,
     package_data={
         "task_scheduler": [
             "rmf_schemas/README.md",
             "rmf_schemas/*/*.json",
+            "storage/migrations/models/*.py",
         ],
     },
     install_requires=[
