@@ -1,0 +1,67 @@
+"""``/events``: the event stream over a websocket, one JSON text message per event."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+
+from fastapi import APIRouter, WebSocket, WebSocketDisconnect
+from starlette.websockets import WebSocketDisconnected
+
+from task_scheduler.events import EventBus, EventSubscription
+
+router = APIRouter(tags=["events"])
+
+logger = logging.getLogger(__name__)
+
+CLOSE_OVERFLOWED = 1013  # "try again later": the client fell behind and missed events
+CLOSE_GOING_AWAY = 1001  # the service is shutting down
+OVERFLOW_REASON = "too slow: events were dropped; reconnect and reload state"
+SHUTDOWN_REASON = "server shutting down"
+
+
+@router.websocket("/events")
+async def events(websocket: WebSocket, channel: str | None = None) -> None:
+    """Stream every event (or only those of ``channel``) as ``Event.to_json()`` text.
+
+    The subscription starts before the handshake completes, so a client receives every
+    event published after its connection opened.  A client that falls too far behind is
+    closed with 1013 and a reason (it has missed events: reconnect and reload through
+    the REST API); when the service shuts down the socket closes with 1001 (or the
+    server's own 1012).  Messages from the client are read only to notice it leaving.
+    """
+    bus: EventBus = websocket.app.state.services.events
+    subscription = bus.subscribe_queue(channel=channel or None)
+    try:
+        await websocket.accept()
+        watcher = asyncio.create_task(_close_on_disconnect(websocket, subscription), name="events-ws-watch")
+        try:
+            async for event in subscription:
+                await websocket.send_json(event.to_json())
+            if watcher.done():
+                return  # the client left
+            if subscription.overflowed:
+                await websocket.close(code=CLOSE_OVERFLOWED, reason=OVERFLOW_REASON)
+            else:
+                await websocket.close(code=CLOSE_GOING_AWAY, reason=SHUTDOWN_REASON)
+        finally:
+            watcher.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await watcher
+    except (WebSocketDisconnect, WebSocketDisconnected) as exc:
+        # Sending raced the client's departure: nothing left to do but let go.
+        logger.debug("events websocket gone: %r", exc)
+    finally:
+        subscription.close()
+
+
+async def _close_on_disconnect(websocket: WebSocket, subscription: EventSubscription) -> None:
+    """End the subscription when the client disconnects, so the stream loop stops at once."""
+    try:
+        while (await websocket.receive())["type"] != "websocket.disconnect":
+            pass  # the stream is one-way; anything the client says is ignored
+    except (WebSocketDisconnect, WebSocketDisconnected):
+        pass
+    finally:
+        subscription.close()
