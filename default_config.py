@@ -37,4 +37,39 @@ config = {
     # RMF task categories accepted besides clean, patrol, delivery and compose: map a
     # category name to a JSON schema for its description, or to None to accept any.
     "rmf_extra_categories": {},
+    # Named connections a rule's task is sent through (task.target).  Targets made over the
+    # API (/targets) come on top; these are read-only there.  Kinds:
+    #   rmf_http: an RMF api-server; POST {base_url}/tasks/dispatch_task (or robot_task).
+    #   rmf_ws:   an RMF websocket bridge at url, {request_id, json_msg} each way.
+    # Authentication: a ready bearer "token", or "jwt_secret" to mint HS256 tokens with the
+    # claims the RMF api-server checks (aud=jwt_audience, iss=jwt_issuer,
+    # preferred_username=username).  timeout_s bounds each request.
+    "targets": {
+        "default": {
+            "kind": "rmf_http",
+            "base_url": "http://127.0.0.1:8000",
+            "token": None,
+            "jwt_secret": None,
+            "jwt_audience": "rmf_api_server",
+            "jwt_issuer": "rmf_task_scheduler",
+            "username": "task_scheduler",
+            "timeout_s": 10.0,
+        },
+    },
+    # This replica's name in runs and /readyz; default: host name and process id.
+    "replica_id": None,
+    # The `requester` written into every task request.
+    "requester": "task_scheduler",
+    # At most this many dispatches in flight at once (a slow fleet cannot hold up the rest).
+    "dispatch_concurrency": 64,
+    # At most this many due tasks claimed per database round trip.
+    "dispatch_batch": 200,
+    # A claim's lease (seconds): if this replica dies, another takes the task over after it.
+    "lease_s": 60.0,
+    # Longest sleep (seconds) of the dispatcher; it otherwise sleeps until the next due task
+    # and wakes at once when rules or tasks change.
+    "dispatch_poll_s": 30.0,
+    # On shutdown, in-flight dispatches get this long (seconds) to finish; the rest are
+    # handed back, due at once, for the next start or another replica.
+    "shutdown_grace_s": 10.0,
 }

@@ -32,6 +32,7 @@ setup(
         "jsonschema>=4.23,<5",
         "referencing>=0.35,<1",
         "PyJWT>=2.8,<3",
+        "prometheus_client>=0.20,<1",
     ],
     extras_require={
         "postgres": ["asyncpg>=0.29,<1"],

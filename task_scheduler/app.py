@@ -9,17 +9,25 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import os
+import socket
 from collections.abc import AsyncIterator
 
+import httpx
 from fastapi import FastAPI
 
 from task_scheduler import __version__
-from task_scheduler.api import errors, health, rules, tasks
+from task_scheduler.api import errors, events, health, metrics, rules, runs, targets, tasks
 from task_scheduler.api.deps import Services
 from task_scheduler.clock import Clock, SystemClock
 from task_scheduler.config import Settings, load_settings
+from task_scheduler.events import EventBus
+from task_scheduler.metrics import Metrics
+from task_scheduler.services.dispatcher import Dispatcher, DispatchSettings
 from task_scheduler.services.expander import Expander
 from task_scheduler.services.rules import RuleService
+from task_scheduler.services.runs import RunService
+from task_scheduler.services.targets import TargetService
 from task_scheduler.services.tasks import TaskService
 from task_scheduler.storage.database import Database
 from task_scheduler.storage.store import Store
@@ -27,10 +35,15 @@ from task_scheduler.storage.store import Store
 logger = logging.getLogger(__name__)
 
 
+def default_replica_id() -> str:
+    return f"{socket.gethostname()}-{os.getpid()}"[:64]
+
+
 def get_app(
     settings: Settings | None = None, *, clock: Clock | None = None, run_background: bool = True
 ) -> FastAPI:
-    """Build the service.  ``run_background=False`` leaves the expander loop off (tests drive it)."""
+    """Build the service.  ``run_background=False`` leaves the expander and dispatcher loops
+    off, so tests drive them pass by pass with a fake clock."""
     settings = settings or load_settings()
     clock = clock or SystemClock()
 
@@ -39,35 +52,76 @@ def get_app(
         database = Database(settings.db_url)
         await database.open(migrate=settings.migrate_on_start)
         store = Store()
+        bus = EventBus()
+        registry = Metrics()
+        http = httpx.AsyncClient(limits=httpx.Limits(max_connections=settings.dispatch_concurrency))
+        target_service = TargetService(store, clock, settings.targets)
+        dispatcher = Dispatcher(
+            store,
+            clock,
+            target_service,
+            http,
+            bus,
+            registry,
+            DispatchSettings(
+                replica_id=settings.replica_id or default_replica_id(),
+                requester=settings.requester,
+                lease_s=settings.lease_s,
+                batch=settings.dispatch_batch,
+                concurrency=settings.dispatch_concurrency,
+                poll_s=settings.dispatch_poll_s,
+            ),
+        )
         expander = Expander(
             store,
             clock,
+            bus,
             horizon_s=settings.expansion_horizon_s,
             batch=settings.expansion_batch,
             poll_s=settings.expansion_poll_s,
         )
         app.state.services = Services(
             database=database,
+            store=store,
             clock=clock,
             rules=RuleService(
                 store,
                 expander,
                 clock,
+                targets=target_service,
+                events=bus,
+                changed=dispatcher.wake,
                 default_timezone=settings.timezone,
                 extra_categories=settings.rmf_extra_categories,
             ),
-            tasks=TaskService(store, clock, extra_categories=settings.rmf_extra_categories),
+            tasks=TaskService(
+                store, clock, changed=dispatcher.wake, extra_categories=settings.rmf_extra_categories
+            ),
+            runs=RunService(store),
+            targets=target_service,
+            dispatcher=dispatcher,
+            events=bus,
+            metrics=registry,
         )
         app.state.expander = expander
-        background = asyncio.create_task(expander.run(), name="expander") if run_background else None
-        logger.info("task scheduler ready on %s", database.dialect)
+        loops = []
+        if run_background:
+            loops = [
+                asyncio.create_task(expander.run(), name="expander"),
+                asyncio.create_task(dispatcher.run(), name="dispatcher"),
+            ]
+        logger.info("task scheduler %s ready on %s", dispatcher.replica_id, database.dialect)
         try:
             yield
         finally:
-            if background is not None:
-                background.cancel()
+            for loop in loops:
+                loop.cancel()
+            for loop in loops:
                 with contextlib.suppress(asyncio.CancelledError):
-                    await background
+                    await loop
+            await dispatcher.stop(settings.shutdown_grace_s)
+            bus.close()
+            await http.aclose()
             await database.close()
 
     app = FastAPI(
@@ -77,6 +131,6 @@ def get_app(
         lifespan=lifespan,
     )
     errors.install(app)
-    for module in (rules, tasks, health):
+    for module in (rules, tasks, runs, targets, events, metrics, health):
         app.include_router(module.router)
     return app

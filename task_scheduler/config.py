@@ -20,6 +20,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from task_scheduler.domain.rmf_schema import check_extra_categories
+from task_scheduler.domain.targets import RmfHttpTarget, TargetConfig
 
 CONFIG_ENV = "RMF_TASK_SCHEDULER_CONFIG"
 ENV_PREFIX = "RMF_TASK_SCHEDULER_"
@@ -44,6 +45,16 @@ class Settings(BaseModel):
     expansion_batch: int = Field(100, ge=1, le=10000)
     expansion_poll_s: float = Field(60.0, gt=0, le=3600)
     rmf_extra_categories: dict[str, dict[str, Any] | None] = Field(default_factory=dict)
+    targets: dict[str, TargetConfig] = Field(
+        default_factory=lambda: {"default": RmfHttpTarget(base_url="http://127.0.0.1:8000")}
+    )
+    replica_id: str | None = Field(None, min_length=1, max_length=64)
+    requester: str = Field("task_scheduler", min_length=1, max_length=128)
+    dispatch_concurrency: int = Field(64, ge=1, le=10000)
+    dispatch_batch: int = Field(200, ge=1, le=10000)
+    lease_s: float = Field(60.0, ge=1, le=3600)
+    dispatch_poll_s: float = Field(30.0, gt=0, le=3600)
+    shutdown_grace_s: float = Field(10.0, ge=0, le=600)
 
     @field_validator("timezone")
     @classmethod

@@ -7,17 +7,36 @@ from dataclasses import dataclass
 from fastapi import Request
 
 from task_scheduler.clock import Clock
+from task_scheduler.events import EventBus
+from task_scheduler.metrics import Metrics
+from task_scheduler.services.dispatcher import Dispatcher
 from task_scheduler.services.rules import RuleService
+from task_scheduler.services.runs import RunService
+from task_scheduler.services.targets import TargetService
 from task_scheduler.services.tasks import TaskService
 from task_scheduler.storage.database import Database
+from task_scheduler.storage.store import Store
 
 
 @dataclass
 class Services:
     database: Database
+    store: Store
     clock: Clock
     rules: RuleService
     tasks: TaskService
+    runs: RunService
+    targets: TargetService
+    dispatcher: Dispatcher
+    events: EventBus
+    metrics: Metrics
+
+    async def refresh_gauges(self) -> None:
+        """Set the gauges that are read from the database, just before /metrics renders."""
+        now = self.clock.now()
+        self.metrics.queue_depth.set(await self.store.count_due(now))
+        oldest = await self.store.oldest_expansion()
+        self.metrics.expander_lag.set(max(0.0, (now - oldest).total_seconds()) if oldest else 0.0)
 
 
 def services(request: Request) -> Services:

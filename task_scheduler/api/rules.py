@@ -10,7 +10,9 @@ from pydantic import BaseModel
 from task_scheduler.api.deps import Services, services
 from task_scheduler.api.errors import Problem
 from task_scheduler.domain.rules import Rule, RuleSpec
+from task_scheduler.services.occurrences import TaskView
 from task_scheduler.services.rules import Occurrence
+from task_scheduler.services.runs import RuleStatus
 
 router = APIRouter(prefix="/rules", tags=["rules"])
 Svc = Annotated[Services, Depends(services)]
@@ -85,3 +87,26 @@ async def disable_rule(rule_id: int, svc: Svc) -> Rule:
 async def preview_rule(rule_id: int, svc: Svc, count: PreviewCount = 10) -> list[Occurrence]:
     """The rule's next occurrences: from its start, or from now once the start has passed."""
     return await svc.rules.preview_stored(rule_id, count)
+
+
+@router.get("/{rule_id}/status", response_model=RuleStatus, responses=Problem.NOT_FOUND)
+async def rule_status(rule_id: int, svc: Svc) -> RuleStatus:
+    """The latest run (time, outcome, error, fleet answer, duration) and the failure count."""
+    return await svc.runs.rule_status(rule_id)
+
+
+@router.post("/{rule_id}/reset-attempts", response_model=Rule, responses=Problem.NOT_FOUND)
+async def reset_attempts(rule_id: int, svc: Svc) -> Rule:
+    """Resume a rule that paused itself after too many failed occurrences in a row."""
+    return await svc.rules.reset_attempts(rule_id)
+
+
+@router.post(
+    "/{rule_id}/run",
+    status_code=202,
+    response_model=TaskView,
+    responses={**Problem.NOT_FOUND, **Problem.CONFLICT},
+)
+async def run_rule_now(rule_id: int, svc: Svc) -> TaskView:
+    """Dispatch an extra occurrence of the rule now; follow it at /tasks/{id} and its runs."""
+    return await svc.rules.run_now(rule_id)

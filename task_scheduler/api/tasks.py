@@ -13,6 +13,7 @@ from task_scheduler.api.errors import Problem
 from task_scheduler.domain.errors import Invalid
 from task_scheduler.domain.tasks import TaskPatch, TaskStatus
 from task_scheduler.services.occurrences import TaskView
+from task_scheduler.services.runs import RunView
 
 router = APIRouter(prefix="/tasks", tags=["tasks"])
 Svc = Annotated[Services, Depends(services)]
@@ -70,3 +71,23 @@ async def delete_task(task_id: str, svc: Svc) -> Response:
     """Skip one occurrence for good; it stays listed with status skipped."""
     await svc.tasks.delete(task_id)
     return Response(status_code=204)
+
+
+@router.get("/{task_id}/runs", response_model=list[RunView])
+async def task_runs(task_id: str, svc: Svc) -> list[RunView]:
+    """Every attempt of this task, newest first."""
+    items, _ = await svc.runs.list(
+        task_id=task_id, rule_id=None, outcome=None, start=None, end=None, limit=1000, offset=0
+    )
+    return items
+
+
+@router.post(
+    "/{task_id}/dispatch",
+    status_code=202,
+    response_model=TaskView,
+    responses={**Problem.NOT_FOUND, **Problem.CONFLICT},
+)
+async def dispatch_task_now(task_id: str, svc: Svc) -> TaskView:
+    """Send this occurrence now instead of at its time."""
+    return await svc.tasks.dispatch_now(task_id)

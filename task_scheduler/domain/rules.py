@@ -10,7 +10,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, StringConstraints
+from pydantic import BaseModel, ConfigDict, Field, StringConstraints, model_validator
 
 from task_scheduler.domain.schedule import Schedule
 
@@ -41,15 +41,28 @@ class RmfTask(_Strict):
     """Send an Open-RMF task request to an RMF target (an api-server or a websocket bridge)."""
 
     kind: Literal["rmf"] = "rmf"
-    target: str = Field("default", min_length=1, max_length=128)
+    target: str = Field("default", min_length=1, max_length=128, description="Name of an RMF target.")
+    robot: str | None = Field(
+        None, max_length=128, description="Send to this robot directly (a robot_task_request); needs fleet."
+    )
+    fleet: str | None = Field(None, max_length=128, description="The fleet of `robot`.")
     request: RmfTaskRequest
+
+    @model_validator(mode="after")
+    def _robot_with_fleet(self) -> RmfTask:
+        if (self.robot is None) != (self.fleet is None):
+            raise ValueError("robot and fleet go together: name both or neither")
+        return self
 
 
 class Policy(_Strict):
     """How the dispatcher treats this rule's occurrences."""
 
     misfire_grace_s: float = Field(
-        60.0, ge=0, le=7 * 86400, description="How late an occurrence may still run after downtime."
+        60.0,
+        ge=0,
+        le=7 * 86400,
+        description="How late an occurrence may still run (after downtime or retrying); later is missed.",
     )
     catch_up: Literal["all", "latest", "none"] = Field(
         "latest", description="Which occurrences missed within the grace run after downtime."
@@ -78,6 +91,11 @@ class RuleSpec(_Strict):
     task: RmfTask
     policy: Policy = Field(default_factory=Policy)
     metadata: dict[str, Any] = Field(default_factory=dict)
+    channel: str | None = Field(
+        None,
+        max_length=128,
+        description="Event channel this rule's results are published on (/events?channel=).",
+    )
 
 
 class Rule(RuleSpec):

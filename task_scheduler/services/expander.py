@@ -17,6 +17,7 @@ from itertools import islice
 
 from task_scheduler.clock import Clock
 from task_scheduler.domain.recurrence import Recurrence
+from task_scheduler.events import Event, EventBus, EventType
 from task_scheduler.services.occurrences import new_task_record, recurrence_of
 from task_scheduler.storage.orm import RuleRecord
 from task_scheduler.storage.store import Store
@@ -29,8 +30,11 @@ _RULES_PER_QUERY = 500
 
 
 class Expander:
-    def __init__(self, store: Store, clock: Clock, *, horizon_s: int, batch: int, poll_s: float) -> None:
+    def __init__(
+        self, store: Store, clock: Clock, events: EventBus, *, horizon_s: int, batch: int, poll_s: float
+    ) -> None:
         self._store = store
+        self._events = events
         self._clock = clock
         self._horizon = timedelta(seconds=horizon_s)
         self._batch = batch
@@ -47,7 +51,13 @@ class Expander:
         return times, EXHAUSTED
 
     async def store(self, rule: RuleRecord, times: list[datetime], now: datetime) -> None:
+        if not times:
+            return
         await self._store.insert_tasks([new_task_record(rule, t, now) for t in times])
+        data = {"count": len(times), "first": times[0], "last": times[-1]}
+        self._events.publish(
+            Event(type=EventType.task_materialized, at=now, rule_id=rule.id, channel=rule.channel, data=data)
+        )
 
     async def expand(self, rule: RuleRecord, now: datetime, recurrence: Recurrence | None = None) -> int:
         """Store the rule's next occurrences up to the horizon (one batch); return how many."""

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import datetime, timezone
+from datetime import datetime, timedelta, timezone
 from typing import Any
 from zoneinfo import ZoneInfo
 
@@ -53,6 +53,7 @@ def rule_view(record: RuleRecord, now: datetime, recurrence: Recurrence | None =
             "task": record.task,
             "policy": record.policy,
             "metadata": record.metadata,
+            "channel": record.channel,
             "created_at": record.created_at,
             "updated_at": record.updated_at,
             "next_at": next_at,
@@ -62,6 +63,11 @@ def rule_view(record: RuleRecord, now: datetime, recurrence: Recurrence | None =
 
 def local_iso(instant: datetime, zone: str) -> str:
     return instant.astimezone(ZoneInfo(zone)).isoformat()
+
+
+def due_at(rule: RuleRecord, scheduled_at: datetime) -> datetime:
+    """When the dispatcher acts on an occurrence: its time less the rule's lead time."""
+    return scheduled_at - timedelta(seconds=rule.policy.get("lead_time_s", 0.0))
 
 
 def new_task_record(rule: RuleRecord, original_at: datetime, now: datetime, **overrides: Any) -> TaskRecord:
@@ -75,6 +81,7 @@ def new_task_record(rule: RuleRecord, original_at: datetime, now: datetime, **ov
         "edited": False,
         "request": None,
         "category": rule.category,
+        "due_at": due_at(rule, original_at),
         "created_at": now,
         "updated_at": now,
     }

@@ -2,19 +2,29 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+import uuid
+from collections.abc import Callable, Mapping
 from datetime import datetime, timedelta
 from typing import Any
 
 from pydantic import BaseModel, Field
 
 from task_scheduler.clock import Clock
-from task_scheduler.domain.errors import Invalid, NotFound
+from task_scheduler.domain.errors import Conflict, Invalid, NotFound
 from task_scheduler.domain.recurrence import Recurrence, validate_timezone
 from task_scheduler.domain.rmf_schema import RmfValidationError, validate_task_request
 from task_scheduler.domain.rules import Rule, RuleSpec
+from task_scheduler.events import Event, EventBus, EventType
 from task_scheduler.services.expander import Expander
-from task_scheduler.services.occurrences import local_iso, recurrence_of, rule_view
+from task_scheduler.services.occurrences import (
+    TaskView,
+    local_iso,
+    new_task_record,
+    recurrence_of,
+    rule_view,
+    task_view,
+)
+from task_scheduler.services.targets import TargetService
 from task_scheduler.storage.orm import RuleRecord
 from task_scheduler.storage.store import Store
 
@@ -33,12 +43,18 @@ class RuleService:
         expander: Expander,
         clock: Clock,
         *,
+        targets: TargetService,
+        events: EventBus,
+        changed: Callable[[], None],
         default_timezone: str,
         extra_categories: Mapping[str, Mapping[str, Any] | None],
     ) -> None:
         self._store = store
         self._expander = expander
         self._clock = clock
+        self._targets = targets
+        self._events = events
+        self._changed = changed
         self._default_timezone = default_timezone
         self._extra_categories = extra_categories
 
@@ -76,6 +92,7 @@ class RuleService:
             "task_kind": spec.task.kind,
             "category": spec.task.request.category,
             "target": spec.task.target,
+            "channel": spec.channel,
         }
 
     # -- queries -------------------------------------------------------------------------
@@ -118,9 +135,21 @@ class RuleService:
 
     # -- changes -------------------------------------------------------------------------
 
+    def _announce(self, kind: EventType, record: RuleRecord, now: datetime) -> None:
+        """Tell the dispatcher to look again, and subscribers what changed."""
+        self._changed()
+        self._events.publish(
+            Event(type=kind, at=now, rule_id=record.id, channel=record.channel, data={"name": record.name})
+        )
+
+    async def _check_target(self, spec: RuleSpec) -> None:
+        if not await self._targets.exists(spec.task.target):
+            raise Invalid.at(("task", "target"), f"no target named {spec.task.target!r}; see /targets")
+
     async def create(self, spec: RuleSpec) -> Rule:
         now = self._clock.now()
         zone_name, recurrence, schedule = self._resolve(spec, now)
+        await self._check_target(spec)
         times, until = self._expander.plan(recurrence, now, now) if spec.enabled else ([], None)
         async with self._store.transaction():
             record = await self._store.insert_rule(
@@ -130,12 +159,14 @@ class RuleService:
                 updated_at=now,
             )
             await self._expander.store(record, times, now)
+        self._announce(EventType.rule_created, record, now)
         return rule_view(record, now, recurrence)
 
     async def replace(self, rule_id: int, spec: RuleSpec) -> Rule:
         """Edit the series: future untouched tasks are regenerated, edited ones kept."""
         now = self._clock.now()
         zone_name, recurrence, schedule = self._resolve(spec, now)
+        await self._check_target(spec)
         async with self._store.transaction():
             record = await self._get(rule_id, for_update=True)
             await self._store.delete_future_tasks(rule_id, now, keep_edited=True)
@@ -148,6 +179,7 @@ class RuleService:
             await self._store.update_scheduled_category(rule_id, record.category)
             if record.enabled:
                 await self._expander.expand(record, now, recurrence)
+        self._announce(EventType.rule_updated, record, now)
         return rule_view(record, now, recurrence)
 
     async def set_enabled(self, rule_id: int, enabled: bool) -> Rule:
@@ -163,12 +195,37 @@ class RuleService:
                 )
                 if enabled:
                     await self._expander.expand(record, now)
+        self._announce(EventType.rule_enabled if enabled else EventType.rule_disabled, record, now)
         return rule_view(record, now)
 
     async def delete(self, rule_id: int) -> None:
         """Remove the rule and every occurrence it has not run yet; past tasks stay as history."""
         now = self._clock.now()
         async with self._store.transaction():
-            await self._get(rule_id, for_update=True)
+            record = await self._get(rule_id, for_update=True)
             await self._store.delete_future_tasks(rule_id, now, keep_edited=False)
             await self._store.delete_rule(rule_id)
+        self._announce(EventType.rule_deleted, record, now)
+
+    async def reset_attempts(self, rule_id: int) -> Rule:
+        """Resume a rule that paused itself after failing occurrences in a row."""
+        now = self._clock.now()
+        async with self._store.transaction():
+            record = await self._get(rule_id, for_update=True)
+            await self._store.save_rule(record, consecutive_failures=0, paused_reason=None, updated_at=now)
+        self._announce(EventType.rule_updated, record, now)
+        return rule_view(record, now)
+
+    async def run_now(self, rule_id: int) -> TaskView:
+        """An extra, ad-hoc occurrence of the rule, due at once."""
+        now = self._clock.now()
+        async with self._store.transaction():
+            record = await self._get(rule_id)
+            if not record.enabled:
+                raise Conflict(f"rule {rule_id} is disabled; enable it to run it")
+            task = new_task_record(
+                record, now, now, id=f"{rule_id}-run-{uuid.uuid4().hex[:16]}", due_at=now, edited=True
+            )
+            await self._store.insert_task(task)
+        self._changed()
+        return task_view(task, record)

@@ -7,7 +7,7 @@ so the expander and series edits leave it alone.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from datetime import datetime, timedelta, timezone
 from typing import Any
 from zoneinfo import ZoneInfo
@@ -19,6 +19,7 @@ from task_scheduler.domain.tasks import TaskPatch, TaskStatus, parse_task_id
 from task_scheduler.services.occurrences import (
     TaskView,
     computed_view,
+    due_at,
     new_task_record,
     recurrence_of,
     task_view,
@@ -33,10 +34,16 @@ MAX_WINDOW_OCCURRENCES = 100_000
 
 class TaskService:
     def __init__(
-        self, store: Store, clock: Clock, *, extra_categories: Mapping[str, Mapping[str, Any] | None]
+        self,
+        store: Store,
+        clock: Clock,
+        *,
+        changed: Callable[[], None],
+        extra_categories: Mapping[str, Mapping[str, Any] | None],
     ) -> None:
         self._store = store
         self._clock = clock
+        self._changed = changed
         self._extra_categories = extra_categories
 
     async def list(
@@ -130,14 +137,17 @@ class TaskService:
                 changes["enabled"] = patch.enabled
             if patch.scheduled_at is not None:
                 changes["scheduled_at"] = _as_utc(patch.scheduled_at, rule.timezone if rule else "UTC")
+                if rule is not None:
+                    changes["due_at"] = due_at(rule, changes["scheduled_at"])
             if "request" in patch.model_fields_set:
                 changes.update(self._request_columns(patch, rule))
             if record is None:
                 record = new_task_record(rule, original_at, now)
                 record.update_from_dict(changes)
-                await self._store.create_task(**_columns(record))
+                await self._store.insert_task(record)
             else:
                 await self._store.save_task(record, **changes)
+        self._changed()
         return task_view(record, rule)
 
     def _request_columns(self, patch: TaskPatch, rule: RuleRecord | None) -> dict[str, Any]:
@@ -163,13 +173,27 @@ class TaskService:
         async with self._store.transaction():
             record, rule, original_at = await self._editable(task_id)
             if record is None:
-                await self._store.create_task(**_columns(new_task_record(rule, original_at, now, **skipped)))
+                await self._store.insert_task(new_task_record(rule, original_at, now, **skipped))
             elif record.status != TaskStatus.skipped.value:
                 await self._store.save_task(record, **skipped)
 
-
-def _columns(record: TaskRecord) -> dict[str, Any]:
-    return {name: getattr(record, name) for name in record._meta.fields_map}
+    async def dispatch_now(self, task_id: str) -> TaskView:
+        """Send this occurrence now instead of at its time (it counts as moved to now)."""
+        now = self._clock.now()
+        changes = {"scheduled_at": now, "due_at": now, "enabled": True, "edited": True, "updated_at": now}
+        async with self._store.transaction():
+            record, rule, original_at = await self._editable(task_id)
+            if record is not None and record.status != TaskStatus.scheduled.value:
+                raise Conflict(
+                    f"task {task_id!r} is {record.status}; only a scheduled task can be dispatched"
+                )
+            if record is None:
+                record = new_task_record(rule, original_at, now, **changes)
+                await self._store.insert_task(record)
+            else:
+                await self._store.save_task(record, **changes)
+        self._changed()
+        return task_view(record, rule)
 
 
 def _as_utc(value: datetime, zone: str) -> datetime:

@@ -24,6 +24,10 @@ class RuleRecord(Model):
     task_kind = fields.CharField(max_length=32)
     category = fields.CharField(max_length=128, null=True, db_index=True)
     target = fields.CharField(max_length=128, null=True)
+    channel = fields.CharField(max_length=128, null=True)
+    # Occurrences that failed in a row; at policy.max_attempts the rule pauses itself.
+    consecutive_failures = fields.IntField(default=0)
+    paused_reason = fields.CharField(max_length=255, null=True)
     # Occurrences up to this instant are stored as tasks; NULL once the rule is disabled.
     expanded_until = fields.DatetimeField(null=True, db_index=True)
     created_at = fields.DatetimeField()
@@ -50,9 +54,52 @@ class TaskRecord(Model):
     edited = fields.BooleanField(default=False)
     request = fields.JSONField(null=True)
     category = fields.CharField(max_length=128, null=True, db_index=True)
+    # Ad-hoc tasks name their target; a rule's task uses the rule's.
+    target = fields.CharField(max_length=128, null=True)
+    # When the dispatcher acts: scheduled_at less the lead time, or the next retry.
+    due_at = fields.DatetimeField(null=True)
+    attempts = fields.IntField(default=0)
+    lease_owner = fields.CharField(max_length=64, null=True)
+    lease_until = fields.DatetimeField(null=True)
+    fleet_task_id = fields.CharField(max_length=255, null=True)
     created_at = fields.DatetimeField()
     updated_at = fields.DatetimeField()
 
     class Meta:
         table = "tasks"
+        indexes = (("status", "due_at"),)
         unique_together = (("rule_id", "original_at"),)
+
+
+class RunRecord(Model):
+    """One attempt to execute a task: the history."""
+
+    id = fields.BigIntField(primary_key=True)
+    task_id = fields.CharField(max_length=64, db_index=True)
+    rule_id = fields.IntField(null=True, db_index=True)
+    attempt = fields.IntField()
+    started_at = fields.DatetimeField(db_index=True)
+    finished_at = fields.DatetimeField()
+    duration_ms = fields.FloatField()
+    outcome = fields.CharField(max_length=16, db_index=True)
+    fleet_task_id = fields.CharField(max_length=255, null=True)
+    response = fields.JSONField(null=True)
+    error = fields.TextField(null=True)
+    replica = fields.CharField(max_length=64)
+
+    class Meta:
+        table = "runs"
+
+
+class TargetRecord(Model):
+    """A named connection a rule's task is sent through (an RMF api-server or bridge)."""
+
+    id = fields.IntField(primary_key=True)
+    name = fields.CharField(max_length=128, unique=True)
+    kind = fields.CharField(max_length=32)
+    config = fields.JSONField()
+    created_at = fields.DatetimeField()
+    updated_at = fields.DatetimeField()
+
+    class Meta:
+        table = "targets"

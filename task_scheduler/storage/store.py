@@ -11,12 +11,12 @@ from datetime import datetime
 from typing import Any
 
 from tortoise.exceptions import IntegrityError
-from tortoise.expressions import Q
+from tortoise.expressions import F, Q
 from tortoise.transactions import in_transaction
 
 from task_scheduler.domain.errors import Conflict
 from task_scheduler.domain.tasks import TaskStatus
-from task_scheduler.storage.orm import RuleRecord, TaskRecord
+from task_scheduler.storage.orm import RuleRecord, RunRecord, TargetRecord, TaskRecord
 
 
 class Store:
@@ -102,11 +102,12 @@ class Store:
             query = query.select_for_update()
         return await query.first()
 
-    async def create_task(self, **values: Any) -> TaskRecord:
+    async def insert_task(self, record: TaskRecord) -> TaskRecord:
         try:
-            return await TaskRecord.create(**values)
+            await record.save(force_create=True)
         except IntegrityError:
-            raise Conflict(f"task {values['id']!r} was stored concurrently; retry") from None
+            raise Conflict(f"task {record.id!r} was stored concurrently; retry") from None
+        return record
 
     async def save_task(self, record: TaskRecord, **values: Any) -> TaskRecord:
         record.update_from_dict(values)
@@ -168,3 +169,178 @@ class Store:
         await TaskRecord.filter(
             rule_id=rule_id, request__isnull=True, status=TaskStatus.scheduled.value
         ).update(category=category)
+
+    # -- dispatch ------------------------------------------------------------------------
+
+    async def claim_due(
+        self, now: datetime, owner: str, lease_until: datetime, limit: int
+    ) -> list[TaskRecord]:
+        """Lease up to ``limit`` due tasks (and ones whose lease ran out) to ``owner``, atomically.
+
+        ``FOR UPDATE SKIP LOCKED`` lets replicas sharing PostgreSQL or MariaDB claim
+        side by side without waiting on or taking each other's rows; SQLite has one writer.
+        The attempt counter is raised here, before anything is sent, so that a replica
+        that dies after sending leaves a trace the next claimant checks with the fleet.
+        """
+        due = Q(status=TaskStatus.scheduled.value, due_at__lte=now) | Q(
+            status=TaskStatus.dispatching.value, lease_until__lt=now
+        )
+        async with self.transaction():
+            rows = (
+                await TaskRecord.filter(due)
+                .order_by("due_at")
+                .limit(limit)
+                .select_for_update(skip_locked=True)
+            )
+            if not rows:
+                return []
+            ids = [row.id for row in rows]
+            await TaskRecord.filter(id__in=ids).update(
+                status=TaskStatus.dispatching.value,
+                lease_owner=owner,
+                lease_until=lease_until,
+                attempts=F("attempts") + 1,
+                updated_at=now,
+            )
+        for row in rows:
+            row.status, row.lease_owner, row.lease_until = TaskStatus.dispatching.value, owner, lease_until
+            row.attempts += 1
+        return rows
+
+    async def next_due_at(self) -> datetime | None:
+        """The earliest instant at which a task becomes claimable."""
+        scheduled = (
+            await TaskRecord.filter(status=TaskStatus.scheduled.value)
+            .order_by("due_at")
+            .first()
+            .values_list("due_at", flat=True)
+        )
+        leased = (
+            await TaskRecord.filter(status=TaskStatus.dispatching.value)
+            .order_by("lease_until")
+            .first()
+            .values_list("lease_until", flat=True)
+        )
+        times = [t for t in (scheduled, leased) if t is not None]
+        return min(times) if times else None
+
+    async def newer_overdue_exists(self, task: TaskRecord, before: datetime) -> bool:
+        """Another occurrence of the same rule, later than ``task`` and due before ``before``."""
+        return await TaskRecord.filter(
+            rule_id=task.rule_id,
+            scheduled_at__gt=task.scheduled_at,
+            scheduled_at__lt=before,
+            status__in=(TaskStatus.scheduled.value, TaskStatus.dispatching.value),
+        ).exists()
+
+    async def other_dispatching(self, task: TaskRecord, now: datetime) -> bool:
+        """Another occurrence of the same rule is being dispatched under a live lease."""
+        return await (
+            TaskRecord.filter(rule_id=task.rule_id, status=TaskStatus.dispatching.value, lease_until__gte=now)
+            .filter(scheduled_at__lt=task.scheduled_at)
+            .exists()
+        )
+
+    async def settle(
+        self,
+        task: TaskRecord,
+        owner: str,
+        *,
+        task_changes: dict[str, Any],
+        run: dict[str, Any] | None,
+        rule_changes: dict[str, Any] | None,
+    ) -> bool:
+        """Record what happened to a claimed task, in one transaction, if the claim is still ours.
+
+        Returns False (and writes nothing) when the lease was lost to another replica.
+        """
+        async with self.transaction():
+            updated = await TaskRecord.filter(
+                id=task.id, lease_owner=owner, status=TaskStatus.dispatching.value
+            ).update(lease_owner=None, lease_until=None, **task_changes)
+            if not updated:
+                return False
+            if run is not None:
+                await RunRecord.create(**run)
+            if rule_changes and task.rule_id is not None:
+                await RuleRecord.filter(id=task.rule_id).update(**rule_changes)
+        return True
+
+    async def release_claims(self, owner: str, now: datetime) -> int:
+        """Hand back the tasks this replica holds (graceful shutdown): due again at once."""
+        return await TaskRecord.filter(lease_owner=owner, status=TaskStatus.dispatching.value).update(
+            status=TaskStatus.scheduled.value, lease_owner=None, lease_until=None, due_at=now, updated_at=now
+        )
+
+    async def count_due(self, now: datetime) -> int:
+        return await TaskRecord.filter(status=TaskStatus.scheduled.value, due_at__lte=now).count()
+
+    async def oldest_expansion(self) -> datetime | None:
+        """Where the enabled rule that is furthest behind has its stored occurrences end."""
+        return (
+            await RuleRecord.filter(enabled=True, expanded_until__isnull=False)
+            .order_by("expanded_until")
+            .first()
+            .values_list("expanded_until", flat=True)
+        )
+
+    # -- runs ------------------------------------------------------------------------------
+
+    def _run_query(
+        self,
+        *,
+        rule_id: int | None,
+        task_id: str | None,
+        outcome: str | None,
+        start: datetime | None,
+        end: datetime | None,
+    ):
+        query = RunRecord.all()
+        if rule_id is not None:
+            query = query.filter(rule_id=rule_id)
+        if task_id is not None:
+            query = query.filter(task_id=task_id)
+        if outcome is not None:
+            query = query.filter(outcome=outcome)
+        if start is not None:
+            query = query.filter(started_at__gte=start)
+        if end is not None:
+            query = query.filter(started_at__lt=end)
+        return query
+
+    async def list_runs(self, *, limit: int, offset: int, **filters: Any) -> tuple[list[RunRecord], int]:
+        query = self._run_query(**filters)
+        total = await query.count()
+        return await query.order_by("-started_at", "-id").offset(offset).limit(limit), total
+
+    async def last_run(self, rule_id: int) -> RunRecord | None:
+        return await RunRecord.filter(rule_id=rule_id).order_by("-started_at", "-id").first()
+
+    async def delete_runs(self, before: datetime) -> int:
+        async with self.transaction():
+            return await RunRecord.filter(started_at__lt=before).delete()
+
+    # -- targets ---------------------------------------------------------------------------
+
+    async def list_targets(self) -> list[TargetRecord]:
+        return await TargetRecord.all().order_by("name")
+
+    async def get_target(self, name: str) -> TargetRecord | None:
+        return await TargetRecord.filter(name=name).first()
+
+    async def insert_target(self, **values: Any) -> TargetRecord:
+        try:
+            return await TargetRecord.create(**values)
+        except IntegrityError:
+            raise Conflict(f"a target named {values['name']!r} already exists") from None
+
+    async def save_target(self, record: TargetRecord, **values: Any) -> TargetRecord:
+        record.update_from_dict(values)
+        await record.save()
+        return record
+
+    async def delete_target(self, name: str) -> int:
+        return await TargetRecord.filter(name=name).delete()
+
+    async def rules_using_target(self, name: str) -> int:
+        return await RuleRecord.filter(target=name).count()

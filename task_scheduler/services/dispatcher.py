@@ -1,0 +1,355 @@
+"""The dispatcher hands every due task to its target once, and records each attempt as a Run.
+
+It sleeps until the next task is due (or until woken by a change), claims due tasks with a
+lease in one statement, and dispatches them concurrently up to a bound, so a slow fleet
+does not hold up other rules.  A task whose earlier attempt may have reached the fleet
+(an ambiguous answer, or a replica that died after sending) is looked up at the fleet by
+its label before anything is sent again.  What to do with late tasks and failed attempts
+is decided by the pure rules in ``domain.policy``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from random import Random
+from typing import Any
+
+import httpx
+
+from task_scheduler.clock import Clock
+from task_scheduler.domain.messages import build_message, task_label
+from task_scheduler.domain.policy import Verdict, misfire_decision, retry_at
+from task_scheduler.domain.rules import Policy
+from task_scheduler.domain.tasks import TaskStatus
+from task_scheduler.events import Event, EventBus, EventType
+from task_scheduler.metrics import Metrics
+from task_scheduler.services.targets import TargetService
+from task_scheduler.services.wakeup import Wakeup
+from task_scheduler.storage.orm import RuleRecord, TaskRecord
+from task_scheduler.storage.store import Store
+from task_scheduler.transports.base import Delivery, LookupFailed, Outcome, Transport, build_transport
+
+logger = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class DispatchSettings:
+    replica_id: str
+    requester: str
+    lease_s: float
+    batch: int
+    concurrency: int
+    poll_s: float
+
+
+class Dispatcher:
+    def __init__(
+        self,
+        store: Store,
+        clock: Clock,
+        targets: TargetService,
+        http: httpx.AsyncClient,
+        events: EventBus,
+        metrics: Metrics,
+        settings: DispatchSettings,
+        rng: Random | None = None,
+    ) -> None:
+        self._store = store
+        self._clock = clock
+        self._targets = targets
+        self._http = http
+        self._events = events
+        self._metrics = metrics
+        self._settings = settings
+        self._rng = rng or Random()
+        self._wakeup = Wakeup()
+        self._transports: dict[str, tuple[str, Transport]] = {}
+        self._inflight: set[asyncio.Task[None]] = set()
+        self.started_at = clock.now()
+
+    @property
+    def replica_id(self) -> str:
+        return self._settings.replica_id
+
+    def wake(self) -> None:
+        """Something changed (a rule, a task): look again for the next due time now."""
+        self._wakeup.poke()
+
+    # -- the loop ------------------------------------------------------------------------
+
+    async def run_pass(self) -> int:
+        """Claim what is due now and dispatch all of it; return how many tasks were claimed."""
+        claimed = await self._claim(self._settings.batch)
+        await asyncio.gather(*(self._handle(task) for task in claimed))
+        return len(claimed)
+
+    async def run(self) -> None:
+        """Dispatch forever: claim while slots are free, else sleep until the next due time."""
+        while True:
+            try:
+                free = self._settings.concurrency - len(self._inflight)
+                wanted = min(free, self._settings.batch)
+                claimed = await self._claim(wanted) if wanted > 0 else []
+                for task in claimed:
+                    self._start(task)
+                if wanted > 0 and len(claimed) == wanted:
+                    continue  # more may be due right now
+                await self._wakeup.wait(await self._sleep_for(free > len(claimed)))
+            except asyncio.CancelledError:
+                raise
+            except Exception:
+                logger.exception("dispatch loop failed; retrying in a second")
+                await self._wakeup.wait(1.0)
+
+    async def _sleep_for(self, slots_free: bool) -> float:
+        if not slots_free:
+            return self._settings.poll_s  # a finishing dispatch wakes the loop
+        next_due = await self._store.next_due_at()
+        if next_due is None:
+            return self._settings.poll_s
+        return min(self._settings.poll_s, max(0.0, (next_due - self._clock.now()).total_seconds()))
+
+    def _start(self, task: TaskRecord) -> None:
+        job = asyncio.create_task(self._handle(task), name=f"dispatch {task.id}")
+        self._inflight.add(job)
+
+        def done(finished: asyncio.Task[None]) -> None:
+            self._inflight.discard(finished)
+            self._wakeup.poke()
+
+        job.add_done_callback(done)
+
+    async def stop(self, grace_s: float) -> None:
+        """Let in-flight dispatches finish for up to ``grace_s``, then hand back every claim."""
+        if self._inflight:
+            _, pending = await asyncio.wait(set(self._inflight), timeout=grace_s)
+            for job in pending:
+                job.cancel()
+            for job in pending:
+                with contextlib.suppress(asyncio.CancelledError):
+                    await job
+        released = await self._store.release_claims(self.replica_id, self._clock.now())
+        if released:
+            logger.info("released %d claimed task(s) on shutdown", released)
+        for _, transport in self._transports.values():
+            await transport.aclose()
+        self._transports.clear()
+
+    async def _claim(self, limit: int) -> list[TaskRecord]:
+        now = self._clock.now()
+        return await self._store.claim_due(
+            now, self.replica_id, now + timedelta(seconds=self._settings.lease_s), limit
+        )
+
+    # -- one task ------------------------------------------------------------------------
+
+    async def _handle(self, task: TaskRecord) -> None:
+        try:
+            await self._dispatch(task)
+        except asyncio.CancelledError:
+            raise
+        except Exception:
+            # The lease runs out and another pass retries; nothing is lost.
+            logger.exception("dispatching task %s failed unexpectedly", task.id)
+
+    async def _dispatch(self, task: TaskRecord) -> None:
+        now = self._clock.now()
+        rule = await self._store.get_rule(task.rule_id) if task.rule_id is not None else None
+        policy = Policy.model_validate(rule.policy) if rule else Policy()
+        reason = await self._reason_not_to_run(task, rule, policy, now)
+        if reason is not None:
+            await self._settle_unrun(task, rule, *reason)
+            return
+
+        target_name = task.target or (rule.target if rule else None) or "default"
+        transport = await self._transport(target_name)
+        started = self._clock.now()
+        if transport is None:
+            delivery = Delivery(Outcome.FAILED, error=f"target {target_name!r} does not exist")
+        else:
+            delivery = await self._deliver(task, rule, transport, started)
+        finished = self._clock.now()
+        await self._settle_run(task, rule, policy, transport, delivery, started, finished)
+
+    async def _reason_not_to_run(
+        self, task: TaskRecord, rule: RuleRecord | None, policy: Policy, now: datetime
+    ) -> tuple[TaskStatus, str] | None:
+        if task.rule_id is not None and rule is None:
+            return TaskStatus.cancelled, "the rule was deleted"
+        if not task.enabled:
+            return TaskStatus.skipped, "task disabled"
+        if rule is not None and not rule.enabled:
+            return TaskStatus.skipped, "rule disabled"
+        if rule is not None and rule.paused_reason:
+            return TaskStatus.skipped, f"rule paused: {rule.paused_reason}"
+        newer = False
+        if rule is not None and policy.catch_up == "latest" and task.scheduled_at < self.started_at:
+            newer = await self._store.newer_overdue_exists(task, self.started_at)
+        decision = misfire_decision(
+            policy,
+            scheduled_at=task.scheduled_at,
+            now=now,
+            dispatcher_started_at=self.started_at,
+            newer_overdue_exists=newer,
+        )
+        if decision.verdict is Verdict.missed:
+            return TaskStatus.missed, decision.reason or "missed"
+        if decision.verdict is Verdict.skipped:
+            return TaskStatus.skipped, decision.reason or "skipped"
+        if policy.overlap == "skip" and rule is not None and await self._store.other_dispatching(task, now):
+            return TaskStatus.skipped, "the previous occurrence is still being dispatched (overlap=skip)"
+        return None
+
+    async def _deliver(
+        self, task: TaskRecord, rule: RuleRecord | None, transport: Transport, now: datetime
+    ) -> Delivery:
+        label = task_label(task.id)
+        if task.attempts > 1 and transport.supports_lookup:
+            # An earlier claim may have reached the fleet before its replica died or timed out.
+            try:
+                found = await transport.find(label)
+            except LookupFailed as exc:
+                return Delivery(
+                    Outcome.UNKNOWN, error=f"could not ask the fleet before resending: {exc}", ambiguous=True
+                )
+            if found is not None:
+                return Delivery(Outcome.SUCCEEDED, fleet_task_id=found, response={"found_by_label": label})
+        template = task.request if task.request is not None else (rule.task["request"] if rule else {})
+        message = build_message(
+            task_id=task.id,
+            rule_id=task.rule_id,
+            template=template,
+            robot=rule.task.get("robot") if rule else None,
+            fleet=rule.task.get("fleet") if rule else None,
+            scheduled_at=task.scheduled_at,
+            requester=self._settings.requester,
+            now=now,
+        )
+        delivery = await transport.submit(message)
+        if delivery.ambiguous and transport.supports_lookup:
+            try:
+                found = await transport.find(label)
+            except LookupFailed:
+                return delivery
+            if found is not None:
+                return Delivery(Outcome.SUCCEEDED, fleet_task_id=found, response={"found_by_label": label})
+        return delivery
+
+    async def _transport(self, name: str) -> Transport | None:
+        resolved = await self._targets.resolve(name)
+        if resolved is None:
+            return None
+        config, version = resolved
+        cached = self._transports.get(name)
+        if cached is not None and cached[0] == version:
+            return cached[1]
+        if cached is not None:
+            await cached[1].aclose()
+        transport = build_transport(config, self._http)
+        self._transports[name] = (version, transport)
+        return transport
+
+    # -- recording -----------------------------------------------------------------------
+
+    async def _settle_unrun(
+        self, task: TaskRecord, rule: RuleRecord | None, status: TaskStatus, reason: str
+    ) -> None:
+        now = self._clock.now()
+        changes = {"status": status.value, "status_reason": reason[:255], "updated_at": now}
+        if await self._store.settle(task, self.replica_id, task_changes=changes, run=None, rule_changes=None):
+            kind = EventType.task_missed if status is TaskStatus.missed else EventType.task_skipped
+            self._publish(kind, task, rule, {"status": status.value, "reason": reason})
+
+    async def _settle_run(
+        self,
+        task: TaskRecord,
+        rule: RuleRecord | None,
+        policy: Policy,
+        transport: Transport | None,
+        delivery: Delivery,
+        started: datetime,
+        finished: datetime,
+    ) -> None:
+        changes: dict[str, Any] = {"updated_at": finished}
+        rule_changes: dict[str, Any] | None = None
+        failed_for_good = False
+        if delivery.outcome is Outcome.SUCCEEDED:
+            changes.update(
+                status=TaskStatus.dispatched.value, status_reason=None, fleet_task_id=delivery.fleet_task_id
+            )
+            if rule is not None and rule.consecutive_failures:
+                rule_changes = {"consecutive_failures": 0}
+        else:
+            why = f"attempt {task.attempts}: {delivery.outcome.value}" + (
+                f" ({delivery.error})" if delivery.error else ""
+            )
+            retry = None
+            if delivery.outcome is not Outcome.REJECTED and not (
+                delivery.ambiguous and transport is not None and not transport.supports_lookup
+            ):
+                retry = retry_at(
+                    policy, attempt=task.attempts, now=finished, scheduled_at=task.scheduled_at, rng=self._rng
+                )
+            if retry is not None:
+                changes.update(
+                    status=TaskStatus.scheduled.value, due_at=retry, status_reason=f"{why}; retrying"[:255]
+                )
+            else:
+                failed_for_good = True
+                changes.update(status=TaskStatus.failed.value, status_reason=why[:255])
+                if rule is not None:
+                    failures = rule.consecutive_failures + 1
+                    rule_changes = {"consecutive_failures": failures}
+                    if failures >= policy.max_attempts:
+                        rule_changes["paused_reason"] = f"{failures} occurrences in a row failed"
+        run = {
+            "task_id": task.id,
+            "rule_id": task.rule_id,
+            "attempt": task.attempts,
+            "started_at": started,
+            "finished_at": finished,
+            "duration_ms": (finished - started).total_seconds() * 1000,
+            "outcome": delivery.outcome.value,
+            "fleet_task_id": delivery.fleet_task_id,
+            # A JSON column: keep text answers (error pages, excerpts) as text, not as JSON to parse.
+            "response": {"text": delivery.response}
+            if isinstance(delivery.response, str)
+            else delivery.response,
+            "error": delivery.error,
+            "replica": self.replica_id,
+        }
+        if not await self._store.settle(
+            task, self.replica_id, task_changes=changes, run=run, rule_changes=rule_changes
+        ):
+            logger.warning("task %s: lease lost before its outcome was recorded", task.id)
+            return
+        lateness = (
+            (finished - task.scheduled_at).total_seconds() if delivery.outcome is Outcome.SUCCEEDED else None
+        )
+        self._metrics.observe_run(delivery.outcome.value, lateness)
+        summary = {key: run[key] for key in ("attempt", "outcome", "fleet_task_id", "error", "duration_ms")}
+        self._publish(EventType.run_finished, task, rule, summary)
+        if delivery.outcome is Outcome.SUCCEEDED:
+            self._publish(EventType.task_dispatched, task, rule, {"fleet_task_id": delivery.fleet_task_id})
+        elif failed_for_good:
+            self._publish(EventType.task_failed, task, rule, {"reason": changes["status_reason"]})
+            if rule_changes and "paused_reason" in rule_changes:
+                self._publish(EventType.rule_paused, task, rule, {"reason": rule_changes["paused_reason"]})
+
+    def _publish(
+        self, kind: EventType, task: TaskRecord, rule: RuleRecord | None, data: dict[str, Any]
+    ) -> None:
+        self._events.publish(
+            Event(
+                type=kind,
+                at=self._clock.now(),
+                rule_id=task.rule_id,
+                task_id=task.id,
+                channel=rule.channel if rule else None,
+                data=data,
+            )
+        )

@@ -1,0 +1,110 @@
+"""Targets: named connections to fleet managers, from the configuration or made over the API.
+
+Targets from the configuration are read-only through the API; secrets are accepted but
+never returned.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from task_scheduler.clock import Clock
+from task_scheduler.domain.errors import Conflict, NotFound
+from task_scheduler.domain.targets import TargetConfig, public_view, target_adapter
+from task_scheduler.storage.store import Store
+
+_CONFIG_VERSION = "config"
+
+
+class TargetSpec(BaseModel):
+    """A target as a client writes it: a name and the connection."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    name: str = Field(min_length=1, max_length=128, pattern=r"^[A-Za-z0-9_.-]+$")
+    config: TargetConfig
+
+
+class TargetView(BaseModel):
+    name: str
+    source: str = Field(description="config (read-only) or api")
+    config: dict[str, Any] = Field(description="The connection, without secret values (see secrets_set).")
+
+
+class TargetService:
+    def __init__(self, store: Store, clock: Clock, configured: Mapping[str, TargetConfig]) -> None:
+        self._store = store
+        self._clock = clock
+        self._configured = dict(configured)
+
+    async def resolve(self, name: str) -> tuple[TargetConfig, str] | None:
+        """The target's connection and a version that changes whenever it is edited."""
+        if name in self._configured:
+            return self._configured[name], _CONFIG_VERSION
+        record = await self._store.get_target(name)
+        if record is None:
+            return None
+        return target_adapter.validate_python(record.config), record.updated_at.isoformat()
+
+    async def exists(self, name: str) -> bool:
+        return name in self._configured or await self._store.get_target(name) is not None
+
+    async def list(self) -> list[TargetView]:
+        views = [
+            TargetView(name=n, source="config", config=public_view(c))
+            for n, c in sorted(self._configured.items())
+        ]
+        for record in await self._store.list_targets():
+            config = target_adapter.validate_python(record.config)
+            views.append(TargetView(name=record.name, source="api", config=public_view(config)))
+        return views
+
+    async def get(self, name: str) -> TargetView:
+        if name in self._configured:
+            return TargetView(name=name, source="config", config=public_view(self._configured[name]))
+        record = await self._store.get_target(name)
+        if record is None:
+            raise NotFound("target", name)
+        return TargetView(
+            name=name, source="api", config=public_view(target_adapter.validate_python(record.config))
+        )
+
+    def _writable(self, name: str) -> None:
+        if name in self._configured:
+            raise Conflict(f"target {name!r} comes from the configuration; change it there")
+
+    async def create(self, spec: TargetSpec) -> TargetView:
+        self._writable(spec.name)
+        now = self._clock.now()
+        await self._store.insert_target(
+            name=spec.name,
+            kind=spec.config.kind,
+            config=spec.config.model_dump(mode="json"),
+            created_at=now,
+            updated_at=now,
+        )
+        return await self.get(spec.name)
+
+    async def replace(self, name: str, config: TargetConfig) -> TargetView:
+        self._writable(name)
+        async with self._store.transaction():
+            record = await self._store.get_target(name)
+            if record is None:
+                raise NotFound("target", name)
+            await self._store.save_target(
+                record, kind=config.kind, config=config.model_dump(mode="json"), updated_at=self._clock.now()
+            )
+        return await self.get(name)
+
+    async def delete(self, name: str) -> None:
+        self._writable(name)
+        async with self._store.transaction():
+            if await self._store.get_target(name) is None:
+                raise NotFound("target", name)
+            users = await self._store.rules_using_target(name)
+            if users:
+                raise Conflict(f"target {name!r} is used by {users} rule(s)")
+            await self._store.delete_target(name)

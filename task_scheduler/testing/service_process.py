@@ -1,0 +1,84 @@
+"""Run the scheduler as a real process, for end-to-end tests and benchmarks."""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
+from pathlib import Path
+from typing import Any
+
+_DIRECT = urllib.request.build_opener(urllib.request.ProxyHandler({}))  # loopback, never via a proxy
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+class ServiceProcess:
+    """``python -m task_scheduler`` with a config file in ``workdir``; restartable, killable."""
+
+    def __init__(self, workdir: Path, **config: Any) -> None:
+        self.workdir = workdir
+        self.port = free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        values = {
+            "port": self.port,
+            "db_url": f"sqlite://{workdir / 'scheduler.sqlite3'}",
+            "log_level": "WARNING",
+        }
+        values.update(config)
+        self.config_file = workdir / "scheduler_config.py"
+        self.config_file.write_text(f"config = {values!r}\n")
+        self.process: subprocess.Popen[bytes] | None = None
+
+    def start(self, timeout: float = 30.0) -> float:
+        """Start and wait until /readyz answers 200; return how long that took (seconds)."""
+        env = {**os.environ, "RMF_TASK_SCHEDULER_CONFIG": str(self.config_file)}
+        began = time.monotonic()
+        self.process = subprocess.Popen([sys.executable, "-m", "task_scheduler"], env=env, cwd=self.workdir)
+        deadline = began + timeout
+        while True:
+            try:
+                with _DIRECT.open(self.url + "/readyz", timeout=1) as response:
+                    if response.status == 200:
+                        return time.monotonic() - began
+            except (urllib.error.URLError, OSError):
+                pass
+            if self.process.poll() is not None or time.monotonic() > deadline:
+                self.stop()
+                raise RuntimeError(f"the service at {self.url} did not become ready")
+            time.sleep(0.02)
+
+    def kill(self) -> None:
+        """SIGKILL: no shutdown code runs, as in a crash."""
+        if self.process is not None and self.process.poll() is None:
+            self.process.send_signal(signal.SIGKILL)
+            self.process.wait(timeout=10)
+
+    def stop(self, timeout: float = 20.0) -> int | None:
+        """SIGTERM and wait: the graceful shutdown path."""
+        if self.process is None:
+            return None
+        if self.process.poll() is None:
+            self.process.terminate()
+            try:
+                self.process.wait(timeout=timeout)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait(timeout=10)
+        return self.process.returncode
+
+    def rss_mib(self) -> float:
+        assert self.process is not None
+        for line in Path(f"/proc/{self.process.pid}/status").read_text().splitlines():
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1]) / 1024
+        raise RuntimeError("VmRSS not found")

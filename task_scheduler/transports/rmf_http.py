@@ -1,0 +1,175 @@
+"""Hand tasks to an rmf-web api-server over HTTP, and ask it which tasks it already has.
+
+What each failure means for the dispatcher is decided here, once: whether the request
+can have reached the fleet (``ambiguous``) is what separates a safe retry from a
+lookup first.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any, Final
+
+import httpx
+
+from task_scheduler.domain.targets import RmfHttpTarget
+from task_scheduler.transports.auth import BearerAuth
+from task_scheduler.transports.base import (
+    Delivery,
+    LookupFailed,
+    Outcome,
+    bounded,
+    error_text,
+    read_answer,
+    shorten,
+)
+
+logger = logging.getLogger(__name__)
+
+ROUTES: Final = {
+    "dispatch_task_request": "/tasks/dispatch_task",
+    "robot_task_request": "/tasks/robot_task",
+}
+
+_NEVER_SENT: Final = (httpx.ConnectError, httpx.ConnectTimeout, httpx.PoolTimeout, httpx.UnsupportedProtocol)
+"""Failures before the request left: the fleet cannot have it."""
+
+
+def _describe(error: Exception) -> str:
+    """An exception as a short reason; httpx's own text is often empty."""
+    return shorten(f"{type(error).__name__}: {error}" if str(error) else type(error).__name__)
+
+
+def _reason(response: httpx.Response) -> str:
+    """``HTTP 401 Unauthorized: <detail>``, the detail taken from a JSON body when there is one."""
+    head = f"HTTP {response.status_code} {response.reason_phrase}".rstrip()
+    try:
+        body = response.json()
+    except ValueError:
+        return head
+    detail = body.get("detail") if isinstance(body, dict) else None
+    if isinstance(detail, str) and detail:
+        return shorten(f"{head}: {detail}")
+    if isinstance(body, dict) and isinstance(body.get("errors"), list):
+        return shorten(f"{head}: {error_text(body['errors'])}")
+    return head
+
+
+def _body(response: httpx.Response) -> Any:
+    """The answer as a Delivery keeps it: parsed JSON when it is, else a text excerpt."""
+    try:
+        return bounded(response.json())
+    except ValueError:
+        return bounded(response.text)
+
+
+class RmfHttpTransport:
+    """``POST`` task requests to an api-server; ``GET /tasks?label=`` to resolve doubt.
+
+    The client is the service's shared one (connection reuse), so it is not closed here.
+    """
+
+    supports_lookup = True
+
+    def __init__(self, config: RmfHttpTarget, http: httpx.AsyncClient) -> None:
+        self._config = config
+        self._http = http
+        self._auth = BearerAuth(config)
+
+    def __repr__(self) -> str:
+        return f"RmfHttpTransport(base_url={self._config.base_url!r}, auth={self._auth!r})"
+
+    def _headers(self) -> dict[str, str]:
+        return {"Accept": "application/json", **self._auth.headers()}
+
+    async def submit(self, message: dict[str, Any]) -> Delivery:
+        """Send one task request; every network or fleet failure comes back as a Delivery."""
+        route = ROUTES.get(message.get("type"))
+        if route is None:
+            return Delivery(Outcome.FAILED, error=f"not a task submission: type {message.get('type')!r}")
+        url = self._config.base_url + route
+        try:
+            response = await self._http.post(
+                url, json=message, headers=self._headers(), timeout=self._config.timeout_s
+            )
+        except _NEVER_SENT as error:
+            delivery = Delivery(Outcome.FAILED, error=f"cannot reach the fleet: {_describe(error)}")
+        except httpx.TimeoutException as error:  # read or write timeout: the fleet may be working on it
+            delivery = Delivery(
+                Outcome.TIMEOUT, error=f"no answer in time: {_describe(error)}", ambiguous=True
+            )
+        except httpx.HTTPError as error:  # dropped after sending, garbled answer, ...
+            delivery = Delivery(
+                Outcome.UNKNOWN, error=f"the answer was lost: {_describe(error)}", ambiguous=True
+            )
+        else:
+            delivery = self._read(response)
+        return self._log(url, delivery)
+
+    def _read(self, response: httpx.Response) -> Delivery:
+        status = response.status_code
+        if status == 200:
+            try:
+                answer = response.json()
+            except ValueError:
+                return Delivery(
+                    Outcome.UNKNOWN,
+                    response=bounded(response.text),
+                    error="the fleet answered 200 with a body that is not JSON",
+                    ambiguous=True,
+                )
+            return read_answer(answer)
+        if status == 400:
+            try:
+                answer = response.json()
+            except ValueError:
+                answer = None
+            if isinstance(answer, dict) and isinstance(answer.get("errors"), list):
+                return read_answer({**answer, "success": False})
+        # 5xx: the fleet may have taken the task before failing. Anything else it refused.
+        ambiguous = status >= 500
+        return Delivery(
+            Outcome.FAILED, response=_body(response), error=_reason(response), ambiguous=ambiguous
+        )
+
+    def _log(self, url: str, delivery: Delivery) -> Delivery:
+        if delivery.outcome is Outcome.SUCCEEDED:
+            logger.debug("fleet task %s created at %s", delivery.fleet_task_id, url)
+        else:
+            logger.info(
+                "submission to %s: %s%s: %s",
+                url,
+                delivery.outcome.value,
+                " (ambiguous)" if delivery.ambiguous else "",
+                delivery.error,
+            )
+        return delivery
+
+    async def find(self, label: str) -> str | None:
+        """The booking id of the oldest task the fleet lists for ``label``; None if it lists none."""
+        url = self._config.base_url + "/tasks"
+        try:
+            response = await self._http.get(
+                url, params={"label": label}, headers=self._headers(), timeout=self._config.timeout_s
+            )
+        except httpx.HTTPError as error:
+            raise LookupFailed(f"cannot ask the fleet at {url}: {_describe(error)}") from error
+        if response.status_code != 200:
+            raise LookupFailed(f"the fleet at {url} answered {_reason(response)}")
+        try:
+            states = response.json()
+        except ValueError as error:
+            raise LookupFailed(f"the fleet at {url} answered with a body that is not JSON") from error
+        if not isinstance(states, list):
+            raise LookupFailed(f"the fleet at {url} answered {type(states).__name__}, not a list of tasks")
+        if not states:
+            return None
+        first = states[0]
+        booking = first.get("booking") if isinstance(first, dict) else None
+        task_id = booking.get("id") if isinstance(booking, dict) else None
+        if not isinstance(task_id, str) or not task_id:
+            raise LookupFailed(f"the fleet at {url} listed a task without booking.id")
+        return task_id
+
+    async def aclose(self) -> None:
+        """Nothing to release: the shared client belongs to the caller."""

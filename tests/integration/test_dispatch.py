@@ -1,0 +1,301 @@
+"""The dispatcher against a real fake fleet over sockets, on each database, with a fake clock.
+
+Each test drives the engine pass by pass (``dispatch()``), so nothing waits for wall time.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from datetime import timedelta
+from typing import Any
+
+import httpx
+import pytest
+
+from task_scheduler.app import get_app
+from task_scheduler.config import build_settings
+from task_scheduler.events import EventType
+from task_scheduler.storage.orm import TaskRecord
+from task_scheduler.testing.fake_fleet import running_fake_fleet
+from tests.integration.conftest import T0, Service
+
+CLEAN = {"kind": "rmf", "request": {"category": "clean", "description": {"zone": "lobby"}}}
+MINUTELY = {"kind": "interval", "every": 60, "unit": "seconds"}
+
+
+class Engine(Service):
+    async def dispatch(self) -> int:
+        return await self.app.state.services.dispatcher.run_pass()
+
+    @property
+    def services(self):
+        return self.app.state.services
+
+
+@pytest.fixture
+async def fleet() -> AsyncIterator[Any]:
+    async with running_fake_fleet() as handle:
+        yield handle
+
+
+@pytest.fixture
+async def engine(db_url, clock, fleet) -> AsyncIterator[Engine]:
+    settings = build_settings(
+        {
+            "db_url": db_url,
+            "targets": {"default": {"kind": "rmf_http", "base_url": fleet.url, "timeout_s": 2.0}},
+            "replica_id": "replica-a",
+        },
+        environ={},
+    )
+    app = get_app(settings, clock=clock, run_background=False)
+    async with app.router.lifespan_context(app):
+        transport = httpx.ASGITransport(app=app)
+        async with httpx.AsyncClient(transport=transport, base_url="http://scheduler") as http:
+            yield Engine(app=app, clock=clock, http=http)
+
+
+async def create(engine: Engine, **overrides: Any) -> dict[str, Any]:
+    body = {"name": "lobby", "schedule": MINUTELY, "task": CLEAN, **overrides}
+    response = await engine.http.post("/rules", json=body)
+    assert response.status_code == 201, response.text
+    return response.json()
+
+
+async def task(engine: Engine, task_id: str) -> dict[str, Any]:
+    return (await engine.http.get(f"/tasks/{task_id}")).json()
+
+
+async def runs_of(engine: Engine, task_id: str) -> list[dict[str, Any]]:
+    return (await engine.http.get(f"/tasks/{task_id}/runs")).json()
+
+
+def first_id(rule: dict[str, Any], minutes: int = 1) -> str:
+    return f"{rule['id']}-{(T0 + timedelta(minutes=minutes)).strftime('%Y%m%dT%H%M%SZ')}"
+
+
+async def test_due_task_reaches_the_fleet_once_with_a_valid_labelled_request(engine, fleet):
+    rule = await create(engine)
+    assert await engine.dispatch() == 0  # nothing due yet
+    engine.clock.advance(seconds=60)
+    assert await engine.dispatch() == 1
+    assert await engine.dispatch() == 0
+    [received] = fleet.recorder.records
+    assert received.problems == [] and received.status == 200
+    request = received.body["request"]
+    task_id = first_id(rule)
+    assert f"task_scheduler.task={task_id}" in request["labels"]
+    assert f"task_scheduler.rule={rule['id']}" in request["labels"]
+    assert request["requester"] == "task_scheduler"
+    assert request["unix_millis_earliest_start_time"] == int((T0 + timedelta(minutes=1)).timestamp() * 1000)
+    stored = await task(engine, task_id)
+    assert stored["status"] == "dispatched"
+    [run] = await runs_of(engine, task_id)
+    assert run["outcome"] == "succeeded" and run["fleet_task_id"] == received.task_id
+    assert run["replica"] == "replica-a" and run["attempt"] == 1
+    status = (await engine.http.get(f"/rules/{rule['id']}/status")).json()
+    assert status["last_outcome"] == "succeeded" and status["consecutive_failures"] == 0
+
+
+async def test_failure_is_retried_with_backoff_and_checked_at_the_fleet_first(engine, fleet):
+    rule = await create(engine, policy={"retry_backoff_s": 4, "max_attempts": 3, "misfire_grace_s": 120})
+    fleet.behave({"mode": "fail", "count": 1})
+    engine.clock.advance(seconds=60)
+    await engine.dispatch()
+    task_id = first_id(rule)
+    pending = await task(engine, task_id)
+    assert pending["status"] == "scheduled" and "retrying" in pending["status_reason"]
+    assert await engine.dispatch() == 0  # not before the backoff
+    engine.clock.advance(seconds=4)
+    assert await engine.dispatch() == 1
+    assert [r["outcome"] for r in await runs_of(engine, task_id)] == ["succeeded", "failed"]
+    assert (await task(engine, task_id))["status"] == "dispatched"
+    # The fleet was asked by label before the resend, and kept exactly one task.
+    assert [r.route for r in fleet.recorder.records] == [
+        "POST /tasks/dispatch_task",
+        "GET /tasks",
+        "GET /tasks",
+        "POST /tasks/dispatch_task",
+    ]
+    assert fleet.recorder.counts("task_scheduler.task") == {task_id: 1}
+
+
+async def test_rejection_is_not_retried(engine, fleet):
+    rule = await create(engine)
+    fleet.behave({"mode": "reject"})
+    engine.clock.advance(seconds=60)
+    await engine.dispatch()
+    task_id = first_id(rule)
+    got = await task(engine, task_id)
+    assert got["status"] == "failed" and "rejected" in got["status_reason"]
+    engine.clock.advance(seconds=30)
+    await engine.dispatch()
+    assert [r["outcome"] for r in await runs_of(engine, task_id)] == ["rejected"]
+
+
+@pytest.mark.parametrize("mode", ["drop", "fail-accepted"])
+async def test_ambiguous_outcome_is_settled_by_asking_the_fleet(engine, fleet, mode):
+    rule = await create(engine)
+    fleet.behave(
+        {"mode": "drop", "count": 1} if mode == "drop" else {"mode": "fail", "accepted": True, "count": 1}
+    )
+    engine.clock.advance(seconds=60)
+    await engine.dispatch()
+    task_id = first_id(rule)
+    got = await task(engine, task_id)
+    assert got["status"] == "dispatched"
+    [run] = await runs_of(engine, task_id)
+    assert run["outcome"] == "succeeded" and run["response"] == {
+        "found_by_label": f"task_scheduler.task={task_id}"
+    }
+    assert fleet.recorder.counts("task_scheduler.task") == {task_id: 1}
+
+
+@pytest.mark.parametrize(
+    ("catch_up", "ran", "skipped"),
+    [("all", 5, 0), ("latest", 1, 4), ("none", 0, 5)],
+)
+async def test_misfire_after_downtime(engine, fleet, catch_up, ran, skipped):
+    await create(engine, policy={"misfire_grace_s": 300, "catch_up": catch_up})
+    # Down for ten minutes: occurrences at 12:01..12:10; the last five are within the grace.
+    engine.clock.advance(minutes=10, seconds=30)
+    engine.services.dispatcher.started_at = engine.clock.now()
+    await engine.dispatch()
+    listed = (
+        await engine.http.get(
+            "/tasks", params={"start": T0.isoformat(), "end": (T0 + timedelta(minutes=11)).isoformat()}
+        )
+    ).json()
+    statuses = [i["status"] for i in listed["items"]]
+    assert statuses.count("missed") == 5
+    assert statuses.count("dispatched") == ran and statuses.count("skipped") == skipped
+    assert len(fleet.recorder.records) == ran
+    missed = next(i for i in listed["items"] if i["status"] == "missed")
+    assert "misfire grace" in missed["status_reason"]
+    if catch_up == "latest":
+        dispatched = next(i for i in listed["items"] if i["status"] == "dispatched")
+        assert dispatched["scheduled_at"] == "2026-01-05T12:10:00Z"
+
+
+async def test_disabled_occurrence_is_skipped_with_the_reason(engine, fleet):
+    rule = await create(engine)
+    task_id = first_id(rule)
+    await engine.http.patch(f"/tasks/{task_id}", json={"enabled": False})
+    engine.clock.advance(seconds=60)
+    await engine.dispatch()
+    got = await task(engine, task_id)
+    assert (got["status"], got["status_reason"]) == ("skipped", "task disabled")
+    assert fleet.recorder.records == []
+
+
+async def test_run_now_and_dispatch_now(engine, fleet):
+    rule = await create(engine)
+    adhoc = await engine.http.post(f"/rules/{rule['id']}/run")
+    assert adhoc.status_code == 202
+    later = first_id(rule, minutes=30)
+    assert (await engine.http.post(f"/tasks/{later}/dispatch")).status_code == 202
+    assert await engine.dispatch() == 2
+    assert (await task(engine, adhoc.json()["id"]))["status"] == "dispatched"
+    assert (await task(engine, later))["status"] == "dispatched"
+    assert (await engine.http.post(f"/tasks/{later}/dispatch")).status_code == 409
+    assert len(fleet.recorder.accepted()) == 2
+
+
+async def test_overlap_skip(engine, fleet):
+    rule = await create(engine, policy={"overlap": "skip", "misfire_grace_s": 600})
+    busy = first_id(rule, 1)
+    await TaskRecord.filter(id=busy).update(
+        status="dispatching", lease_owner="replica-b", lease_until=T0 + timedelta(minutes=30), attempts=1
+    )
+    engine.clock.advance(seconds=120)
+    await engine.dispatch()
+    got = await task(engine, first_id(rule, 2))
+    assert got["status"] == "skipped" and "overlap=skip" in got["status_reason"]
+    assert fleet.recorder.records == []
+
+
+async def test_rule_pauses_after_consecutive_failures_and_resumes(engine, fleet):
+    rule = await create(engine, policy={"max_attempts": 2, "misfire_grace_s": 1})
+    fleet.behave({"mode": "reject"})
+    for _ in range(2):
+        engine.clock.advance(seconds=60)
+        await engine.dispatch()
+    status = (await engine.http.get(f"/rules/{rule['id']}/status")).json()
+    assert status["paused"] is True and status["consecutive_failures"] == 2
+    fleet.behave({"mode": "accept"})
+    engine.clock.advance(seconds=60)
+    await engine.dispatch()
+    third = await task(engine, first_id(rule, 3))
+    assert third["status"] == "skipped" and third["status_reason"].startswith("rule paused")
+    resumed = await engine.http.post(f"/rules/{rule['id']}/reset-attempts")
+    assert resumed.status_code == 200
+    engine.clock.advance(seconds=60)
+    await engine.dispatch()
+    assert (await task(engine, first_id(rule, 4)))["status"] == "dispatched"
+    assert (await engine.http.get(f"/rules/{rule['id']}/status")).json()["paused"] is False
+
+
+async def test_lead_time_sends_early_with_the_occurrence_as_earliest_start(engine, fleet):
+    rule = await create(engine, policy={"lead_time_s": 20})
+    engine.clock.advance(seconds=40)
+    assert await engine.dispatch() == 1
+    [received] = fleet.recorder.records
+    occurrence = T0 + timedelta(minutes=1)
+    assert received.body["request"]["unix_millis_earliest_start_time"] == int(occurrence.timestamp() * 1000)
+    assert (await task(engine, first_id(rule)))["status"] == "dispatched"
+
+
+async def test_robot_task_goes_to_the_robot_route(engine, fleet):
+    await create(engine, task={**CLEAN, "robot": "tinyRobot1", "fleet": "tinyRobot"})
+    engine.clock.advance(seconds=60)
+    await engine.dispatch()
+    [received] = fleet.recorder.records
+    assert received.route == "POST /tasks/robot_task" and received.problems == []
+    assert received.body["robot"] == "tinyRobot1"
+
+
+async def test_events_carry_the_rule_channel(engine, fleet):
+    seen = []
+    engine.services.events.stream.subscribe(lambda event: seen.append(event))
+    await create(engine, channel="ops")
+    await create(engine, name="other")
+    engine.clock.advance(seconds=60)
+    await engine.dispatch()
+    kinds = [event.type for event in seen if event.channel == "ops"]
+    assert EventType.rule_created in kinds and EventType.task_dispatched in kinds
+    assert kinds.count(EventType.task_dispatched) == 1  # only the "ops" rule's
+
+
+async def test_runs_listing_and_purge(engine, fleet):
+    rule = await create(engine)
+    for _ in range(3):
+        engine.clock.advance(seconds=60)
+        await engine.dispatch()
+    page = (await engine.http.get("/runs", params={"rule_id": rule["id"], "limit": 2})).json()
+    assert page["total"] == 3 and len(page["items"]) == 2
+    assert page["items"][0]["started_at"] > page["items"][1]["started_at"]
+    assert (await engine.http.get("/runs", params={"status": "failed"})).json()["total"] == 0
+    cut = (T0 + timedelta(minutes=2, seconds=30)).isoformat()
+    assert (await engine.http.delete("/runs", params={"before": cut})).json() == {"deleted": 2}
+    assert (await engine.http.get("/runs")).json()["total"] == 1
+
+
+async def test_targets_api(engine, fleet):
+    listed = (await engine.http.get("/targets")).json()
+    assert [(t["name"], t["source"]) for t in listed] == [("default", "config")]
+    body = {"name": "site-b", "config": {"kind": "rmf_http", "base_url": fleet.url, "token": "s3cret"}}
+    created = await engine.http.post("/targets", json=body)
+    assert created.status_code == 201, created.text
+    assert "s3cret" not in created.text and created.json()["config"]["secrets_set"] == ["token"]
+    assert (await engine.http.post("/targets", json=body)).status_code == 409
+    unknown = await engine.http.post(
+        "/rules", json={"name": "x", "schedule": MINUTELY, "task": {**CLEAN, "target": "nope"}}
+    )
+    assert unknown.status_code == 422 and unknown.json()["detail"][0]["loc"] == ["body", "task", "target"]
+    await create(engine, task={**CLEAN, "target": "site-b"})
+    assert (await engine.http.delete("/targets/site-b")).status_code == 409
+    assert (await engine.http.delete("/targets/default")).status_code == 409
+    assert (await engine.http.get("/targets/nope")).status_code == 404
+    engine.clock.advance(seconds=60)
+    await engine.dispatch()
+    assert fleet.recorder.records[0].status == 200
