@@ -33,6 +33,7 @@ setup(
         "referencing>=0.35,<1",
         "PyJWT>=2.8,<3",
         "prometheus_client>=0.20,<1",
+        "httpx>=0.27,<1",
     ],
     extras_require={
         "postgres": ["asyncpg>=0.29,<1"],
@@ -45,7 +46,6 @@ setup(
             "pytest-asyncio>=0.24,<2",
             "pytest-cov>=5,<8",
             "hypothesis>=6.100,<7",
-            "httpx>=0.27,<1",
             "ruff>=0.6,<1",
         ],
     },

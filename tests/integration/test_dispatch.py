@@ -299,3 +299,18 @@ async def test_targets_api(engine, fleet):
     engine.clock.advance(seconds=60)
     await engine.dispatch()
     assert fleet.recorder.records[0].status == 200
+
+
+async def test_secrets_never_come_back_even_in_errors(engine, fleet):
+    body = {
+        "name": "leaky",
+        "config": {
+            "kind": "rmf_http",
+            "base_url": fleet.url,
+            "token": "t0ps3cret",
+            "jwt_secret": "also-s3cret",
+        },
+    }
+    response = await engine.http.post("/targets", json=body)
+    assert response.status_code == 422
+    assert "s3cret" not in response.text
