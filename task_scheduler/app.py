@@ -114,15 +114,19 @@ def get_app(
         try:
             yield
         finally:
-            for loop in loops:
-                loop.cancel()
-            for loop in loops:
-                with contextlib.suppress(asyncio.CancelledError):
-                    await loop
-            await dispatcher.stop(settings.shutdown_grace_s)
-            bus.close()
-            await http.aclose()
-            await database.close()
+            try:
+                for loop in loops:
+                    loop.cancel()
+                for loop in loops:
+                    with contextlib.suppress(asyncio.CancelledError):
+                        await loop
+                await dispatcher.stop(settings.shutdown_grace_s)
+            except Exception:
+                logger.exception("could not hand back claimed tasks; their leases will run out")
+            finally:
+                bus.close()
+                await http.aclose()
+                await database.close()
 
     app = FastAPI(
         title="rmf-task-scheduler",

@@ -87,10 +87,13 @@ class Settings(BaseModel):
         return value
 
 
+_SCALARS = (str, int, float, bool)
 _SCALAR_KEYS = {
     name
     for name, field in Settings.model_fields.items()
-    if field.annotation in (str, int, float, bool) or name == "log_level"
+    if field.annotation in _SCALARS
+    or name == "log_level"
+    or any(t in _SCALARS for t in getattr(field.annotation, "__args__", ()))  # e.g. str | None
 }
 
 

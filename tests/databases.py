@@ -15,16 +15,38 @@ from pathlib import Path
 
 import pytest
 
-POSTGRES_URL = os.environ.get("TEST_POSTGRES_URL", "postgres://postgres@127.0.0.1:5432/test")
-MYSQL_URL = os.environ.get("TEST_MYSQL_URL", "mysql://root:@127.0.0.1:3306/test")
+# A database of the tests' own on each server, created on first use, so that the tests
+# never touch other data there.
+POSTGRES_URL = os.environ.get("TEST_POSTGRES_URL", "postgres://postgres@127.0.0.1:5432/task_scheduler_test")
+MYSQL_URL = os.environ.get("TEST_MYSQL_URL", "mysql://root:@127.0.0.1:3306/task_scheduler_test")
 REQUIRE_DBS = os.environ.get("RMF_TASK_SCHEDULER_REQUIRE_DBS") == "1"
 TABLES = ("runs", "targets", "tasks", "rules", "aerich")
+
+
+def _parts(url: str) -> tuple[str, str, str, int, str]:
+    """user, password, host, port, database of a postgres:// or mysql:// URL."""
+    scheme, rest = url.split("://", 1)
+    credentials, location = rest.rsplit("@", 1)
+    user, _, password = credentials.partition(":")
+    hostport, _, database = location.partition("/")
+    host, _, port = hostport.partition(":")
+    return user, password, host, int(port or (5432 if scheme.startswith("postgres") else 3306)), database
 
 
 async def _reset_postgres(url: str) -> None:
     import asyncpg
 
-    conn = await asyncpg.connect(url.replace("postgres://", "postgresql://", 1), timeout=5)
+    user, password, host, port, database = _parts(url)
+    connect = {"user": user, "password": password or None, "host": host, "port": port, "timeout": 5}
+    try:
+        conn = await asyncpg.connect(database=database, **connect)
+    except asyncpg.InvalidCatalogNameError:
+        admin = await asyncpg.connect(database="postgres", **connect)
+        try:
+            await admin.execute(f'CREATE DATABASE "{database}"')
+        finally:
+            await admin.close()
+        conn = await asyncpg.connect(database=database, **connect)
     try:
         await conn.execute("DROP TABLE IF EXISTS " + ", ".join(f'"{t}"' for t in TABLES) + " CASCADE")
     finally:
@@ -34,16 +56,12 @@ async def _reset_postgres(url: str) -> None:
 async def _reset_mysql(url: str) -> None:
     import asyncmy
 
-    rest = url.split("://", 1)[1]
-    credentials, location = rest.rsplit("@", 1)
-    user, _, password = credentials.partition(":")
-    hostport, _, database = location.partition("/")
-    host, _, port = hostport.partition(":")
-    conn = await asyncmy.connect(
-        host=host, port=int(port or 3306), user=user, password=password, db=database, connect_timeout=5
-    )
+    user, password, host, port, database = _parts(url)
+    conn = await asyncmy.connect(host=host, port=port, user=user, password=password, connect_timeout=5)
     try:
         async with conn.cursor() as cursor:
+            await cursor.execute(f"CREATE DATABASE IF NOT EXISTS `{database}`")
+            await cursor.execute(f"USE `{database}`")
             await cursor.execute("DROP TABLE IF EXISTS " + ", ".join(f"`{t}`" for t in TABLES))
     finally:
         conn.close()

@@ -3,8 +3,11 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from datetime import datetime, timezone
+from typing import Annotated
 
-from fastapi import Request
+from fastapi import Query, Request
+from pydantic import AfterValidator, AwareDatetime
 
 from task_scheduler.clock import Clock
 from task_scheduler.events import EventBus
@@ -37,6 +40,17 @@ class Services:
         self.metrics.queue_depth.set(await self.store.count_due(now))
         oldest = await self.store.oldest_expansion()
         self.metrics.expander_lag.set(max(0.0, (now - oldest).total_seconds()) if oldest else 0.0)
+
+
+def _utc(value: datetime) -> datetime:
+    return value.astimezone(timezone.utc)
+
+
+# An aware datetime from a query, in UTC: SQLite compares stored times as text and the
+# MySQL driver drops offsets, so every instant reaches the store in one zone.
+UtcDatetime = Annotated[AwareDatetime, AfterValidator(_utc)]
+# Rule ids are 32-bit columns: a larger filter value is refused rather than sent to the database.
+RuleIdQuery = Annotated[int | None, Query(ge=1, le=2**31 - 1)]
 
 
 def services(request: Request) -> Services:

@@ -5,9 +5,9 @@ from __future__ import annotations
 from typing import Annotated
 
 from fastapi import APIRouter, Depends, Query
-from pydantic import AwareDatetime, BaseModel
+from pydantic import BaseModel
 
-from task_scheduler.api.deps import Services, services
+from task_scheduler.api.deps import RuleIdQuery, Services, UtcDatetime, services
 from task_scheduler.services.runs import RunView
 from task_scheduler.transports.base import Outcome
 
@@ -29,11 +29,11 @@ class Deleted(BaseModel):
 @router.get("", response_model=RunPage)
 async def list_runs(
     svc: Svc,
-    rule_id: int | None = None,
+    rule_id: RuleIdQuery = None,
     task_id: str | None = None,
     status: Annotated[Outcome | None, Query(description="The run's outcome.")] = None,
-    start: Annotated[AwareDatetime | None, Query(description="Runs started at or after this.")] = None,
-    end: Annotated[AwareDatetime | None, Query(description="Runs started before this.")] = None,
+    start: Annotated[UtcDatetime | None, Query(description="Runs started at or after this.")] = None,
+    end: Annotated[UtcDatetime | None, Query(description="Runs started before this.")] = None,
     limit: Annotated[int, Query(ge=1, le=1000)] = 100,
     offset: Annotated[int, Query(ge=0)] = 0,
 ) -> RunPage:
@@ -52,7 +52,7 @@ async def list_runs(
 
 @router.delete("", response_model=Deleted)
 async def purge_runs(
-    svc: Svc, before: Annotated[AwareDatetime, Query(description="Delete runs started before this.")]
+    svc: Svc, before: Annotated[UtcDatetime, Query(description="Delete runs started before this.")]
 ) -> Deleted:
     """Purge history older than a point in time; says how many runs were removed."""
     return Deleted(deleted=await svc.runs.purge(before))

@@ -6,9 +6,9 @@ from datetime import datetime, timedelta
 from typing import Annotated
 
 from fastapi import APIRouter, Depends, Query, Response
-from pydantic import AwareDatetime, BaseModel
+from pydantic import BaseModel
 
-from task_scheduler.api.deps import Services, services
+from task_scheduler.api.deps import RuleIdQuery, Services, UtcDatetime, services
 from task_scheduler.api.errors import Problem
 from task_scheduler.domain.errors import Invalid
 from task_scheduler.domain.tasks import TaskPatch, TaskStatus
@@ -32,13 +32,11 @@ class TaskPage(BaseModel):
 @router.get("", response_model=TaskPage)
 async def list_tasks(
     svc: Svc,
-    start: Annotated[
-        AwareDatetime | None, Query(description="Window start (inclusive); default now.")
-    ] = None,
+    start: Annotated[UtcDatetime | None, Query(description="Window start (inclusive); default now.")] = None,
     end: Annotated[
-        AwareDatetime | None, Query(description="Window end (exclusive); default start + 7 days.")
+        UtcDatetime | None, Query(description="Window end (exclusive); default start + 7 days.")
     ] = None,
-    rule_id: int | None = None,
+    rule_id: RuleIdQuery = None,
     status: TaskStatus | None = None,
     category: Annotated[str | None, Query(description="RMF task category, e.g. clean.")] = None,
     limit: Annotated[int, Query(ge=1, le=1000)] = 100,
@@ -46,7 +44,10 @@ async def list_tasks(
 ) -> TaskPage:
     """Occurrences scheduled in the window: stored ones and, past the stored horizon, computed ones."""
     start = start or svc.clock.now()
-    end = end or start + DEFAULT_WINDOW
+    try:
+        end = end or start + DEFAULT_WINDOW
+    except OverflowError:
+        raise Invalid.at(("query", "start"), "too far in the future") from None
     if end <= start:
         raise Invalid.at(("query", "end"), "end must be after start")
     items, total = await svc.tasks.list(
@@ -76,6 +77,7 @@ async def delete_task(task_id: str, svc: Svc) -> Response:
 @router.get("/{task_id}/runs", response_model=list[RunView])
 async def task_runs(task_id: str, svc: Svc) -> list[RunView]:
     """Every attempt of this task, newest first."""
+    await svc.tasks.get(task_id)  # 404 for an unknown task
     items, _ = await svc.runs.list(
         task_id=task_id, rule_id=None, outcome=None, start=None, end=None, limit=1000, offset=0
     )

@@ -15,7 +15,8 @@ from pydantic import BaseModel, ConfigDict, Field
 from task_scheduler.domain.rules import RmfTaskRequest
 
 _ID_FORMAT = "%Y%m%dT%H%M%SZ"
-_ID_PATTERN = re.compile(r"^(\d{1,12})-(\d{8}T\d{6}Z)$")
+_ID_PATTERN = re.compile(r"^(\d{1,10})-(\d{8}T\d{6}Z)$")
+_MAX_RULE_ID = 2**31 - 1
 
 
 class TaskStatus(str, Enum):
@@ -43,7 +44,10 @@ def parse_task_id(text: str) -> tuple[int, datetime] | None:
         when = datetime.strptime(match.group(2), _ID_FORMAT).replace(tzinfo=timezone.utc)
     except ValueError:
         return None
-    return int(match.group(1)), when
+    rule_id = int(match.group(1))
+    if not 1 <= rule_id <= _MAX_RULE_ID:
+        return None
+    return rule_id, when
 
 
 class TaskPatch(BaseModel):

@@ -27,6 +27,7 @@ from task_scheduler.domain.rules import Policy
 from task_scheduler.domain.tasks import TaskStatus
 from task_scheduler.events import Event, EventBus, EventType
 from task_scheduler.metrics import Metrics
+from task_scheduler.services.occurrences import effective_request
 from task_scheduler.services.targets import TargetService
 from task_scheduler.services.wakeup import Wakeup
 from task_scheduler.storage.orm import RuleRecord, TaskRecord
@@ -68,7 +69,7 @@ class Dispatcher:
         self._rng = rng or Random()
         self._wakeup = Wakeup()
         self._transports: dict[str, tuple[str, Transport]] = {}
-        self._inflight: set[asyncio.Task[None]] = set()
+        self._inflight: dict[str, asyncio.Task[None]] = {}
         self.started_at = clock.now()
 
     @property
@@ -91,6 +92,7 @@ class Dispatcher:
         """Dispatch forever: claim while slots are free, else sleep until the next due time."""
         while True:
             try:
+                await self._renew_leases()
                 free = self._settings.concurrency - len(self._inflight)
                 wanted = min(free, self._settings.batch)
                 claimed = await self._claim(wanted) if wanted > 0 else []
@@ -106,19 +108,31 @@ class Dispatcher:
                 await self._wakeup.wait(1.0)
 
     async def _sleep_for(self, slots_free: bool) -> float:
+        # With dispatches in flight, wake in time to renew their leases.
+        longest = (
+            self._settings.poll_s
+            if not self._inflight
+            else min(self._settings.poll_s, self._settings.lease_s / 3)
+        )
         if not slots_free:
-            return self._settings.poll_s  # a finishing dispatch wakes the loop
+            return longest  # a finishing dispatch wakes the loop
         next_due = await self._store.next_due_at()
         if next_due is None:
-            return self._settings.poll_s
-        return min(self._settings.poll_s, max(0.0, (next_due - self._clock.now()).total_seconds()))
+            return longest
+        return min(longest, max(0.0, (next_due - self._clock.now()).total_seconds()))
+
+    async def _renew_leases(self) -> None:
+        """Keep the leases of slow dispatches alive, so no other claim takes them over."""
+        if self._inflight:
+            until = self._clock.now() + timedelta(seconds=self._settings.lease_s)
+            await self._store.renew_leases(list(self._inflight), self.replica_id, until)
 
     def _start(self, task: TaskRecord) -> None:
         job = asyncio.create_task(self._handle(task), name=f"dispatch {task.id}")
-        self._inflight.add(job)
+        self._inflight[task.id] = job
 
-        def done(finished: asyncio.Task[None]) -> None:
-            self._inflight.discard(finished)
+        def done(_: asyncio.Task[None]) -> None:
+            self._inflight.pop(task.id, None)
             self._wakeup.poke()
 
         job.add_done_callback(done)
@@ -126,7 +140,7 @@ class Dispatcher:
     async def stop(self, grace_s: float) -> None:
         """Let in-flight dispatches finish for up to ``grace_s``, then hand back every claim."""
         if self._inflight:
-            _, pending = await asyncio.wait(set(self._inflight), timeout=grace_s)
+            _, pending = await asyncio.wait(set(self._inflight.values()), timeout=grace_s)
             for job in pending:
                 job.cancel()
             for job in pending:
@@ -142,7 +156,7 @@ class Dispatcher:
     async def _claim(self, limit: int) -> list[TaskRecord]:
         now = self._clock.now()
         return await self._store.claim_due(
-            now, self.replica_id, now + timedelta(seconds=self._settings.lease_s), limit
+            now, self.replica_id, now + timedelta(seconds=self._settings.lease_s), limit, busy=self._inflight
         )
 
     # -- one task ------------------------------------------------------------------------
@@ -157,23 +171,49 @@ class Dispatcher:
             logger.exception("dispatching task %s failed unexpectedly", task.id)
 
     async def _dispatch(self, task: TaskRecord) -> None:
-        now = self._clock.now()
         rule = await self._store.get_rule(task.rule_id) if task.rule_id is not None else None
         policy = Policy.model_validate(rule.policy) if rule else Policy()
-        reason = await self._reason_not_to_run(task, rule, policy, now)
-        if reason is not None:
-            await self._settle_unrun(task, rule, *reason)
-            return
-
         target_name = task.target or (rule.target if rule else None) or "default"
         transport = await self._transport(target_name)
         started = self._clock.now()
+        if transport is not None and task.attempts > 1:
+            # An earlier claim may have reached the fleet before its replica died or its
+            # answer was lost: settle that first, whatever the task's lateness now.
+            prior = await self._earlier_attempt(task, transport)
+            if prior is not None:
+                await self._settle_run(task, rule, policy, transport, prior, started, self._clock.now())
+                return
+        reason = await self._reason_not_to_run(task, rule, policy, started)
+        if reason is not None:
+            await self._settle_unrun(task, rule, *reason)
+            return
         if transport is None:
             delivery = Delivery(Outcome.FAILED, error=f"target {target_name!r} does not exist")
         else:
             delivery = await self._deliver(task, rule, transport, started)
-        finished = self._clock.now()
-        await self._settle_run(task, rule, policy, transport, delivery, started, finished)
+        await self._settle_run(task, rule, policy, transport, delivery, started, self._clock.now())
+
+    async def _earlier_attempt(self, task: TaskRecord, transport: Transport) -> Delivery | None:
+        """What became of the previous attempt, when the fleet may have it; None to send again."""
+        label = task_label(task.id)
+        if transport.supports_lookup:
+            try:
+                found = await transport.find(label)
+            except LookupFailed as exc:
+                return Delivery(
+                    Outcome.UNKNOWN, error=f"could not ask the fleet before resending: {exc}", ambiguous=True
+                )
+            if found is not None:
+                return Delivery(Outcome.SUCCEEDED, fleet_task_id=found, response={"found_by_label": label})
+            return None
+        last = await self._store.last_run_of(task.id)
+        if last is not None and last.attempt == task.attempts - 1:
+            return None  # the previous attempt ended with a clear answer and was recorded
+        return Delivery(
+            Outcome.UNKNOWN,
+            error="an earlier attempt may have reached the bridge, which cannot be asked; not resent",
+            ambiguous=True,
+        )
 
     async def _reason_not_to_run(
         self, task: TaskRecord, rule: RuleRecord | None, policy: Policy, now: datetime
@@ -208,21 +248,10 @@ class Dispatcher:
         self, task: TaskRecord, rule: RuleRecord | None, transport: Transport, now: datetime
     ) -> Delivery:
         label = task_label(task.id)
-        if task.attempts > 1 and transport.supports_lookup:
-            # An earlier claim may have reached the fleet before its replica died or timed out.
-            try:
-                found = await transport.find(label)
-            except LookupFailed as exc:
-                return Delivery(
-                    Outcome.UNKNOWN, error=f"could not ask the fleet before resending: {exc}", ambiguous=True
-                )
-            if found is not None:
-                return Delivery(Outcome.SUCCEEDED, fleet_task_id=found, response={"found_by_label": label})
-        template = task.request if task.request is not None else (rule.task["request"] if rule else {})
         message = build_message(
             task_id=task.id,
             rule_id=task.rule_id,
-            template=template,
+            template=effective_request(task, rule),
             robot=rule.task.get("robot") if rule else None,
             fleet=rule.task.get("fleet") if rule else None,
             scheduled_at=task.scheduled_at,
@@ -260,7 +289,7 @@ class Dispatcher:
     ) -> None:
         now = self._clock.now()
         changes = {"status": status.value, "status_reason": reason[:255], "updated_at": now}
-        if await self._store.settle(task, self.replica_id, task_changes=changes, run=None, rule_changes=None):
+        if await self._store.settle(task, self.replica_id, task_changes=changes):
             kind = EventType.task_missed if status is TaskStatus.missed else EventType.task_skipped
             self._publish(kind, task, rule, {"status": status.value, "reason": reason})
 
@@ -275,14 +304,12 @@ class Dispatcher:
         finished: datetime,
     ) -> None:
         changes: dict[str, Any] = {"updated_at": finished}
-        rule_changes: dict[str, Any] | None = None
-        failed_for_good = False
+        rule_failed: bool | None = None
         if delivery.outcome is Outcome.SUCCEEDED:
             changes.update(
                 status=TaskStatus.dispatched.value, status_reason=None, fleet_task_id=delivery.fleet_task_id
             )
-            if rule is not None and rule.consecutive_failures:
-                rule_changes = {"consecutive_failures": 0}
+            rule_failed = False
         else:
             why = f"attempt {task.attempts}: {delivery.outcome.value}" + (
                 f" ({delivery.error})" if delivery.error else ""
@@ -299,13 +326,8 @@ class Dispatcher:
                     status=TaskStatus.scheduled.value, due_at=retry, status_reason=f"{why}; retrying"[:255]
                 )
             else:
-                failed_for_good = True
+                rule_failed = True
                 changes.update(status=TaskStatus.failed.value, status_reason=why[:255])
-                if rule is not None:
-                    failures = rule.consecutive_failures + 1
-                    rule_changes = {"consecutive_failures": failures}
-                    if failures >= policy.max_attempts:
-                        rule_changes["paused_reason"] = f"{failures} occurrences in a row failed"
         run = {
             "task_id": task.id,
             "rule_id": task.rule_id,
@@ -322,9 +344,15 @@ class Dispatcher:
             "error": delivery.error,
             "replica": self.replica_id,
         }
-        if not await self._store.settle(
-            task, self.replica_id, task_changes=changes, run=run, rule_changes=rule_changes
-        ):
+        settled = await self._store.settle(
+            task,
+            self.replica_id,
+            task_changes=changes,
+            run=run,
+            rule_failed=rule_failed,
+            pause_after=policy.max_attempts,
+        )
+        if settled is None:
             logger.warning("task %s: lease lost before its outcome was recorded", task.id)
             return
         lateness = (
@@ -335,10 +363,10 @@ class Dispatcher:
         self._publish(EventType.run_finished, task, rule, summary)
         if delivery.outcome is Outcome.SUCCEEDED:
             self._publish(EventType.task_dispatched, task, rule, {"fleet_task_id": delivery.fleet_task_id})
-        elif failed_for_good:
+        elif rule_failed:
             self._publish(EventType.task_failed, task, rule, {"reason": changes["status_reason"]})
-            if rule_changes and "paused_reason" in rule_changes:
-                self._publish(EventType.rule_paused, task, rule, {"reason": rule_changes["paused_reason"]})
+        if settled.paused_reason:
+            self._publish(EventType.rule_paused, task, rule, {"reason": settled.paused_reason})
 
     def _publish(
         self, kind: EventType, task: TaskRecord, rule: RuleRecord | None, data: dict[str, Any]

@@ -51,21 +51,27 @@ class Expander:
         return times, EXHAUSTED
 
     async def store(self, rule: RuleRecord, times: list[datetime], now: datetime) -> None:
-        if not times:
-            return
         await self._store.insert_tasks([new_task_record(rule, t, now) for t in times])
-        data = {"count": len(times), "first": times[0], "last": times[-1]}
-        self._events.publish(
-            Event(type=EventType.task_materialized, at=now, rule_id=rule.id, channel=rule.channel, data=data)
-        )
 
-    async def expand(self, rule: RuleRecord, now: datetime, recurrence: Recurrence | None = None) -> int:
-        """Store the rule's next occurrences up to the horizon (one batch); return how many."""
+    def announce(self, rule: RuleRecord, times: list[datetime], now: datetime) -> None:
+        """Publish what was stored; call once the transaction has committed."""
+        if times:
+            data = {"count": len(times), "first": times[0], "last": times[-1]}
+            self._events.publish(
+                Event(
+                    type=EventType.task_materialized, at=now, rule_id=rule.id, channel=rule.channel, data=data
+                )
+            )
+
+    async def expand(
+        self, rule: RuleRecord, now: datetime, recurrence: Recurrence | None = None
+    ) -> list[datetime]:
+        """Store the rule's next occurrences up to the horizon (one batch); return them."""
         times, until = self.plan(recurrence or recurrence_of(rule), rule.expanded_until or now, now)
         await self.store(rule, times, now)
         await self._store.set_expanded_until(rule.id, until)
         rule.expanded_until = until
-        return len(times)
+        return times
 
     async def run_pass(self) -> int:
         """Top up every rule whose stored occurrences end within half the horizon."""
@@ -79,10 +85,24 @@ class Expander:
                 return stored
             for rule in rules:
                 after_id = rule.id
-                async with self._store.transaction():
-                    fresh = await self._store.get_rule(rule.id, for_update=True)
-                    if fresh is not None and fresh.enabled and fresh.expanded_until == rule.expanded_until:
-                        stored += await self.expand(fresh, now)
+                stored += await self._top_up(rule, now)
+
+    async def _top_up(self, rule: RuleRecord, now: datetime) -> int:
+        """One batch, or as many as it takes to reach now after downtime, so that current
+        occurrences are stored (and dispatched) at once rather than passes later."""
+        stored = 0
+        seen = rule.expanded_until
+        while True:
+            async with self._store.transaction():
+                fresh = await self._store.get_rule(rule.id, for_update=True)
+                if fresh is None or not fresh.enabled or fresh.expanded_until != seen:
+                    return stored  # changed meanwhile (edited, disabled, another replica)
+                times = await self.expand(fresh, now)
+            self.announce(fresh, times, now)
+            stored += len(times)
+            seen = fresh.expanded_until
+            if not times or seen is None or seen >= now:
+                return stored
 
     async def run(self) -> None:
         """Expand forever, a pass every ``poll_s`` seconds (rule changes expand inline)."""

@@ -32,6 +32,10 @@ class TaskView(BaseModel):
     request: dict[str, Any] = Field(description="The request it will send (its own or the rule's).")
 
 
+# Turns an exclusive bound into an inclusive one for Recurrence.between.
+SMALLEST_STEP = timedelta(microseconds=1)
+
+
 def recurrence_of(record: RuleRecord) -> Recurrence:
     schedule = schedule_adapter.validate_python(record.schedule)
     return Recurrence(schedule, ZoneInfo(record.timezone), default_start=record.created_at)
@@ -89,8 +93,15 @@ def new_task_record(rule: RuleRecord, original_at: datetime, now: datetime, **ov
     return TaskRecord(**values)
 
 
+def effective_request(task: TaskRecord, rule: RuleRecord | None) -> dict[str, Any]:
+    """The request an occurrence sends: its own, or its rule's."""
+    if task.request is not None:
+        return task.request
+    return rule.task["request"] if rule else {}
+
+
 def task_view(task: TaskRecord, rule: RuleRecord | None) -> TaskView:
-    request = task.request if task.request is not None else (rule.task["request"] if rule else {})
+    request = effective_request(task, rule)
     return TaskView(
         id=task.id,
         rule_id=task.rule_id,

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Callable, Mapping
-from datetime import datetime, timedelta
+from datetime import datetime
 from typing import Any
 
 from pydantic import BaseModel, Field
@@ -17,6 +17,7 @@ from task_scheduler.domain.rules import Rule, RuleSpec
 from task_scheduler.events import Event, EventBus, EventType
 from task_scheduler.services.expander import Expander
 from task_scheduler.services.occurrences import (
+    SMALLEST_STEP,
     TaskView,
     local_iso,
     new_task_record,
@@ -27,8 +28,6 @@ from task_scheduler.services.occurrences import (
 from task_scheduler.services.targets import TargetService
 from task_scheduler.storage.orm import RuleRecord
 from task_scheduler.storage.store import Store
-
-_SMALLEST_STEP = timedelta(microseconds=1)
 
 
 class Occurrence(BaseModel):
@@ -130,7 +129,7 @@ class RuleService:
         first = recurrence.first()
         if first is None:
             return []
-        after = max(first, now) - _SMALLEST_STEP
+        after = max(first, now) - SMALLEST_STEP
         return [Occurrence(utc=t, local=local_iso(t, zone_name)) for t in recurrence.next_after(after, count)]
 
     # -- changes -------------------------------------------------------------------------
@@ -159,6 +158,7 @@ class RuleService:
                 updated_at=now,
             )
             await self._expander.store(record, times, now)
+        self._expander.announce(record, times, now)
         self._announce(EventType.rule_created, record, now)
         return rule_view(record, now, recurrence)
 
@@ -177,14 +177,15 @@ class RuleService:
                 updated_at=now,
             )
             await self._store.update_scheduled_category(rule_id, record.category)
-            if record.enabled:
-                await self._expander.expand(record, now, recurrence)
+            times = await self._expander.expand(record, now, recurrence) if record.enabled else []
+        self._expander.announce(record, times, now)
         self._announce(EventType.rule_updated, record, now)
         return rule_view(record, now, recurrence)
 
     async def set_enabled(self, rule_id: int, enabled: bool) -> Rule:
         """Disabling drops the rule's future untouched tasks; enabling regenerates them from now."""
         now = self._clock.now()
+        times: list[datetime] = []
         async with self._store.transaction():
             record = await self._get(rule_id, for_update=True)
             if record.enabled != enabled:
@@ -194,7 +195,8 @@ class RuleService:
                     record, enabled=enabled, expanded_until=now if enabled else None, updated_at=now
                 )
                 if enabled:
-                    await self._expander.expand(record, now)
+                    times = await self._expander.expand(record, now)
+        self._expander.announce(record, times, now)
         self._announce(EventType.rule_enabled if enabled else EventType.rule_disabled, record, now)
         return rule_view(record, now)
 

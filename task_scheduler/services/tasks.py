@@ -8,7 +8,7 @@ so the expander and series edits leave it alone.
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
-from datetime import datetime, timedelta, timezone
+from datetime import datetime, timezone
 from typing import Any
 from zoneinfo import ZoneInfo
 
@@ -17,6 +17,7 @@ from task_scheduler.domain.errors import Conflict, Invalid, NotFound
 from task_scheduler.domain.rmf_schema import RmfValidationError, validate_task_request
 from task_scheduler.domain.tasks import TaskPatch, TaskStatus, parse_task_id
 from task_scheduler.services.occurrences import (
+    SMALLEST_STEP,
     TaskView,
     computed_view,
     due_at,
@@ -27,7 +28,6 @@ from task_scheduler.services.occurrences import (
 from task_scheduler.storage.orm import RuleRecord, TaskRecord
 from task_scheduler.storage.store import Store
 
-_SMALLEST_STEP = timedelta(microseconds=1)
 # A listing window may hold at most this many occurrences; larger ones must be narrowed.
 MAX_WINDOW_OCCURRENCES = 100_000
 
@@ -71,8 +71,8 @@ class TaskService:
         taken = await self._store.stored_original_times([r.id for r in computing], start, end)
         computed: list[TaskView] = []
         for rule in computing:
-            after = max(rule.expanded_until, start - _SMALLEST_STEP)
-            for t in recurrence_of(rule).between(after, end - _SMALLEST_STEP):
+            after = max(rule.expanded_until, start - SMALLEST_STEP)
+            for t in recurrence_of(rule).between(after, end - SMALLEST_STEP):
                 if (rule.id, t) not in taken:
                     computed.append(computed_view(rule, t))
                     if len(computed) + len(stored) > MAX_WINDOW_OCCURRENCES:
@@ -132,11 +132,16 @@ class TaskService:
         async with self._store.transaction():
             record, rule, original_at = await self._editable(task_id)
             if record is not None and record.status == TaskStatus.skipped.value:
-                raise Conflict(f"task {task_id!r} was deleted; it stays skipped")
+                why = "was deleted; it stays skipped" if record.status_reason == "deleted" else "was skipped"
+                raise Conflict(f"task {task_id!r} {why}")
             if patch.enabled is not None:
                 changes["enabled"] = patch.enabled
             if patch.scheduled_at is not None:
                 changes["scheduled_at"] = _as_utc(patch.scheduled_at, rule.timezone if rule else "UTC")
+                if changes["scheduled_at"] < now:
+                    raise Invalid.at(
+                        ("scheduled_at",), "cannot move an occurrence into the past; dispatch it now instead"
+                    )
                 if rule is not None:
                     changes["due_at"] = due_at(rule, changes["scheduled_at"])
             if "request" in patch.model_fields_set:
@@ -187,6 +192,8 @@ class TaskService:
                 raise Conflict(
                     f"task {task_id!r} is {record.status}; only a scheduled task can be dispatched"
                 )
+            if rule is not None and not rule.enabled:
+                raise Conflict(f"rule {rule.id} is disabled; enable it to dispatch its tasks")
             if record is None:
                 record = new_task_record(rule, original_at, now, **changes)
                 await self._store.insert_task(record)
@@ -199,7 +206,10 @@ class TaskService:
 def _as_utc(value: datetime, zone: str) -> datetime:
     if value.tzinfo is None:
         value = value.replace(tzinfo=ZoneInfo(zone))
-    return value.astimezone(timezone.utc).replace(microsecond=0)
+    try:
+        return value.astimezone(timezone.utc).replace(microsecond=0)
+    except OverflowError:
+        raise Invalid.at(("scheduled_at",), "out of range") from None
 
 
 def _window_too_large() -> Invalid:

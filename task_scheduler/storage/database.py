@@ -90,7 +90,10 @@ class Database:
         """Shipped migrations the database lacks; once none, the answer cannot change."""
         if self._up_to_date:
             return []
-        pending = await (await self._command()).heads()
+        try:
+            pending = await (await self._command()).heads()
+        except OperationalError:  # no version table yet: nothing is applied
+            return [path.name for path in sorted((MIGRATIONS_DIR / APP).glob("[0-9]*_*.py"))]
         self._up_to_date = not pending
         return pending
 

@@ -7,6 +7,7 @@ caller's transaction when there is one.
 from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
@@ -17,6 +18,15 @@ from tortoise.transactions import in_transaction
 from task_scheduler.domain.errors import Conflict
 from task_scheduler.domain.tasks import TaskStatus
 from task_scheduler.storage.orm import RuleRecord, RunRecord, TargetRecord, TaskRecord
+
+MAX_ID = 2**31 - 1  # ids are 32-bit columns
+
+
+@dataclass(frozen=True)
+class Settled:
+    """A settled claim; ``paused_reason`` is set when this outcome paused the rule."""
+
+    paused_reason: str | None = None
 
 
 class Store:
@@ -32,6 +42,8 @@ class Store:
             raise Conflict(f"a rule named {values['name']!r} already exists") from None
 
     async def get_rule(self, rule_id: int, *, for_update: bool = False) -> RuleRecord | None:
+        if not 1 <= rule_id <= MAX_ID:
+            return None  # cannot exist; PostgreSQL would refuse the comparison
         query = RuleRecord.filter(id=rule_id)
         if for_update:
             query = query.select_for_update()
@@ -157,7 +169,9 @@ class Store:
 
     async def delete_future_tasks(self, rule_id: int, after: datetime, *, keep_edited: bool) -> int:
         """Remove a rule's occurrences not yet run after ``after``; optionally keep edited ones."""
-        query = TaskRecord.filter(rule_id=rule_id, status=TaskStatus.scheduled.value).filter(
+        # A task already attempted (waiting for a retry) stays: resending it must go through
+        # the fleet lookup its attempt counter triggers.
+        query = TaskRecord.filter(rule_id=rule_id, status=TaskStatus.scheduled.value, attempts=0).filter(
             Q(scheduled_at__gt=after) | Q(original_at__gt=after)
         )
         if keep_edited:
@@ -173,7 +187,7 @@ class Store:
     # -- dispatch ------------------------------------------------------------------------
 
     async def claim_due(
-        self, now: datetime, owner: str, lease_until: datetime, limit: int
+        self, now: datetime, owner: str, lease_until: datetime, limit: int, *, busy: Iterable[str] = ()
     ) -> list[TaskRecord]:
         """Lease up to ``limit`` due tasks (and ones whose lease ran out) to ``owner``, atomically.
 
@@ -185,13 +199,12 @@ class Store:
         due = Q(status=TaskStatus.scheduled.value, due_at__lte=now) | Q(
             status=TaskStatus.dispatching.value, lease_until__lt=now
         )
+        query = TaskRecord.filter(due)
+        busy = list(busy)
+        if busy:  # this replica's own dispatches in flight: never claim them twice
+            query = query.exclude(id__in=busy)
         async with self.transaction():
-            rows = (
-                await TaskRecord.filter(due)
-                .order_by("due_at")
-                .limit(limit)
-                .select_for_update(skip_locked=True)
-            )
+            rows = await query.order_by("due_at").limit(limit).select_for_update(skip_locked=True)
             if not rows:
                 return []
             ids = [row.id for row in rows]
@@ -206,6 +219,18 @@ class Store:
             row.status, row.lease_owner, row.lease_until = TaskStatus.dispatching.value, owner, lease_until
             row.attempts += 1
         return rows
+
+    async def renew_leases(self, task_ids: Iterable[str], owner: str, lease_until: datetime) -> int:
+        """Extend this replica's leases on tasks it is still dispatching."""
+        ids = list(task_ids)
+        if not ids:
+            return 0
+        return await TaskRecord.filter(
+            id__in=ids, lease_owner=owner, status=TaskStatus.dispatching.value
+        ).update(lease_until=lease_until)
+
+    async def last_run_of(self, task_id: str) -> RunRecord | None:
+        return await RunRecord.filter(task_id=task_id).order_by("-attempt", "-id").first()
 
     async def next_due_at(self) -> datetime | None:
         """The earliest instant at which a task becomes claimable."""
@@ -230,6 +255,7 @@ class Store:
             rule_id=task.rule_id,
             scheduled_at__gt=task.scheduled_at,
             scheduled_at__lt=before,
+            enabled=True,
             status__in=(TaskStatus.scheduled.value, TaskStatus.dispatching.value),
         ).exists()
 
@@ -247,24 +273,38 @@ class Store:
         owner: str,
         *,
         task_changes: dict[str, Any],
-        run: dict[str, Any] | None,
-        rule_changes: dict[str, Any] | None,
-    ) -> bool:
+        run: dict[str, Any] | None = None,
+        rule_failed: bool | None = None,
+        pause_after: int = 0,
+    ) -> Settled | None:
         """Record what happened to a claimed task, in one transaction, if the claim is still ours.
 
-        Returns False (and writes nothing) when the lease was lost to another replica.
+        ``rule_failed`` True counts one more failed occurrence for the rule (pausing it once
+        ``pause_after`` are in a row), False resets the count.  Counting happens in the
+        database, so concurrent outcomes and a concurrent reset are never lost.  Returns
+        None (and writes nothing) when the lease was lost to another claim.
         """
         async with self.transaction():
             updated = await TaskRecord.filter(
                 id=task.id, lease_owner=owner, status=TaskStatus.dispatching.value
             ).update(lease_owner=None, lease_until=None, **task_changes)
             if not updated:
-                return False
+                return None
             if run is not None:
                 await RunRecord.create(**run)
-            if rule_changes and task.rule_id is not None:
-                await RuleRecord.filter(id=task.rule_id).update(**rule_changes)
-        return True
+            if rule_failed is None or task.rule_id is None:
+                return Settled()
+            rules = RuleRecord.filter(id=task.rule_id)
+            if not rule_failed:
+                await rules.filter(consecutive_failures__gt=0).update(consecutive_failures=0)
+                return Settled()
+            await rules.update(consecutive_failures=F("consecutive_failures") + 1)
+            rule = await rules.select_for_update().first()
+            if rule is None or rule.paused_reason or rule.consecutive_failures < pause_after:
+                return Settled()
+            reason = f"{rule.consecutive_failures} occurrences in a row failed"
+            await rules.update(paused_reason=reason)
+            return Settled(paused_reason=reason)
 
     async def release_claims(self, owner: str, now: datetime) -> int:
         """Hand back the tasks this replica holds (graceful shutdown): due again at once."""

@@ -82,6 +82,8 @@ async def test_duplicate_name_is_409_and_unknown_id_404(service):
         ("GET", "/rules/999/preview"),
         ("GET", "/tasks/999-20260106T070000Z"),
         ("GET", "/tasks/nonsense"),
+        ("GET", "/rules/99999999999"),
+        ("GET", "/tasks/99999999999-20260106T070000Z"),
         ("DELETE", "/tasks/nonsense"),
     ]:
         kwargs = {"json": rule()} if method == "PUT" else {}
@@ -286,3 +288,20 @@ async def test_window_validation(service):
     assert error_locs(response) == [["query", "end"]]
     naive = await service.http.get("/tasks", params={"start": "2026-01-05T00:00:00"})
     assert naive.status_code == 422
+
+
+async def test_readiness_reports_missing_migrations(tmp_path, clock):
+    from task_scheduler.app import get_app
+    from task_scheduler.config import build_settings
+
+    settings = build_settings(
+        {"db_url": f"sqlite://{tmp_path / 'fresh.sqlite3'}", "migrate_on_start": False}, environ={}
+    )
+    app = get_app(settings, clock=clock, run_background=False)
+    import httpx
+
+    async with app.router.lifespan_context(app):
+        async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://s") as http:
+            ready = await http.get("/readyz")
+    assert ready.status_code == 503
+    assert ready.json()["pending_migrations"] == ["0_20261122000000_init.py", "1_20261122200000_dispatch.py"]

@@ -314,3 +314,137 @@ async def test_secrets_never_come_back_even_in_errors(engine, fleet):
     response = await engine.http.post("/targets", json=body)
     assert response.status_code == 422
     assert "s3cret" not in response.text
+
+
+async def claim_as_dead_replica(engine: Engine, lease_s: float = 1.0) -> list[TaskRecord]:
+    now = engine.clock.now()
+    return await engine.services.store.claim_due(now, "replica-dead", now + timedelta(seconds=lease_s), 10)
+
+
+async def test_replica_died_after_sending_past_the_grace_is_found_not_missed(engine, fleet):
+    rule = await create(engine)
+    engine.clock.advance(seconds=60)
+    [claimed] = await claim_as_dead_replica(engine)
+    rule_record = await engine.services.store.get_rule(rule["id"])
+    from task_scheduler.domain.messages import build_message
+
+    message = build_message(
+        task_id=claimed.id,
+        rule_id=rule["id"],
+        template=rule_record.task["request"],
+        robot=None,
+        fleet=None,
+        scheduled_at=claimed.scheduled_at,
+        requester="task_scheduler",
+        now=engine.clock.now(),
+    )
+    async with httpx.AsyncClient() as client:
+        assert (await client.post(f"{fleet.url}/tasks/dispatch_task", json=message)).status_code == 200
+    engine.clock.advance(seconds=300)  # lease and misfire grace long gone
+    await engine.dispatch()
+    got = await task(engine, claimed.id)
+    assert got["status"] == "dispatched"
+    assert fleet.recorder.counts("task_scheduler.task")[claimed.id] == 1
+
+
+async def test_websocket_target_never_resends_an_attempt_that_left_no_trace(engine, fleet):
+    await engine.http.post(
+        "/targets", json={"name": "bridge", "config": {"kind": "rmf_ws", "url": fleet.ws_url, "timeout_s": 2}}
+    )
+    await create(engine, task={**CLEAN, "target": "bridge"})
+    engine.clock.advance(seconds=60)
+    [claimed] = await claim_as_dead_replica(engine)
+    engine.clock.advance(seconds=2)
+    await engine.dispatch()
+    got = await task(engine, claimed.id)
+    assert got["status"] == "failed" and "cannot be asked" in got["status_reason"]
+    assert fleet.recorder.records == []
+
+
+async def test_own_dispatches_in_flight_are_never_claimed_again(engine, fleet):
+    await create(engine)
+    engine.clock.advance(seconds=60)
+    now = engine.clock.now()
+    store = engine.services.store
+    [mine] = await store.claim_due(now, "replica-a", now + timedelta(seconds=1), 10)
+    later = now + timedelta(seconds=5)
+    assert await store.claim_due(later, "replica-a", later + timedelta(seconds=1), 10, busy=[mine.id]) == []
+    assert await store.renew_leases([mine.id], "replica-a", later + timedelta(seconds=60)) == 1
+    assert await store.claim_due(later, "replica-b", later + timedelta(seconds=1), 10) == []
+
+
+async def test_failures_in_one_pass_all_count_towards_the_pause(engine, fleet):
+    rule = await create(engine, policy={"catch_up": "all", "misfire_grace_s": 600, "max_attempts": 3})
+    fleet.behave({"mode": "reject"})
+    engine.clock.advance(minutes=3)
+    engine.services.dispatcher.started_at = engine.clock.now()
+    await engine.dispatch()
+    status = (await engine.http.get(f"/rules/{rule['id']}/status")).json()
+    assert status["consecutive_failures"] == 3 and status["paused"] is True
+
+
+async def test_series_edit_keeps_a_task_waiting_for_its_retry(engine, fleet):
+    rule = await create(engine, policy={"lead_time_s": 30, "retry_backoff_s": 5, "misfire_grace_s": 120})
+    fleet.behave({"mode": "fail", "count": 1})
+    engine.clock.advance(seconds=30)  # sent early, 30 s before the occurrence
+    await engine.dispatch()
+    task_id = first_id(rule)
+    assert (await task(engine, task_id))["status"] == "scheduled"
+    body = {
+        "name": "lobby",
+        "description": "edited",
+        "schedule": rule["schedule"],
+        "task": CLEAN,
+        "policy": rule["policy"],
+    }
+    assert (await engine.http.put(f"/rules/{rule['id']}", json=body)).status_code == 200
+    assert (await task(engine, task_id))["materialized"] is True
+    engine.clock.advance(seconds=10)
+    await engine.dispatch()
+    assert (await task(engine, task_id))["status"] == "dispatched"
+    assert fleet.recorder.counts("task_scheduler.task") == {task_id: 1}
+
+
+async def test_time_filters_honour_offsets(engine, fleet):
+    await create(engine)
+    for _ in range(3):
+        engine.clock.advance(seconds=60)
+        await engine.dispatch()
+    # 12:00-12:02 UTC written as +02:00 and -05:00
+    for start, end in [
+        ("2026-01-05T14:00:30+02:00", "2026-01-05T14:02:30+02:00"),
+        ("2026-01-05T07:00:30-05:00", "2026-01-05T07:02:30-05:00"),
+    ]:
+        listed = (await engine.http.get("/tasks", params={"start": start, "end": end})).json()
+        assert [i["scheduled_at"] for i in listed["items"]] == [
+            "2026-01-05T12:01:00Z",
+            "2026-01-05T12:02:00Z",
+        ]
+        runs = (await engine.http.get("/runs", params={"start": start, "end": end})).json()
+        assert runs["total"] == 2
+    purged = await engine.http.delete("/runs", params={"before": "2026-01-05T14:02:30+02:00"})
+    assert purged.json() == {"deleted": 2}
+
+
+async def test_expander_catches_up_after_downtime_in_one_pass(engine, fleet):
+    rule = await create(engine)
+    engine.clock.advance(days=2)
+    await engine.expand()
+    upcoming = first_id(rule, minutes=2 * 24 * 60 + 1)
+    assert (await task(engine, upcoming))["materialized"] is True
+
+
+async def test_moves_into_the_past_or_out_of_range_are_422_and_unknown_runs_404(engine, fleet):
+    rule = await create(engine)
+    task_id = first_id(rule, 5)
+    past = await engine.http.patch(f"/tasks/{task_id}", json={"scheduled_at": "2026-01-05T11:00:00Z"})
+    assert past.status_code == 422 and past.json()["detail"][0]["loc"] == ["body", "scheduled_at"]
+    tokyo = await create(engine, name="tokyo", timezone="Asia/Tokyo")
+    far = await engine.http.patch(
+        f"/tasks/{first_id(tokyo, 5)}", json={"scheduled_at": "0001-01-01T00:00:00"}
+    )
+    assert far.status_code == 422
+    assert (await engine.http.get("/tasks", params={"start": "9999-12-31T00:00:00Z"})).status_code == 422
+    assert (await engine.http.get("/tasks/nonsense/runs")).status_code == 404
+    await engine.http.post(f"/rules/{rule['id']}/disable")
+    assert (await engine.http.post(f"/tasks/{first_id(rule, 90)}/dispatch")).status_code == 409
