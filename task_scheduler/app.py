@@ -95,7 +95,11 @@ def get_app(
                 extra_categories=settings.rmf_extra_categories,
             ),
             tasks=TaskService(
-                store, clock, changed=dispatcher.wake, extra_categories=settings.rmf_extra_categories
+                store,
+                clock,
+                events=bus,
+                changed=dispatcher.wake,
+                extra_categories=settings.rmf_extra_categories,
             ),
             runs=RunService(store),
             targets=target_service,

@@ -51,6 +51,7 @@ class EventType(str, enum.Enum):
     task_failed = "task.failed"
     task_missed = "task.missed"
     task_skipped = "task.skipped"
+    task_updated = "task.updated"
     run_finished = "run.finished"
 
 

@@ -230,4 +230,14 @@ class RuleService:
             )
             await self._store.insert_task(task)
         self._changed()
+        self._events.publish(
+            Event(
+                type=EventType.task_updated,
+                at=now,
+                rule_id=rule_id,
+                task_id=task.id,
+                channel=record.channel,
+                data={"action": "run now"},
+            )
+        )
         return task_view(task, record)

@@ -16,6 +16,7 @@ from task_scheduler.clock import Clock
 from task_scheduler.domain.errors import Conflict, Invalid, NotFound
 from task_scheduler.domain.rmf_schema import RmfValidationError, validate_task_request
 from task_scheduler.domain.tasks import TaskPatch, TaskStatus, parse_task_id
+from task_scheduler.events import Event, EventBus, EventType
 from task_scheduler.services.occurrences import (
     SMALLEST_STEP,
     TaskView,
@@ -38,11 +39,13 @@ class TaskService:
         store: Store,
         clock: Clock,
         *,
+        events: EventBus,
         changed: Callable[[], None],
         extra_categories: Mapping[str, Mapping[str, Any] | None],
     ) -> None:
         self._store = store
         self._clock = clock
+        self._events = events
         self._changed = changed
         self._extra_categories = extra_categories
 
@@ -152,8 +155,22 @@ class TaskService:
                 await self._store.insert_task(record)
             else:
                 await self._store.save_task(record, **changes)
-        self._changed()
+        self._announce(record, rule, "edited", now)
         return task_view(record, rule)
+
+    def _announce(self, record: TaskRecord, rule: RuleRecord | None, action: str, now: datetime) -> None:
+        """Wake the dispatcher (the task may be due sooner) and tell subscribers."""
+        self._changed()
+        channel = rule.channel if rule else None
+        event = Event(
+            type=EventType.task_updated,
+            at=now,
+            rule_id=record.rule_id,
+            task_id=record.id,
+            channel=channel,
+            data={"action": action},
+        )
+        self._events.publish(event)
 
     def _request_columns(self, patch: TaskPatch, rule: RuleRecord | None) -> dict[str, Any]:
         if patch.request is None:
@@ -178,9 +195,12 @@ class TaskService:
         async with self._store.transaction():
             record, rule, original_at = await self._editable(task_id)
             if record is None:
-                await self._store.insert_task(new_task_record(rule, original_at, now, **skipped))
+                record = await self._store.insert_task(new_task_record(rule, original_at, now, **skipped))
             elif record.status != TaskStatus.skipped.value:
                 await self._store.save_task(record, **skipped)
+            else:
+                return
+        self._announce(record, rule, "deleted", now)
 
     async def dispatch_now(self, task_id: str) -> TaskView:
         """Send this occurrence now instead of at its time (it counts as moved to now)."""
@@ -199,7 +219,7 @@ class TaskService:
                 await self._store.insert_task(record)
             else:
                 await self._store.save_task(record, **changes)
-        self._changed()
+        self._announce(record, rule, "dispatch now", now)
         return task_view(record, rule)
 
 
