@@ -24,5 +24,10 @@ async def readyz(svc: Annotated[Services, Depends(services)]) -> JSONResponse:
     reachable = await svc.database.ping()
     pending = await svc.database.pending_migrations() if reachable else []
     ready = reachable and not pending
-    body = {"status": "ready" if ready else "not ready", "database": reachable, "pending_migrations": pending}
+    body = {
+        "status": "ready" if ready else "not ready",
+        "replica": svc.dispatcher.replica_id,
+        "database": reachable,
+        "pending_migrations": pending,
+    }
     return JSONResponse(status_code=200 if ready else 503, content=body)

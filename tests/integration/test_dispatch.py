@@ -448,3 +448,15 @@ async def test_moves_into_the_past_or_out_of_range_are_422_and_unknown_runs_404(
     assert (await engine.http.get("/tasks/nonsense/runs")).status_code == 404
     await engine.http.post(f"/rules/{rule['id']}/disable")
     assert (await engine.http.post(f"/tasks/{first_id(rule, 90)}/dispatch")).status_code == 409
+
+
+async def test_metrics_and_readiness_name_what_happened(engine, fleet):
+    await create(engine)
+    engine.clock.advance(seconds=60)
+    await engine.dispatch()
+    engine.clock.advance(seconds=61)  # one more due, not yet dispatched
+    text = (await engine.http.get("/metrics")).text
+    assert 'task_scheduler_runs_total{outcome="succeeded"} 1.0' in text
+    assert "task_scheduler_queue_depth 1.0" in text
+    assert "task_scheduler_dispatch_lateness_seconds_count 1.0" in text
+    assert (await engine.http.get("/readyz")).json()["replica"] == "replica-a"
