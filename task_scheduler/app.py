@@ -29,6 +29,7 @@ from task_scheduler.services.rules import RuleService
 from task_scheduler.services.runs import RunService
 from task_scheduler.services.targets import TargetService
 from task_scheduler.services.tasks import TaskService
+from task_scheduler.storage.change_feed import ChangeFeed
 from task_scheduler.storage.database import Database
 from task_scheduler.storage.store import Store
 
@@ -72,6 +73,12 @@ def get_app(
                 poll_s=settings.dispatch_poll_s,
             ),
         )
+        feed = ChangeFeed(settings.db_url, dispatcher.replica_id, on_change=dispatcher.wake)
+
+        def changed() -> None:
+            dispatcher.wake()
+            feed.poke()
+
         expander = Expander(
             store,
             clock,
@@ -90,7 +97,7 @@ def get_app(
                 clock,
                 targets=target_service,
                 events=bus,
-                changed=dispatcher.wake,
+                changed=changed,
                 default_timezone=settings.timezone,
                 extra_categories=settings.rmf_extra_categories,
             ),
@@ -98,7 +105,7 @@ def get_app(
                 store,
                 clock,
                 events=bus,
-                changed=dispatcher.wake,
+                changed=changed,
                 extra_categories=settings.rmf_extra_categories,
             ),
             runs=RunService(store),
@@ -109,6 +116,7 @@ def get_app(
         )
         app.state.expander = expander
         loops = []
+        feed.start()
         if run_background:
             loops = [
                 asyncio.create_task(expander.run(), name="expander"),
@@ -128,6 +136,7 @@ def get_app(
             except Exception:
                 logger.exception("could not hand back claimed tasks; their leases will run out")
             finally:
+                await feed.stop()
                 bus.close()
                 await http.aclose()
                 await database.close()
