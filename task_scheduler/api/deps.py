@@ -51,6 +51,8 @@ def _utc(value: datetime) -> datetime:
 UtcDatetime = Annotated[AwareDatetime, AfterValidator(_utc)]
 # Rule ids are 32-bit columns: a larger filter value is refused rather than sent to the database.
 RuleIdQuery = Annotated[int | None, Query(ge=1, le=2**31 - 1)]
+# Paging offsets within what every database accepts as a number.
+Offset = Annotated[int, Query(ge=0, le=2**31 - 1)]
 
 
 def services(request: Request) -> Services:

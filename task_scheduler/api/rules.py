@@ -7,7 +7,7 @@ from typing import Annotated
 from fastapi import APIRouter, Depends, Query, Response
 from pydantic import BaseModel
 
-from task_scheduler.api.deps import Services, services
+from task_scheduler.api.deps import Offset, Services, services
 from task_scheduler.api.errors import Problem
 from task_scheduler.domain.rules import Rule, RuleSpec
 from task_scheduler.services.occurrences import TaskView
@@ -39,7 +39,7 @@ async def list_rules(
     category: Annotated[str | None, Query(description="RMF task category, e.g. clean.")] = None,
     name: Annotated[str | None, Query(description="Case-insensitive substring of the name.")] = None,
     limit: Annotated[int, Query(ge=1, le=1000)] = 100,
-    offset: Annotated[int, Query(ge=0)] = 0,
+    offset: Offset = 0,
 ) -> RulePage:
     items, total = await svc.rules.list(
         enabled=enabled, category=category, name=name, limit=limit, offset=offset

@@ -7,7 +7,7 @@ from typing import Annotated
 from fastapi import APIRouter, Depends, Query
 from pydantic import BaseModel
 
-from task_scheduler.api.deps import RuleIdQuery, Services, UtcDatetime, services
+from task_scheduler.api.deps import Offset, RuleIdQuery, Services, UtcDatetime, services
 from task_scheduler.services.runs import RunView
 from task_scheduler.transports.base import Outcome
 
@@ -35,7 +35,7 @@ async def list_runs(
     start: Annotated[UtcDatetime | None, Query(description="Runs started at or after this.")] = None,
     end: Annotated[UtcDatetime | None, Query(description="Runs started before this.")] = None,
     limit: Annotated[int, Query(ge=1, le=1000)] = 100,
-    offset: Annotated[int, Query(ge=0)] = 0,
+    offset: Offset = 0,
 ) -> RunPage:
     """Attempts, newest first."""
     items, total = await svc.runs.list(

@@ -8,7 +8,7 @@ from typing import Annotated
 from fastapi import APIRouter, Depends, Query, Response
 from pydantic import BaseModel
 
-from task_scheduler.api.deps import RuleIdQuery, Services, UtcDatetime, services
+from task_scheduler.api.deps import Offset, RuleIdQuery, Services, UtcDatetime, services
 from task_scheduler.api.errors import Problem
 from task_scheduler.domain.errors import Invalid
 from task_scheduler.domain.tasks import TaskPatch, TaskStatus
@@ -40,7 +40,7 @@ async def list_tasks(
     status: TaskStatus | None = None,
     category: Annotated[str | None, Query(description="RMF task category, e.g. clean.")] = None,
     limit: Annotated[int, Query(ge=1, le=1000)] = 100,
-    offset: Annotated[int, Query(ge=0)] = 0,
+    offset: Offset = 0,
 ) -> TaskPage:
     """Occurrences scheduled in the window: stored ones and, past the stored horizon, computed ones."""
     start = start or svc.clock.now()

@@ -305,3 +305,9 @@ async def test_readiness_reports_missing_migrations(tmp_path, clock):
             ready = await http.get("/readyz")
     assert ready.status_code == 503
     assert ready.json()["pending_migrations"] == ["0_20261122000000_init.py", "1_20261122200000_dispatch.py"]
+
+
+async def test_paging_beyond_any_database_number_is_422(service):
+    for path in ("/rules", "/tasks", "/runs"):
+        response = await service.http.get(path, params={"offset": 10**25})
+        assert response.status_code == 422, path
