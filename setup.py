@@ -34,6 +34,8 @@ setup(
         "PyJWT>=2.8,<3",
         "prometheus_client>=0.20,<1",
         "httpx>=0.27,<1",
+        # httpcore looks for sniffio on every request when it is missing.
+        "sniffio>=1.3,<2",
     ],
     extras_require={
         "postgres": ["asyncpg>=0.29,<1"],

@@ -85,7 +85,7 @@ class Dispatcher:
     async def run_pass(self) -> int:
         """Claim what is due now and dispatch all of it; return how many tasks were claimed."""
         claimed = await self._claim(self._settings.batch)
-        await asyncio.gather(*(self._handle(task) for task in claimed))
+        await asyncio.gather(*(self._handle(task, rule) for task, rule in claimed))
         return len(claimed)
 
     async def run(self) -> None:
@@ -96,8 +96,8 @@ class Dispatcher:
                 free = self._settings.concurrency - len(self._inflight)
                 wanted = min(free, self._settings.batch)
                 claimed = await self._claim(wanted) if wanted > 0 else []
-                for task in claimed:
-                    self._start(task)
+                for task, rule in claimed:
+                    self._start(task, rule)
                 if wanted > 0 and len(claimed) == wanted:
                     continue  # more may be due right now
                 await self._wakeup.wait(await self._sleep_for(free > len(claimed)))
@@ -127,8 +127,8 @@ class Dispatcher:
             until = self._clock.now() + timedelta(seconds=self._settings.lease_s)
             await self._store.renew_leases(list(self._inflight), self.replica_id, until)
 
-    def _start(self, task: TaskRecord) -> None:
-        job = asyncio.create_task(self._handle(task), name=f"dispatch {task.id}")
+    def _start(self, task: TaskRecord, rule: RuleRecord | None) -> None:
+        job = asyncio.create_task(self._handle(task, rule), name=f"dispatch {task.id}")
         self._inflight[task.id] = job
 
         def done(_: asyncio.Task[None]) -> None:
@@ -153,25 +153,27 @@ class Dispatcher:
             await transport.aclose()
         self._transports.clear()
 
-    async def _claim(self, limit: int) -> list[TaskRecord]:
+    async def _claim(self, limit: int) -> list[tuple[TaskRecord, RuleRecord | None]]:
+        """Claim due tasks and load their rules in one query per batch."""
         now = self._clock.now()
-        return await self._store.claim_due(
+        tasks = await self._store.claim_due(
             now, self.replica_id, now + timedelta(seconds=self._settings.lease_s), limit, busy=self._inflight
         )
+        rules = await self._store.rules_by_ids(t.rule_id for t in tasks if t.rule_id is not None)
+        return [(task, rules.get(task.rule_id) if task.rule_id is not None else None) for task in tasks]
 
     # -- one task ------------------------------------------------------------------------
 
-    async def _handle(self, task: TaskRecord) -> None:
+    async def _handle(self, task: TaskRecord, rule: RuleRecord | None) -> None:
         try:
-            await self._dispatch(task)
+            await self._dispatch(task, rule)
         except asyncio.CancelledError:
             raise
         except Exception:
             # The lease runs out and another pass retries; nothing is lost.
             logger.exception("dispatching task %s failed unexpectedly", task.id)
 
-    async def _dispatch(self, task: TaskRecord) -> None:
-        rule = await self._store.get_rule(task.rule_id) if task.rule_id is not None else None
+    async def _dispatch(self, task: TaskRecord, rule: RuleRecord | None) -> None:
         policy = Policy.model_validate(rule.policy) if rule else Policy()
         target_name = task.target or (rule.target if rule else None) or "default"
         transport = await self._transport(target_name)
@@ -309,7 +311,8 @@ class Dispatcher:
             changes.update(
                 status=TaskStatus.dispatched.value, status_reason=None, fleet_task_id=delivery.fleet_task_id
             )
-            rule_failed = False
+            # Only a rule with failures on record needs its count reset.
+            rule_failed = False if rule is not None and rule.consecutive_failures else None
         else:
             why = f"attempt {task.attempts}: {delivery.outcome.value}" + (
                 f" ({delivery.error})" if delivery.error else ""
