@@ -1,23 +1,13 @@
-"""Start the service as a real process on a free loopback port, for benchmarks."""
+"""The service as a real process for benchmarks (see task_scheduler.testing.service_process)."""
 
 from __future__ import annotations
 
 import contextlib
-import os
-import socket
 import subprocess
-import sys
-import time
 from collections.abc import Iterator
 from pathlib import Path
 
-import httpx
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
+from task_scheduler.testing.service_process import ServiceProcess
 
 
 def peak_rss_mib(pid: int) -> float:
@@ -29,31 +19,12 @@ def peak_rss_mib(pid: int) -> float:
 
 
 @contextlib.contextmanager
-def running_service(workdir: Path, **config: object) -> Iterator[tuple[str, subprocess.Popen]]:
-    port = free_port()
-    config_file = workdir / "bench_config.py"
-    values = {
-        "port": port,
-        "db_url": f"sqlite://{workdir / 'bench.sqlite3'}",
-        "log_level": "WARNING",
-        **config,
-    }
-    config_file.write_text(f"config = {values!r}\n")
-    env = {**os.environ, "RMF_TASK_SCHEDULER_CONFIG": str(config_file)}
-    process = subprocess.Popen([sys.executable, "-m", "task_scheduler"], env=env, cwd=workdir)
-    base = f"http://127.0.0.1:{port}"
+def running_service(workdir: Path, **config: object) -> Iterator[tuple[str, subprocess.Popen[bytes]]]:
+    """Start the service (SQLite in ``workdir`` unless ``db_url`` says otherwise) until the block ends."""
+    service = ServiceProcess(workdir, **config)
+    service.start()
     try:
-        deadline = time.monotonic() + 30
-        while True:
-            try:
-                if httpx.get(base + "/readyz", timeout=1).status_code == 200:
-                    break
-            except httpx.TransportError:
-                pass
-            if time.monotonic() > deadline or process.poll() is not None:
-                raise RuntimeError("service did not become ready")
-            time.sleep(0.05)
-        yield base, process
+        assert service.process is not None
+        yield service.url, service.process
     finally:
-        process.terminate()
-        process.wait(timeout=10)
+        service.stop()

@@ -12,6 +12,7 @@ import logging
 import os
 import socket
 from collections.abc import AsyncIterator
+from datetime import datetime
 
 import httpx
 from fastapi import FastAPI
@@ -75,8 +76,8 @@ def get_app(
         )
         feed = ChangeFeed(settings.db_url, dispatcher.replica_id, on_change=dispatcher.wake)
 
-        def changed() -> None:
-            dispatcher.wake()
+        def changed(due_at: datetime | None = None) -> None:
+            dispatcher.wake(due_at)
             feed.poke()
 
         expander = Expander(

@@ -72,14 +72,18 @@ class Dispatcher:
         self._inflight: dict[str, asyncio.Task[None]] = {}
         self.started_at = clock.now()
         self._renewed_at = self.started_at
+        # When the sleeping loop will look again by itself; None while it is awake.
+        self._wake_at: datetime | None = None
 
     @property
     def replica_id(self) -> str:
         return self._settings.replica_id
 
-    def wake(self) -> None:
-        """Something changed (a rule, a task): look again for the next due time now."""
-        self._wakeup.poke()
+    def wake(self, due_at: datetime | None = None) -> None:
+        """Something changed: look again now, unless it is only a task due after the loop's
+        own next look (``due_at``), which then needs no extra round trip to the database."""
+        if due_at is None or self._wake_at is None or due_at < self._wake_at:
+            self._wakeup.poke()
 
     # -- the loop ------------------------------------------------------------------------
 
@@ -101,7 +105,10 @@ class Dispatcher:
                     self._start(task, rule)
                 if wanted > 0 and len(claimed) == wanted:
                     continue  # more may be due right now
-                await self._wakeup.wait(await self._sleep_for(free > len(claimed)))
+                sleep_s = await self._sleep_for(free > len(claimed))
+                self._wake_at = self._clock.now() + timedelta(seconds=sleep_s)
+                await self._wakeup.wait(sleep_s)
+                self._wake_at = None
             except asyncio.CancelledError:
                 raise
             except Exception:

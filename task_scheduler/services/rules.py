@@ -15,10 +15,11 @@ from task_scheduler.domain.recurrence import Recurrence, validate_timezone
 from task_scheduler.domain.rmf_schema import RmfValidationError, validate_task_request
 from task_scheduler.domain.rules import Rule, RuleSpec
 from task_scheduler.events import Event, EventBus, EventType
-from task_scheduler.services.expander import Expander
+from task_scheduler.services.expander import EXHAUSTED, Expander
 from task_scheduler.services.occurrences import (
     SMALLEST_STEP,
     TaskView,
+    due_at,
     local_iso,
     new_task_record,
     recurrence_of,
@@ -44,7 +45,7 @@ class RuleService:
         *,
         targets: TargetService,
         events: EventBus,
-        changed: Callable[[], None],
+        changed: Callable[[datetime | None], None],
         default_timezone: str,
         extra_categories: Mapping[str, Mapping[str, Any] | None],
     ) -> None:
@@ -134,9 +135,12 @@ class RuleService:
 
     # -- changes -------------------------------------------------------------------------
 
-    def _announce(self, kind: EventType, record: RuleRecord, now: datetime) -> None:
-        """Tell the dispatcher to look again, and subscribers what changed."""
-        self._changed()
+    def _announce(
+        self, kind: EventType, record: RuleRecord, now: datetime, *, due_at: datetime | None = None
+    ) -> None:
+        """Tell the dispatcher to look again (``due_at``: the earliest new task, if that is
+        all that changed), and subscribers what changed."""
+        self._changed(due_at)
         self._events.publish(
             Event(type=kind, at=now, rule_id=record.id, channel=record.channel, data={"name": record.name})
         )
@@ -159,7 +163,10 @@ class RuleService:
             )
             await self._expander.store(record, times, now)
         self._expander.announce(record, times, now)
-        self._announce(EventType.rule_created, record, now)
+        # A new rule only adds tasks: the dispatcher needs waking only for one due sooner
+        # than it would look anyway.
+        first_due = due_at(record, times[0]) if times else EXHAUSTED
+        self._announce(EventType.rule_created, record, now, due_at=first_due)
         return rule_view(record, now, recurrence)
 
     async def replace(self, rule_id: int, spec: RuleSpec) -> Rule:
