@@ -89,12 +89,7 @@ class TaskService:
         """Enabled rules with occurrences before ``end`` that are not stored yet."""
         if status not in (None, TaskStatus.scheduled):
             return []
-        rules = await self._store.rules_unexpanded_before(end)
-        return [
-            r
-            for r in rules
-            if (rule_id is None or r.id == rule_id) and (category is None or r.category == category)
-        ]
+        return await self._store.rules_unexpanded_before(end, rule_id=rule_id, category=category)
 
     async def _views(self, records: list[TaskRecord]) -> list[TaskView]:
         rules = await self._store.rules_by_ids(r.rule_id for r in records if r.rule_id is not None)

@@ -97,9 +97,16 @@ class Store:
     async def set_expanded_until(self, rule_id: int, until: datetime | None) -> None:
         await RuleRecord.filter(id=rule_id).update(expanded_until=until)
 
-    async def rules_unexpanded_before(self, until: datetime) -> list[RuleRecord]:
+    async def rules_unexpanded_before(
+        self, until: datetime, *, rule_id: int | None = None, category: str | None = None
+    ) -> list[RuleRecord]:
         """Enabled rules with occurrences not yet stored before ``until`` (computed on the fly)."""
-        return await RuleRecord.filter(enabled=True, expanded_until__lt=until).order_by("id")
+        query = RuleRecord.filter(enabled=True, expanded_until__lt=until)
+        if rule_id is not None:
+            query = query.filter(id=rule_id)
+        if category is not None:
+            query = query.filter(category=category)
+        return await query.order_by("id")
 
     # -- tasks ---------------------------------------------------------------------------
 

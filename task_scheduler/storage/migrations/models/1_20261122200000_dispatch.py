@@ -1,5 +1,7 @@
 """Dispatch: task leases, attempts and due times; rule failure counts and channels; runs; targets."""
 
+from functools import partial
+
 from tortoise import BaseDBAsyncClient
 
 RUN_IN_TRANSACTION = True
@@ -121,7 +123,7 @@ def _quote(dialect: str, name: str) -> str:
 
 async def upgrade(db: BaseDBAsyncClient) -> str:
     dialect = db.schema_generator.DIALECT
-    q = lambda name: _quote(dialect, name)  # noqa: E731
+    q = partial(_quote, dialect)
     column = _DIALECTS.index(dialect)
     statements = [
         f"ALTER TABLE {q(table)} ADD COLUMN {q(name)} {types[column]};" for table, name, *types in _COLUMNS
@@ -132,7 +134,7 @@ async def upgrade(db: BaseDBAsyncClient) -> str:
 
 async def downgrade(db: BaseDBAsyncClient) -> str:
     dialect = db.schema_generator.DIALECT
-    q = lambda name: _quote(dialect, name)  # noqa: E731
+    q = partial(_quote, dialect)
     statements = [f"DROP TABLE IF EXISTS {q('runs')};", f"DROP TABLE IF EXISTS {q('targets')};"]
     statements.append(
         f"DROP INDEX {q('idx_tasks_status_d35e8f')}" + (f" ON {q('tasks')};" if dialect == "mysql" else ";")
