@@ -43,7 +43,8 @@ config = {
     #   rmf_ws:   an RMF websocket bridge at url, {request_id, json_msg} each way.
     # Authentication: a ready bearer "token", or "jwt_secret" to mint HS256 tokens with the
     # claims the RMF api-server checks (aud=jwt_audience, iss=jwt_issuer,
-    # preferred_username=username).  timeout_s bounds each request.
+    # preferred_username=username).  timeout_s bounds each request; an rmf_http target has
+    # at most max_connections requests in flight, the rest wait their turn.
     "targets": {
         "default": {
             "kind": "rmf_http",
@@ -54,6 +55,7 @@ config = {
             "jwt_issuer": "rmf_task_scheduler",
             "username": "task_scheduler",
             "timeout_s": 10.0,
+            "max_connections": 8,
         },
     },
     # This replica's name in runs and /readyz; default: host name and process id.

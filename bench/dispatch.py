@@ -24,8 +24,9 @@ Contenders, each a process of its own:
   then ``await asyncio.sleep(1)``, each job ``create_task``-ing the POST), through the
   same kind of client.
 
-Like the service, a peer has at most 64 POSTs in flight (``--peer-connections``; see
-:class:`PeerState` for why).
+Like the service's default target (``max_connections`` 8), a peer has at most 8 POSTs in
+flight, each on a kept-alive connection, the rest waiting their turn outside the client's
+pool (``--peer-connections``; see :class:`PeerState` for why).
 
 The two peers run in a child process of this script (``--peer``, commands as JSON lines
 on stdin), so every contender's RSS and start-up are those of one process and the
@@ -33,9 +34,10 @@ benchmark's own polling never shares their event loop.
 
 Measures, each on a fresh database or job store and a fresh process:
 
-(a) tasks all due at one instant; (b) tasks spread over 10 s: the service keeps whole
-seconds (it drops the sub-second part of ``at``), so every contender gets whole seconds
-and the spread is an equal share at each of 10 consecutive seconds. A task not at the
+(a) tasks all due at one instant; (b) tasks spread evenly over 10 s (1,000 tasks: one
+every 10 ms; due times are whole milliseconds). ``schedule``'s ``at()`` takes whole
+seconds, so its jobs are set for the second at or after their due time and that rounding
+counts in its lateness. A task not at the
 fleet 30 s after its due time is lost; a task label received twice is a duplicate.
 (c) sustained dispatches per second: many tasks all due at one instant, the rate
 between the first and the last arrival, waiting up to 120 s (a blast from this script
@@ -72,7 +74,7 @@ import time
 from collections import Counter
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
+from datetime import datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any, Protocol
 
@@ -80,6 +82,7 @@ import httpx
 
 from bench.server import running_service
 from task_scheduler.domain.messages import RULE_LABEL, TASK_LABEL, build_message
+from task_scheduler.domain.tasks import task_id
 from task_scheduler.testing.fake_fleet import start_fake_fleet_process
 
 POSTGRES_URL = "postgres://postgres@127.0.0.1:5432/test"
@@ -91,7 +94,7 @@ CREATE_WORKERS = 4  # POST /rules requests in flight while creating rules
 CALIBRATION = 40  # far-future tasks created first, to time creation
 MARGIN_S = 3.0
 POLL_S = 0.5
-PEER_CONNECTIONS = 64  # the service's default dispatch_concurrency, and its connection limit
+PEER_CONNECTIONS = 8  # the service's default max_connections of an rmf_http target
 FLEET_ALONE_CONNECTIONS = 4  # few: httpx's pool costs CPU per request in proportion to its connections
 NAME_WIDTH = 42
 PEER_REPLY_TIMEOUT_S = 300.0
@@ -209,9 +212,10 @@ def vm_rss_mib(pid: int) -> float:
     raise RuntimeError("VmRSS not found")
 
 
-def task_id(rule_id: str, due: float) -> str:
-    """The service's task id: rule and original UTC time."""
-    return f"{rule_id}-{datetime.fromtimestamp(due, timezone.utc):%Y%m%dT%H%M%SZ}"
+def instant(due: float) -> datetime:
+    """An epoch due time as the UTC datetime it stands for, to the millisecond (no float noise)."""
+    millis = round(due * 1000)
+    return datetime.fromtimestamp(millis // 1000, timezone.utc) + timedelta(milliseconds=millis % 1000)
 
 
 def collect(
@@ -276,22 +280,23 @@ class Contender(Protocol):
 
 
 def run_wave(
-    contender: Contender, fleet: Fleet, offsets: Sequence[int], deadline_s: float = LOSS_DEADLINE_S
+    contender: Contender, fleet: Fleet, offsets: Sequence[float], deadline_s: float = LOSS_DEADLINE_S
 ) -> Wave:
-    """Create one task per offset (whole seconds after the first due time), then watch them."""
+    """Create one task per offset (seconds after the first due time), then watch them."""
     began = time.perf_counter()
     far = math.floor(time.time()) + 12 * 3600  # 12 h ahead, also as schedule's daily at()
     contender.create_once([far + i for i in range(CALIBRATION)])
     per_task = (time.perf_counter() - began) / CALIBRATION
     first_due = math.ceil(time.time() + 1.5 * per_task * len(offsets) + MARGIN_S)
     fleet.clear()
-    due = contender.create_once([first_due + offset for offset in offsets])
+    due = contender.create_once([round(first_due + offset, 3) for offset in offsets])
     created_late = time.time() > first_due
     return collect(fleet, due, lambda: contender.settled(len(offsets)), created_late, deadline_s)
 
 
-def spread_offsets(count: int, seconds: int) -> list[int]:
-    return [i * seconds // count for i in range(count)]
+def spread_offsets(count: int, seconds: int) -> list[float]:
+    """Evenly spaced, to the millisecond."""
+    return [round(i * seconds / count, 3) for i in range(count)]
 
 
 class ServiceContender:
@@ -335,7 +340,7 @@ class ServiceContender:
 
 
 def iso_utc(epoch: float) -> str:
-    return f"{datetime.fromtimestamp(epoch, timezone.utc):%Y-%m-%dT%H:%M:%SZ}"
+    return instant(epoch).isoformat(timespec="milliseconds")
 
 
 def daily_firsts(count: int) -> list[float]:
@@ -563,15 +568,18 @@ def measure_fleet_ceiling(fleet: Fleet, count: int) -> Wave:
 class PeerState:
     """What a peer's jobs share: one client to the fleet and the counters the parent reads.
 
-    At most ``connections`` POSTs are in flight, the rest wait their turn, as in the
-    service (``dispatch_concurrency``). Unbounded, thousands of requests queue inside
-    httpcore 1.0's pool, whose bookkeeping costs O(queued x connections) per request
-    (encode/httpcore#1035): 2,000 simultaneous POSTs then stall the loop for ~30 s and
-    a 5,000-task burst fails outright, which measures httpx rather than the scheduler.
+    At most ``connections`` POSTs are in flight, the rest wait their turn on a semaphore,
+    as in the service's ``rmf_http`` transport (``max_connections``). Unbounded, thousands
+    of requests queue inside httpcore 1.0's pool, whose bookkeeping costs
+    O(queued x connections) per request (encode/httpcore#1035): 2,000 simultaneous POSTs
+    then stall the loop for ~30 s and a 5,000-task burst fails outright, which measures
+    httpx rather than the scheduler. Even bounded, each request costs the pool work in
+    proportion to its connections: 64 of them make a 1,000-task burst about 3x slower
+    than 8 on this fleet.
     """
 
     def __init__(self, fleet_url: str, connections: int = PEER_CONNECTIONS) -> None:
-        limits = httpx.Limits(max_connections=connections)
+        limits = httpx.Limits(max_connections=None, max_keepalive_connections=None)
         self.http = httpx.AsyncClient(base_url=fleet_url, timeout=30, trust_env=False, limits=limits)
         self.slots = asyncio.Semaphore(connections)
         self.posted = 0
@@ -582,12 +590,12 @@ class PeerState:
         """The dispatch_task_request the service would send for this task, labels included."""
         async with self.slots:
             message = build_message(
-                task_id=task_id(rule_id, due),
+                task_id=task_id(int(rule_id), instant(due)),
                 rule_id=int(rule_id),
                 template=TASK["request"],
                 robot=None,
                 fleet=None,
-                scheduled_at=datetime.fromtimestamp(due, timezone.utc),
+                scheduled_at=instant(due),
                 requester="task_scheduler",
                 now=datetime.now(timezone.utc),
             )
@@ -642,7 +650,7 @@ class ApsPeer:
 
     def add_once(self, jobs: Sequence[tuple[str, float]]) -> None:
         for key, due in jobs:
-            run_date = datetime.fromtimestamp(due, timezone.utc)
+            run_date = instant(due)
             self.scheduler.add_job(aps_job, "date", run_date=run_date, args=[key, due], id=key)
 
     def add_daily(self, firsts: Sequence[float]) -> None:
@@ -681,9 +689,9 @@ class SchedulePeer:
         post.add_done_callback(self._posts.discard)
 
     def add_once(self, jobs: Sequence[tuple[str, float]]) -> None:
-        # at() takes local wall-clock seconds; due times are whole seconds.
+        # at() takes local wall-clock whole seconds: the second at or after the due time.
         for key, due in jobs:
-            at = time.strftime("%H:%M:%S", time.localtime(due))
+            at = time.strftime("%H:%M:%S", time.localtime(math.ceil(due)))
             self.schedule.every().day.at(at).do(self._fire, key, due)
 
     def add_daily(self, firsts: Sequence[float]) -> None:
@@ -776,8 +784,8 @@ def report(results: Sequence[Result], sizes: Sizes, ceiling: Wave, environment: 
     )
     lines.append("")
     lines += wave_table(
-        f"(b) {sizes.spread:,} tasks over {sizes.spread_s} s ({sizes.spread // sizes.spread_s} at each whole"
-        " second): lateness at the fleet, ms",
+        f"(b) {sizes.spread:,} tasks over {sizes.spread_s} s (one every"
+        f" {sizes.spread_s * 1000 / sizes.spread:g} ms): lateness at the fleet, ms",
         results,
         lambda r: r.spread,
     )
@@ -901,7 +909,7 @@ def main(argv: Sequence[str] | None = None) -> None:
         "--peer-connections",
         type=int,
         default=PEER_CONNECTIONS,
-        help="most POSTs a peer has in flight (default: the service's dispatch_concurrency, %(default)s)",
+        help="most POSTs a peer has in flight (default: a target's max_connections, %(default)s)",
     )
     parser.add_argument("--peer", choices=["apscheduler", "schedule"], help=argparse.SUPPRESS)
     parser.add_argument("--fleet", help=argparse.SUPPRESS)

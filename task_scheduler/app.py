@@ -56,7 +56,9 @@ def get_app(
         store = Store()
         bus = EventBus()
         registry = Metrics()
-        http = httpx.AsyncClient(limits=httpx.Limits(max_connections=settings.dispatch_concurrency))
+        # Each rmf_http target bounds its own requests in flight (max_connections), so the
+        # pool needs no limit of its own and keeps every connection those allow for reuse.
+        http = httpx.AsyncClient(limits=httpx.Limits(max_connections=None, max_keepalive_connections=None))
         target_service = TargetService(store, clock, settings.targets)
         dispatcher = Dispatcher(
             store,

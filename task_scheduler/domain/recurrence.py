@@ -1,7 +1,8 @@
 """When a schedule fires: pure occurrence maths that never reads the clock.
 
-Every argument and result is an aware datetime; results are UTC, whole seconds, ascending and
-unique.
+Every argument and result is an aware datetime; results are UTC, whole milliseconds,
+ascending and unique. Wall-clock kinds fire at whole seconds; `once`, `interval` and extra dates
+keep the milliseconds of their `at` or `start`.
 
 Wall-clock kinds (daily, weekly, monthly, monthly_weekday, cron, rrule) are computed by dateutil's
 rrule on naive wall-clock times in the rule's zone, then mapped to instants with zoneinfo's fold=0:
@@ -63,6 +64,7 @@ from task_scheduler.domain.schedule import (
     RRuleSchedule,
     Schedule,
     WeeklySchedule,
+    whole_millis,
 )
 
 UTC = timezone.utc
@@ -293,7 +295,7 @@ class Recurrence:
         start = (
             schedule.start if schedule.start is not None else _require_aware(default_start, "default_start")
         )
-        start = start.replace(microsecond=0)
+        start = whole_millis(start)
         if not EARLIEST_YEAR <= start.year <= LATEST_YEAR:
             raise ValueError(f"start must be between the years {EARLIEST_YEAR} and {LATEST_YEAR}")
         self._start = self._instant(start)
@@ -303,7 +305,7 @@ class Recurrence:
         self._extras = sorted({self._instant(value) for value in schedule.extra_dates})
         self._walls: _WallSource | None = None
         if not isinstance(schedule, (OnceSchedule, IntervalSchedule)):
-            self._walls = _wall_source(schedule, self._anchor)
+            self._walls = _wall_source(schedule, self._anchor.replace(microsecond=0))
 
     def between(self, after: datetime, until: datetime, *, inclusive: bool = False) -> Iterator[datetime]:
         """Aware UTC datetimes t with after < t <= until (after <= t if inclusive), ascending, unique."""

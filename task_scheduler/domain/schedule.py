@@ -2,7 +2,8 @@
 
 Values are normalised on the way in, so that equal schedules compare equal: lists are
 de-duplicated and sorted, weekday names lower-cased, times written HH:MM (HH:MM:SS when the
-seconds matter), aware datetimes converted to UTC and every datetime truncated to whole seconds.
+seconds matter), aware datetimes converted to UTC and every datetime truncated to whole milliseconds (the
+precision a task id and every database keeps).
 
 Datetimes (`at`, `start`, `end`, `extra_dates`): a naive value is wall-clock time in the rule's
 time zone (kept on the rule, beside the schedule); an aware value is an instant.
@@ -73,9 +74,14 @@ def _month_day(value: int) -> int:
     return value
 
 
+def whole_millis(value: datetime) -> datetime:
+    """`value` truncated to the millisecond, the finest step a schedule or a task id keeps."""
+    return value.replace(microsecond=value.microsecond // 1000 * 1000)
+
+
 def _moment(value: datetime) -> datetime:
-    """Whole seconds, instants in UTC, and a year range where every zone and search stays valid."""
-    value = value.replace(microsecond=0)
+    """Whole milliseconds, instants in UTC, and a year range where every zone and search stays valid."""
+    value = whole_millis(value)
     if value.tzinfo is not None:
         value = value.astimezone(timezone.utc)
     if not EARLIEST_YEAR <= value.year <= LATEST_YEAR:

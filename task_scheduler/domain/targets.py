@@ -78,6 +78,16 @@ class RmfHttpTarget(_RmfTarget):
         examples=["http://localhost:8000"],
         description="http(s)://host[:port][/prefix]; a trailing slash is dropped.",
     )
+    max_connections: int = Field(
+        8,
+        ge=1,
+        le=256,
+        description=(
+            "Requests in flight to this fleet at once, each on a connection of its own that is kept"
+            " for reuse; more wait their turn, and their timeout starts once they are sent."
+            " A handful keeps a fast fleet busy; raise it for a fleet that takes seconds to answer."
+        ),
+    )
 
     @field_validator("base_url")
     @classmethod

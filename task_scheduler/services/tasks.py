@@ -15,6 +15,7 @@ from zoneinfo import ZoneInfo
 from task_scheduler.clock import Clock
 from task_scheduler.domain.errors import Conflict, Invalid, NotFound
 from task_scheduler.domain.rmf_schema import RmfValidationError, validate_task_request
+from task_scheduler.domain.schedule import whole_millis
 from task_scheduler.domain.tasks import TaskPatch, TaskStatus, parse_task_id
 from task_scheduler.events import Event, EventBus, EventType
 from task_scheduler.services.occurrences import (
@@ -222,7 +223,7 @@ def _as_utc(value: datetime, zone: str) -> datetime:
     if value.tzinfo is None:
         value = value.replace(tzinfo=ZoneInfo(zone))
     try:
-        return value.astimezone(timezone.utc).replace(microsecond=0)
+        return whole_millis(value.astimezone(timezone.utc))
     except OverflowError:
         raise Invalid.at(("scheduled_at",), "out of range") from None
 

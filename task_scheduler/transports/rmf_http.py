@@ -7,6 +7,7 @@ lookup first.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from typing import Any, Final
 
@@ -67,6 +68,9 @@ class RmfHttpTransport:
     """``POST`` task requests to an api-server; ``GET /tasks?label=`` to resolve doubt.
 
     The client is the service's shared one (connection reuse), so it is not closed here.
+    At most ``max_connections`` requests are in flight: the rest wait here, in order, rather
+    than inside the client's pool, whose bookkeeping costs more per request the more
+    connections and waiting requests it holds, and whose wait counts against the timeout.
     """
 
     supports_lookup = True
@@ -75,6 +79,7 @@ class RmfHttpTransport:
         self._config = config
         self._http = http
         self._auth = BearerAuth(config)
+        self._slots = asyncio.Semaphore(config.max_connections)
 
     def __repr__(self) -> str:
         return f"RmfHttpTransport(base_url={self._config.base_url!r}, auth={self._auth!r})"
@@ -89,9 +94,10 @@ class RmfHttpTransport:
             return Delivery(Outcome.FAILED, error=f"not a task submission: type {message.get('type')!r}")
         url = self._config.base_url + route
         try:
-            response = await self._http.post(
-                url, json=message, headers=self._headers(), timeout=self._config.timeout_s
-            )
+            async with self._slots:
+                response = await self._http.post(
+                    url, json=message, headers=self._headers(), timeout=self._config.timeout_s
+                )
         except _NEVER_SENT as error:
             delivery = Delivery(Outcome.FAILED, error=f"cannot reach the fleet: {_describe(error)}")
         except httpx.TimeoutException as error:  # read or write timeout: the fleet may be working on it
@@ -149,9 +155,10 @@ class RmfHttpTransport:
         """The booking id of the oldest task the fleet lists for ``label``; None if it lists none."""
         url = self._config.base_url + "/tasks"
         try:
-            response = await self._http.get(
-                url, params={"label": label}, headers=self._headers(), timeout=self._config.timeout_s
-            )
+            async with self._slots:
+                response = await self._http.get(
+                    url, params={"label": label}, headers=self._headers(), timeout=self._config.timeout_s
+                )
         except httpx.HTTPError as error:
             raise LookupFailed(f"cannot ask the fleet at {url}: {_describe(error)}") from error
         if response.status_code != 200:

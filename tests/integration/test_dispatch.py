@@ -97,6 +97,25 @@ async def test_due_task_reaches_the_fleet_once_with_a_valid_labelled_request(eng
     assert status["last_outcome"] == "succeeded" and status["consecutive_failures"] == 0
 
 
+async def test_an_occurrence_keeps_its_milliseconds_from_schedule_to_fleet(engine, fleet):
+    at = T0 + timedelta(seconds=30, milliseconds=250)
+    rule = await create(engine, schedule={"kind": "once", "at": at.isoformat()})
+    task_id = f"{rule['id']}-{at:%Y%m%dT%H%M%S}.250Z"
+    listed = (await engine.http.get("/tasks", params={"rule_id": rule["id"]})).json()
+    assert [(t["id"], t["scheduled_at"]) for t in listed["items"]] == [
+        (task_id, "2026-01-05T12:00:30.250000Z")
+    ]
+    engine.clock.advance(seconds=30, milliseconds=249)
+    assert await engine.dispatch() == 0  # one millisecond early
+    engine.clock.advance(milliseconds=1)
+    assert await engine.dispatch() == 1
+    [received] = fleet.recorder.records
+    request = received.body["request"]
+    assert f"task_scheduler.task={task_id}" in request["labels"]
+    assert request["unix_millis_earliest_start_time"] == int(at.timestamp() * 1000)
+    assert (await task(engine, task_id))["status"] == "dispatched"
+
+
 async def test_failure_is_retried_with_backoff_and_checked_at_the_fleet_first(engine, fleet):
     rule = await create(engine, policy={"retry_backoff_s": 4, "max_attempts": 3, "misfire_grace_s": 120})
     fleet.behave({"mode": "fail", "count": 1})

@@ -9,6 +9,7 @@ validation and the answer-reading helpers are checked first, without sockets.
 from __future__ import annotations
 
 import asyncio
+import itertools
 import json
 import logging
 import socket
@@ -203,6 +204,7 @@ def test_secrets_are_hidden_from_repr_and_public_view_but_kept_for_storage() -> 
         "timeout_s": 10.0,
         "kind": "rmf_http",
         "base_url": "http://rmf",
+        "max_connections": 8,
         "secrets_set": [],
     }
     assert target_adapter.validate_python(with_token.model_dump()) == with_token
@@ -388,6 +390,22 @@ async def test_a_read_timeout_after_sending_is_a_timeout_and_ambiguous(
     assert (delivery.outcome, delivery.ambiguous) == (Outcome.TIMEOUT, True)
     assert "ReadTimeout" in (delivery.error or "")
     assert await transport.find(label("r1@2026-01-05T07:00:00Z")) == fleet.recorder.records[0].task_id
+
+
+async def test_requests_beyond_max_connections_wait_their_turn_outside_the_timeout(
+    fleet: FakeFleetHandle, http: httpx.AsyncClient
+) -> None:
+    fleet.behave({"mode": "delay", "seconds": 0.3, "count": 3})
+    transport = over_http(http, fleet.url, timeout_s=0.5, max_connections=1)
+
+    deliveries = await asyncio.gather(
+        *(transport.submit(dispatch(f"r1@2026-01-05T07:0{n}:00Z")) for n in range(3))
+    )
+
+    # The third waited 0.6 s for its turn, longer than its timeout, and still succeeded.
+    assert [d.outcome for d in deliveries] == [Outcome.SUCCEEDED] * 3
+    arrivals = [record.time for record in fleet.recorder.records]
+    assert all(later - earlier >= 0.29 for earlier, later in itertools.pairwise(arrivals))
 
 
 @pytest.mark.parametrize(("mode", "kept"), [("drop", True), ("down", False)])

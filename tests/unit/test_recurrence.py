@@ -489,9 +489,30 @@ def test_default_start_is_used_when_the_schedule_has_none() -> None:
     interval = Recurrence(
         parse_schedule({"kind": "interval", "every": 1, "unit": "hours"}),
         NEW_YORK,
-        utc("2026-05-01T12:00:00.5"),
+        utc("2026-05-01T12:00:00.5004"),
     )
-    assert interval.first() == utc("2026-05-01T12:00:00")
+    assert interval.first() == utc("2026-05-01T12:00:00.500")
+
+
+def test_milliseconds_are_kept_by_once_interval_and_extra_dates() -> None:
+    once = recurrence(kind="once", at="2026-05-01T12:00:00.2509Z")
+    assert once.first() == utc("2026-05-01T12:00:00.250")
+    interval = recurrence(kind="interval", every=10, unit="seconds", start="2026-05-01T12:00:00.125Z")
+    assert list(interval.between(utc("2026-05-01T12:00:00"), utc("2026-05-01T12:00:20"))) == [
+        utc("2026-05-01T12:00:00.125"),
+        utc("2026-05-01T12:00:10.125"),
+    ]
+    assert interval.contains(utc("2026-05-01T12:00:10.125"))
+    assert not interval.contains(utc("2026-05-01T12:00:10"))
+    extra = recurrence(
+        kind="daily", times=["07:00"], start="2026-05-01", extra_dates=["2026-05-01T09:00:00.75"]
+    )
+    assert utc("2026-05-01T13:00:00.750") in list(extra.between(utc("2026-05-01"), utc("2026-05-02")))
+
+
+def test_wall_clock_kinds_fire_at_whole_seconds_after_a_start_with_milliseconds() -> None:
+    rule = recurrence(kind="daily", times=["07:00"], start="2026-05-01T07:00:00.001")
+    assert rule.first() == local(NEW_YORK, "2026-05-02T07:00:00")
 
 
 # queries

@@ -83,18 +83,25 @@ def test_lists_are_unique_sorted_and_normalised() -> None:
     assert monthly.days == [1, 15, -2, -1]
 
 
-def test_datetimes_are_truncated_and_instants_stored_in_utc() -> None:
+def test_datetimes_are_truncated_to_milliseconds_and_instants_stored_in_utc() -> None:
     schedule = parse_schedule(
         {
             "kind": "daily",
             "times": ["07:00"],
-            "start": "2026-03-01T10:00:00.750+01:00",
-            "extra_dates": ["2026-03-05T09:00:00.5", "2026-03-04T09:00:00Z", "2026-03-04T10:00:00+01:00"],
+            "start": "2026-03-01T10:00:00.750999+01:00",
+            "extra_dates": [
+                "2026-03-05T09:00:00.5",
+                "2026-03-04T09:00:00Z",
+                "2026-03-04T10:00:00.0001+01:00",
+            ],
             "except_dates": ["2026-03-03", "2026-03-02", "2026-03-03"],
         }
     )
-    assert schedule.start == datetime(2026, 3, 1, 9, tzinfo=timezone.utc)
-    assert schedule.extra_dates == [datetime(2026, 3, 5, 9), datetime(2026, 3, 4, 9, tzinfo=timezone.utc)]
+    assert schedule.start == datetime(2026, 3, 1, 9, 0, 0, 750_000, tzinfo=timezone.utc)
+    assert schedule.extra_dates == [
+        datetime(2026, 3, 5, 9, 0, 0, 500_000),
+        datetime(2026, 3, 4, 9, tzinfo=timezone.utc),
+    ]
     assert schedule.except_dates == [date(2026, 3, 2), date(2026, 3, 3)]
 
 
