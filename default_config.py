@@ -25,6 +25,8 @@ config = {
     "timezone": "UTC",
     # DEBUG, INFO, WARNING, ERROR or CRITICAL.
     "log_level": "INFO",
+    # Largest request body (bytes) the API reads; a larger one is answered 413.
+    "max_body_bytes": 1048576,
     # How far ahead (seconds) occurrences are stored as tasks.  Later occurrences are
     # computed on the fly in listings and stored when the horizon reaches them.
     "expansion_horizon_s": 86400,

@@ -20,12 +20,11 @@ setup(
         ],
     },
     install_requires=[
-        "fastapi>=0.115,<1",
+        "fastapi>=0.165,<1",
         "uvicorn[standard]>=0.30,<1",
         "tortoise-orm>=1.1,<2",
         "aerich>=0.10,<0.11",
         "python-dateutil>=2.9,<5",
-        "apscheduler>=3.11,<4",
         "reactivex>=4.0,<7",
         "websockets>=13,<18",
         "pydantic>=2.7,<3",
@@ -33,15 +32,17 @@ setup(
         "referencing>=0.35,<1",
         "PyJWT>=2.8,<3",
         "prometheus_client>=0.20,<1",
-        "httpx>=0.27,<1",
-        # httpcore looks for sniffio on every request when it is missing.
-        "sniffio>=1.3,<2",
+        "aiohttp>=3.10,<4",
     ],
     extras_require={
         "postgres": ["asyncpg>=0.29,<1"],
         "mysql": ["asyncmy>=0.2.9,<0.3"],
         "maria": ["asyncmy>=0.2.9,<0.3"],
         "test": [
+            "httpx>=0.27,<1",
+            # httpcore looks for sniffio on every request when it is missing.
+            "sniffio>=1.3,<2",
+            "schemathesis>=4,<5",
             "asyncpg>=0.29,<1",
             "asyncmy>=0.2.9,<0.3",
             "pytest>=8,<10",

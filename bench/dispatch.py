@@ -18,7 +18,8 @@ Contenders, each a process of its own:
   (``dispatch_concurrency`` 64, ``dispatch_batch`` 200), on SQLite and on PostgreSQL;
   tasks are one-shot rules made over ``POST /rules`` (four requests in flight);
 - APScheduler 3 ``AsyncIOScheduler`` with a ``SQLAlchemyJobStore`` on a SQLite file, the
-  job an async function that POSTs through one shared ``httpx.AsyncClient``; with the
+  job an async function that POSTs through one shared ``aiohttp.ClientSession`` (the
+  service's own HTTP client); with the
   default ``misfire_grace_time`` (1 s) and with ``None`` (no limit);
 - the ``schedule`` library driven as rmf-web's api-server drives it (``run_pending()``
   then ``await asyncio.sleep(1)``, each job ``create_task``-ing the POST), through the
@@ -78,6 +79,7 @@ from datetime import datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any, Protocol
 
+import aiohttp
 import httpx
 
 from bench.server import running_service
@@ -95,7 +97,7 @@ CALIBRATION = 40  # far-future tasks created first, to time creation
 MARGIN_S = 3.0
 POLL_S = 0.5
 PEER_CONNECTIONS = 8  # the service's default max_connections of an rmf_http target
-FLEET_ALONE_CONNECTIONS = 4  # few: httpx's pool costs CPU per request in proportion to its connections
+FLEET_ALONE_CONNECTIONS = PEER_CONNECTIONS
 NAME_WIDTH = 42
 PEER_REPLY_TIMEOUT_S = 300.0
 
@@ -568,19 +570,17 @@ def measure_fleet_ceiling(fleet: Fleet, count: int) -> Wave:
 class PeerState:
     """What a peer's jobs share: one client to the fleet and the counters the parent reads.
 
-    At most ``connections`` POSTs are in flight, the rest wait their turn on a semaphore,
-    as in the service's ``rmf_http`` transport (``max_connections``). Unbounded, thousands
-    of requests queue inside httpcore 1.0's pool, whose bookkeeping costs
-    O(queued x connections) per request (encode/httpcore#1035): 2,000 simultaneous POSTs
-    then stall the loop for ~30 s and a 5,000-task burst fails outright, which measures
-    httpx rather than the scheduler. Even bounded, each request costs the pool work in
-    proportion to its connections: 64 of them make a 1,000-task burst about 3x slower
-    than 8 on this fleet.
+    The client is the one the service uses, aiohttp, set up the same way: at most
+    ``connections`` POSTs in flight, the rest waiting their turn on a semaphore, as in the
+    service's ``rmf_http`` transport (``max_connections``). Create it inside a running loop.
     """
 
     def __init__(self, fleet_url: str, connections: int = PEER_CONNECTIONS) -> None:
-        limits = httpx.Limits(max_connections=None, max_keepalive_connections=None)
-        self.http = httpx.AsyncClient(base_url=fleet_url, timeout=30, trust_env=False, limits=limits)
+        self.http = aiohttp.ClientSession(
+            base_url=fleet_url,
+            connector=aiohttp.TCPConnector(limit=0),
+            timeout=aiohttp.ClientTimeout(total=30),
+        )
         self.slots = asyncio.Semaphore(connections)
         self.posted = 0
         self.failed = 0
@@ -600,15 +600,16 @@ class PeerState:
                 now=datetime.now(timezone.utc),
             )
             try:
-                response = await self.http.post("/tasks/dispatch_task", json=message)
-                response.raise_for_status()
-            except httpx.HTTPError:
+                async with self.http.post("/tasks/dispatch_task", json=message) as response:
+                    await response.read()
+                    response.raise_for_status()
+            except (aiohttp.ClientError, TimeoutError):
                 self.failed += 1
             else:
                 self.posted += 1
 
     async def aclose(self) -> None:
-        await self.http.aclose()
+        await self.http.close()
 
 
 # APScheduler stores a job's function by reference, so the job is a module-level function

@@ -14,7 +14,7 @@ import socket
 from collections.abc import AsyncIterator
 from datetime import datetime
 
-import httpx
+import aiohttp
 from fastapi import FastAPI
 
 from task_scheduler import __version__
@@ -58,7 +58,7 @@ def get_app(
         registry = Metrics()
         # Each rmf_http target bounds its own requests in flight (max_connections), so the
         # pool needs no limit of its own and keeps every connection those allow for reuse.
-        http = httpx.AsyncClient(limits=httpx.Limits(max_connections=None, max_keepalive_connections=None))
+        http = aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=0), trust_env=False)
         target_service = TargetService(store, clock, settings.targets)
         dispatcher = Dispatcher(
             store,
@@ -141,7 +141,7 @@ def get_app(
             finally:
                 await feed.stop()
                 bus.close()
-                await http.aclose()
+                await http.close()
                 await database.close()
 
     app = FastAPI(
@@ -149,6 +149,7 @@ def get_app(
         version=__version__,
         description="Recurring task rules for Open-RMF fleets, dispatched on time, exactly once.",
         lifespan=lifespan,
+        max_body_size=settings.max_body_bytes,
     )
     errors.install(app)
     for module in (rules, tasks, runs, targets, events, metrics, health):

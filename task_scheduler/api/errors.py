@@ -24,6 +24,11 @@ class Problem:
             "content": {"application/json": {"example": {"detail": "a rule named 'lobby' already exists"}}},
         }
     }
+    BODY = {
+        400: {"description": "The body is not UTF-8 text"},
+        413: {"description": "The body is longer than the service's max_body_bytes"},
+    }
+    """What any route that reads a JSON body may answer before looking at it."""
 
 
 def install(app: FastAPI) -> None:

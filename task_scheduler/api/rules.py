@@ -26,7 +26,7 @@ class RulePage(BaseModel):
     offset: int
 
 
-@router.post("", status_code=201, response_model=Rule, responses=Problem.CONFLICT)
+@router.post("", status_code=201, response_model=Rule, responses={**Problem.BODY, **Problem.CONFLICT})
 async def create_rule(spec: RuleSpec, svc: Svc) -> Rule:
     """Create a rule; its occurrences up to the horizon are stored at once."""
     return await svc.rules.create(spec)
@@ -47,7 +47,7 @@ async def list_rules(
     return RulePage(items=items, total=total, limit=limit, offset=offset)
 
 
-@router.post("/preview", response_model=list[Occurrence])
+@router.post("/preview", response_model=list[Occurrence], responses=Problem.BODY)
 async def preview_unsaved_rule(spec: RuleSpec, svc: Svc, count: PreviewCount = 10) -> list[Occurrence]:
     """Next occurrences of an unsaved rule: from its start, or from now once the start has passed."""
     return svc.rules.preview(spec, count)
@@ -58,7 +58,9 @@ async def get_rule(rule_id: int, svc: Svc) -> Rule:
     return await svc.rules.get(rule_id)
 
 
-@router.put("/{rule_id}", response_model=Rule, responses={**Problem.NOT_FOUND, **Problem.CONFLICT})
+@router.put(
+    "/{rule_id}", response_model=Rule, responses={**Problem.BODY, **Problem.NOT_FOUND, **Problem.CONFLICT}
+)
 async def replace_rule(rule_id: int, spec: RuleSpec, svc: Svc) -> Rule:
     """Edit the series: future untouched occurrences are regenerated, individually edited ones kept."""
     return await svc.rules.replace(rule_id, spec)

@@ -21,7 +21,7 @@ async def list_targets(svc: Svc) -> list[TargetView]:
     return await svc.targets.list()
 
 
-@router.post("", status_code=201, response_model=TargetView, responses=Problem.CONFLICT)
+@router.post("", status_code=201, response_model=TargetView, responses={**Problem.BODY, **Problem.CONFLICT})
 async def create_target(spec: TargetSpec, svc: Svc) -> TargetView:
     return await svc.targets.create(spec)
 
@@ -31,7 +31,9 @@ async def get_target(name: str, svc: Svc) -> TargetView:
     return await svc.targets.get(name)
 
 
-@router.put("/{name}", response_model=TargetView, responses={**Problem.NOT_FOUND, **Problem.CONFLICT})
+@router.put(
+    "/{name}", response_model=TargetView, responses={**Problem.BODY, **Problem.NOT_FOUND, **Problem.CONFLICT}
+)
 async def replace_target(name: str, config: Annotated[TargetConfig, Body()], svc: Svc) -> TargetView:
     """Replace the connection; rules that use the target send through the new one from now on."""
     return await svc.targets.replace(name, config)

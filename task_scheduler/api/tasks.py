@@ -61,7 +61,9 @@ async def get_task(task_id: str, svc: Svc) -> TaskView:
     return await svc.tasks.get(task_id)
 
 
-@router.patch("/{task_id}", response_model=TaskView, responses={**Problem.NOT_FOUND, **Problem.CONFLICT})
+@router.patch(
+    "/{task_id}", response_model=TaskView, responses={**Problem.BODY, **Problem.NOT_FOUND, **Problem.CONFLICT}
+)
 async def patch_task(task_id: str, patch: TaskPatch, svc: Svc) -> TaskView:
     """Disable/enable, move or give its own request to one occurrence, stored or not yet."""
     return await svc.tasks.patch(task_id, patch)
@@ -74,7 +76,7 @@ async def delete_task(task_id: str, svc: Svc) -> Response:
     return Response(status_code=204)
 
 
-@router.get("/{task_id}/runs", response_model=list[RunView])
+@router.get("/{task_id}/runs", response_model=list[RunView], responses=Problem.NOT_FOUND)
 async def task_runs(task_id: str, svc: Svc) -> list[RunView]:
     """Every attempt of this task, newest first."""
     await svc.tasks.get(task_id)  # 404 for an unknown task

@@ -18,7 +18,7 @@ from datetime import datetime, timedelta
 from random import Random
 from typing import Any
 
-import httpx
+import aiohttp
 
 from task_scheduler.clock import Clock
 from task_scheduler.domain.messages import build_message, task_label
@@ -53,7 +53,7 @@ class Dispatcher:
         store: Store,
         clock: Clock,
         targets: TargetService,
-        http: httpx.AsyncClient,
+        http: aiohttp.ClientSession,
         events: EventBus,
         metrics: Metrics,
         settings: DispatchSettings,

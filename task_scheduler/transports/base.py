@@ -14,7 +14,7 @@ from enum import Enum
 from typing import TYPE_CHECKING, Any, Final, Protocol
 
 if TYPE_CHECKING:
-    import httpx
+    import aiohttp
 
     from task_scheduler.domain.targets import TargetConfig
 
@@ -77,8 +77,8 @@ class Transport(Protocol):
     async def aclose(self) -> None: ...
 
 
-def build_transport(config: TargetConfig, http: httpx.AsyncClient) -> Transport:
-    """The transport for a target; ``http`` is the service's shared client (HTTP targets use it)."""
+def build_transport(config: TargetConfig, http: aiohttp.ClientSession) -> Transport:
+    """The transport for a target; ``http`` is the service's shared session (HTTP targets use it)."""
     # Imported here: the transport modules import this one.
     from task_scheduler.domain.targets import RmfHttpTarget, RmfWsTarget
     from task_scheduler.transports.rmf_http import RmfHttpTransport

@@ -8,10 +8,12 @@ lookup first.
 from __future__ import annotations
 
 import asyncio
+import json
 import logging
+from dataclasses import dataclass
 from typing import Any, Final
 
-import httpx
+import aiohttp
 
 from task_scheduler.domain.targets import RmfHttpTarget
 from task_scheduler.transports.auth import BearerAuth
@@ -32,20 +34,37 @@ ROUTES: Final = {
     "robot_task_request": "/tasks/robot_task",
 }
 
-_NEVER_SENT: Final = (httpx.ConnectError, httpx.ConnectTimeout, httpx.PoolTimeout, httpx.UnsupportedProtocol)
+_NEVER_SENT: Final = (aiohttp.ClientConnectorError, aiohttp.ConnectionTimeoutError, aiohttp.InvalidURL)
 """Failures before the request left: the fleet cannot have it."""
 
 
-def _describe(error: Exception) -> str:
-    """An exception as a short reason; httpx's own text is often empty."""
+def _describe(error: BaseException) -> str:
+    """An exception as a short reason; the client's own text is often empty."""
     return shorten(f"{type(error).__name__}: {error}" if str(error) else type(error).__name__)
 
 
-def _reason(response: httpx.Response) -> str:
+@dataclass(frozen=True)
+class _Answer:
+    """A fleet's HTTP answer, read whole (the connection is back in the pool by then)."""
+
+    status: int
+    reason: str
+    body: bytes
+
+    def json(self) -> Any:
+        """The body as JSON; ValueError when it is not."""
+        return json.loads(self.body)
+
+    @property
+    def text(self) -> str:
+        return self.body.decode("utf-8", errors="replace")
+
+
+def _reason(answer: _Answer) -> str:
     """``HTTP 401 Unauthorized: <detail>``, the detail taken from a JSON body when there is one."""
-    head = f"HTTP {response.status_code} {response.reason_phrase}".rstrip()
+    head = f"HTTP {answer.status} {answer.reason}".rstrip()
     try:
-        body = response.json()
+        body = answer.json()
     except ValueError:
         return head
     detail = body.get("detail") if isinstance(body, dict) else None
@@ -56,36 +75,44 @@ def _reason(response: httpx.Response) -> str:
     return head
 
 
-def _body(response: httpx.Response) -> Any:
+def _body(answer: _Answer) -> Any:
     """The answer as a Delivery keeps it: parsed JSON when it is, else a text excerpt."""
     try:
-        return bounded(response.json())
+        return bounded(answer.json())
     except ValueError:
-        return bounded(response.text)
+        return bounded(answer.text)
 
 
 class RmfHttpTransport:
     """``POST`` task requests to an api-server; ``GET /tasks?label=`` to resolve doubt.
 
-    The client is the service's shared one (connection reuse), so it is not closed here.
-    At most ``max_connections`` requests are in flight: the rest wait here, in order, rather
-    than inside the client's pool, whose bookkeeping costs more per request the more
-    connections and waiting requests it holds, and whose wait counts against the timeout.
+    The session is the service's shared one (connection reuse), so it is not closed here.
+    At most ``max_connections`` requests are in flight: the rest wait here, in order, and
+    their timeout starts once they are sent.
     """
 
     supports_lookup = True
 
-    def __init__(self, config: RmfHttpTarget, http: httpx.AsyncClient) -> None:
+    def __init__(self, config: RmfHttpTarget, http: aiohttp.ClientSession) -> None:
         self._config = config
         self._http = http
         self._auth = BearerAuth(config)
         self._slots = asyncio.Semaphore(config.max_connections)
+        # sock_connect: a connection that cannot be made in time is "never sent", not a timeout.
+        self._timeout = aiohttp.ClientTimeout(total=config.timeout_s, sock_connect=config.timeout_s)
 
     def __repr__(self) -> str:
         return f"RmfHttpTransport(base_url={self._config.base_url!r}, auth={self._auth!r})"
 
     def _headers(self) -> dict[str, str]:
         return {"Accept": "application/json", **self._auth.headers()}
+
+    async def _call(self, method: str, url: str, **options: Any) -> _Answer:
+        async with self._slots:
+            async with self._http.request(
+                method, url, headers=self._headers(), timeout=self._timeout, allow_redirects=False, **options
+            ) as response:
+                return _Answer(response.status, response.reason or "", await response.read())
 
     async def submit(self, message: dict[str, Any]) -> Delivery:
         """Send one task request; every network or fleet failure comes back as a Delivery."""
@@ -94,48 +121,43 @@ class RmfHttpTransport:
             return Delivery(Outcome.FAILED, error=f"not a task submission: type {message.get('type')!r}")
         url = self._config.base_url + route
         try:
-            async with self._slots:
-                response = await self._http.post(
-                    url, json=message, headers=self._headers(), timeout=self._config.timeout_s
-                )
+            answer = await self._call("POST", url, json=message)
         except _NEVER_SENT as error:
             delivery = Delivery(Outcome.FAILED, error=f"cannot reach the fleet: {_describe(error)}")
-        except httpx.TimeoutException as error:  # read or write timeout: the fleet may be working on it
+        except TimeoutError:  # sent, no answer in time: the fleet may be working on it
             delivery = Delivery(
-                Outcome.TIMEOUT, error=f"no answer in time: {_describe(error)}", ambiguous=True
+                Outcome.TIMEOUT, error=f"no answer within {self._config.timeout_s:g} s", ambiguous=True
             )
-        except httpx.HTTPError as error:  # dropped after sending, garbled answer, ...
+        except aiohttp.ClientError as error:  # dropped after sending, garbled answer, ...
             delivery = Delivery(
                 Outcome.UNKNOWN, error=f"the answer was lost: {_describe(error)}", ambiguous=True
             )
         else:
-            delivery = self._read(response)
+            delivery = self._read(answer)
         return self._log(url, delivery)
 
-    def _read(self, response: httpx.Response) -> Delivery:
-        status = response.status_code
-        if status == 200:
+    def _read(self, answer: _Answer) -> Delivery:
+        if answer.status == 200:
             try:
-                answer = response.json()
+                body = answer.json()
             except ValueError:
                 return Delivery(
                     Outcome.UNKNOWN,
-                    response=bounded(response.text),
+                    response=bounded(answer.text),
                     error="the fleet answered 200 with a body that is not JSON",
                     ambiguous=True,
                 )
-            return read_answer(answer)
-        if status == 400:
+            return read_answer(body)
+        if answer.status == 400:
             try:
-                answer = response.json()
+                body = answer.json()
             except ValueError:
-                answer = None
-            if isinstance(answer, dict) and isinstance(answer.get("errors"), list):
-                return read_answer({**answer, "success": False})
+                body = None
+            if isinstance(body, dict) and isinstance(body.get("errors"), list):
+                return read_answer({**body, "success": False})
         # 5xx: the fleet may have taken the task before failing. Anything else it refused.
-        ambiguous = status >= 500
         return Delivery(
-            Outcome.FAILED, response=_body(response), error=_reason(response), ambiguous=ambiguous
+            Outcome.FAILED, response=_body(answer), error=_reason(answer), ambiguous=answer.status >= 500
         )
 
     def _log(self, url: str, delivery: Delivery) -> Delivery:
@@ -155,16 +177,13 @@ class RmfHttpTransport:
         """The booking id of the oldest task the fleet lists for ``label``; None if it lists none."""
         url = self._config.base_url + "/tasks"
         try:
-            async with self._slots:
-                response = await self._http.get(
-                    url, params={"label": label}, headers=self._headers(), timeout=self._config.timeout_s
-                )
-        except httpx.HTTPError as error:
+            answer = await self._call("GET", url, params={"label": label})
+        except (aiohttp.ClientError, TimeoutError) as error:
             raise LookupFailed(f"cannot ask the fleet at {url}: {_describe(error)}") from error
-        if response.status_code != 200:
-            raise LookupFailed(f"the fleet at {url} answered {_reason(response)}")
+        if answer.status != 200:
+            raise LookupFailed(f"the fleet at {url} answered {_reason(answer)}")
         try:
-            states = response.json()
+            states = answer.json()
         except ValueError as error:
             raise LookupFailed(f"the fleet at {url} answered with a body that is not JSON") from error
         if not isinstance(states, list):
@@ -179,4 +198,4 @@ class RmfHttpTransport:
         return task_id
 
     async def aclose(self) -> None:
-        """Nothing to release: the shared client belongs to the caller."""
+        """Nothing to release: the shared session belongs to the caller."""

@@ -311,3 +311,19 @@ async def test_paging_beyond_any_database_number_is_422(service):
     for path in ("/rules", "/tasks", "/runs"):
         response = await service.http.get(path, params={"offset": 10**25})
         assert response.status_code == 422, path
+
+
+async def test_a_body_over_the_limit_is_413_and_a_page_over_1000_is_422(service):
+    padding = "x" * 1_048_576  # with the rest of the rule, just over max_body_bytes
+    body = {
+        "name": "big",
+        "schedule": {"kind": "interval", "every": 60},
+        "task": CLEAN,
+        "description": padding,
+    }
+    too_big = await service.http.post("/rules", json=body)
+    assert too_big.status_code == 413
+    assert (await service.http.get("/rules")).json()["total"] == 0
+    for path in ("/rules", "/tasks", "/runs"):
+        assert (await service.http.get(path, params={"limit": 1001})).status_code == 422, path
+        assert (await service.http.get(path, params={"limit": 1000})).status_code == 200, path
