@@ -12,6 +12,12 @@ exponential backoff with jitter (``retry_backoff_s`` doubling up to
 ``retry_backoff_max_s``, each delay drawn from its upper half), up to
 ``policy.max_attempts`` attempts and never past the occurrence's deadline (its time plus
 the misfire grace): a retry that late would be a misfire.
+
+A fleet that cannot be reached at all (no connection) is an outage, not a failure of the
+task: such attempts are retried with the same backoff until the deadline whatever
+``max_attempts`` says, the last one a second before the deadline (``LAST_CALL``: a claim
+after it would be a misfire), so that an occurrence is delivered if the fleet comes back
+within its grace, and missed if it does not.
 """
 
 from __future__ import annotations
@@ -22,6 +28,9 @@ from enum import Enum
 from random import Random
 
 from task_scheduler.domain.rules import Policy
+
+LAST_CALL = timedelta(seconds=1)
+"""How long before its deadline an unreachable fleet is tried for the last time."""
 
 
 class Verdict(str, Enum):
@@ -70,7 +79,22 @@ def retry_at(
     """When to try again after failed attempt number ``attempt`` (1-based), or None to give up."""
     if attempt >= policy.max_attempts:
         return None
-    ceiling = min(policy.retry_backoff_s * 2 ** (attempt - 1), policy.retry_backoff_max_s)
-    delay = ceiling / 2 + rng.random() * ceiling / 2
-    when = now + timedelta(seconds=delay)
+    when = now + _backoff(policy, attempt, rng)
     return when if when <= deadline(policy, scheduled_at) else None
+
+
+def retry_unreachable_at(
+    policy: Policy, *, attempt: int, now: datetime, scheduled_at: datetime, rng: Random
+) -> datetime | None:
+    """When to try again after attempt ``attempt`` found the fleet unreachable, or None once
+    the deadline has passed (see the module docstring)."""
+    last = deadline(policy, scheduled_at) - LAST_CALL
+    if now >= last:
+        return None
+    return min(now + _backoff(policy, attempt, rng), last)
+
+
+def _backoff(policy: Policy, attempt: int, rng: Random) -> timedelta:
+    """The delay after failed attempt ``attempt``: drawn from the upper half of its ceiling."""
+    ceiling = min(policy.retry_backoff_s * 2 ** (attempt - 1), policy.retry_backoff_max_s)
+    return timedelta(seconds=ceiling / 2 + rng.random() * ceiling / 2)

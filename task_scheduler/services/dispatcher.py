@@ -22,7 +22,7 @@ import aiohttp
 
 from task_scheduler.clock import Clock
 from task_scheduler.domain.messages import build_message, task_label
-from task_scheduler.domain.policy import Verdict, misfire_decision, retry_at
+from task_scheduler.domain.policy import Verdict, misfire_decision, retry_at, retry_unreachable_at
 from task_scheduler.domain.rules import Policy
 from task_scheduler.domain.tasks import TaskStatus
 from task_scheduler.events import Event, EventBus, EventType
@@ -217,7 +217,10 @@ class Dispatcher:
                 found = await transport.find(label)
             except LookupFailed as exc:
                 return Delivery(
-                    Outcome.UNKNOWN, error=f"could not ask the fleet before resending: {exc}", ambiguous=True
+                    Outcome.UNKNOWN,
+                    error=f"could not ask the fleet before resending: {exc}",
+                    ambiguous=True,
+                    reached=exc.reached,
                 )
             if found is not None:
                 return Delivery(Outcome.SUCCEEDED, fleet_task_id=found, response={"found_by_label": label})
@@ -332,16 +335,26 @@ class Dispatcher:
                 f" ({delivery.error})" if delivery.error else ""
             )
             retry = None
-            if delivery.outcome is not Outcome.REJECTED and not (
+            when = {
+                "attempt": task.attempts,
+                "now": finished,
+                "scheduled_at": task.scheduled_at,
+                "rng": self._rng,
+            }
+            if not delivery.reached:
+                retry = retry_unreachable_at(policy, **when)
+            elif delivery.outcome is not Outcome.REJECTED and not (
                 delivery.ambiguous and transport is not None and not transport.supports_lookup
             ):
-                retry = retry_at(
-                    policy, attempt=task.attempts, now=finished, scheduled_at=task.scheduled_at, rng=self._rng
-                )
+                retry = retry_at(policy, **when)
             if retry is not None:
                 changes.update(
                     status=TaskStatus.scheduled.value, due_at=retry, status_reason=f"{why}; retrying"[:255]
                 )
+            elif not delivery.reached:
+                # An outage, not a fault of this rule: missed, and no step towards pausing it.
+                reason = f"the fleet stayed unreachable past the misfire grace; last {why}"
+                changes.update(status=TaskStatus.missed.value, status_reason=reason[:255])
             else:
                 rule_failed = True
                 changes.update(status=TaskStatus.failed.value, status_reason=why[:255])
@@ -382,6 +395,8 @@ class Dispatcher:
             self._publish(EventType.task_dispatched, task, rule, {"fleet_task_id": delivery.fleet_task_id})
         elif rule_failed:
             self._publish(EventType.task_failed, task, rule, {"reason": changes["status_reason"]})
+        elif changes.get("status") == TaskStatus.missed.value:
+            self._publish(EventType.task_missed, task, rule, {"reason": changes["status_reason"]})
         if settled.paused_reason:
             self._publish(EventType.rule_paused, task, rule, {"reason": settled.paused_reason})
 

@@ -52,10 +52,20 @@ class Delivery:
     """A short human-readable reason, when the outcome is not ``succeeded``."""
     ambiguous: bool = False
     """The fleet may have the task although we got no clear yes."""
+    reached: bool = True
+    """False when no connection could be made, so nothing was sent: the fleet is down or
+    unreachable, which says nothing about the task itself."""
 
 
 class LookupFailed(Exception):
-    """The fleet could not be asked, or its answer not understood: nothing is known."""
+    """The fleet could not be asked, or its answer not understood: nothing is known.
+
+    ``reached`` is False when no connection could be made (see :attr:`Delivery.reached`).
+    """
+
+    def __init__(self, message: str, *, reached: bool = True) -> None:
+        super().__init__(message)
+        self.reached = reached
 
 
 class Transport(Protocol):

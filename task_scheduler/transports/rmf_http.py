@@ -123,7 +123,9 @@ class RmfHttpTransport:
         try:
             answer = await self._call("POST", url, json=message)
         except _NEVER_SENT as error:
-            delivery = Delivery(Outcome.FAILED, error=f"cannot reach the fleet: {_describe(error)}")
+            delivery = Delivery(
+                Outcome.FAILED, error=f"cannot reach the fleet: {_describe(error)}", reached=False
+            )
         except TimeoutError:  # sent, no answer in time: the fleet may be working on it
             delivery = Delivery(
                 Outcome.TIMEOUT, error=f"no answer within {self._config.timeout_s:g} s", ambiguous=True
@@ -178,6 +180,8 @@ class RmfHttpTransport:
         url = self._config.base_url + "/tasks"
         try:
             answer = await self._call("GET", url, params={"label": label})
+        except _NEVER_SENT as error:
+            raise LookupFailed(f"cannot ask the fleet at {url}: {_describe(error)}", reached=False) from error
         except (aiohttp.ClientError, TimeoutError) as error:
             raise LookupFailed(f"cannot ask the fleet at {url}: {_describe(error)}") from error
         if answer.status != 200:

@@ -122,7 +122,9 @@ class RmfWsTransport:
         try:
             link = await self._connection()
         except _NotConnected as error:
-            return self._log(Delivery(Outcome.FAILED, error=f"cannot connect to the bridge: {error}"))
+            return self._log(
+                Delivery(Outcome.FAILED, error=f"cannot connect to the bridge: {error}", reached=False)
+            )
         request_id = uuid.uuid4().hex
         reply: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
         link.pending[request_id] = reply
@@ -144,7 +146,9 @@ class RmfWsTransport:
                 return Delivery(
                     Outcome.UNKNOWN, error=f"the connection was lost while sending: {error}", ambiguous=True
                 )
-            return Delivery(Outcome.FAILED, error=f"the connection closed before sending: {error}")
+            return Delivery(
+                Outcome.FAILED, error=f"the connection closed before sending: {error}", reached=False
+            )
         try:
             answer = await asyncio.wait_for(reply, self._config.timeout_s)
         except asyncio.TimeoutError:

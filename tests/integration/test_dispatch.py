@@ -5,8 +5,10 @@ Each test drives the engine pass by pass (``dispatch()``), so nothing waits for 
 
 from __future__ import annotations
 
+import re
+import socket
 from collections.abc import AsyncIterator
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
 import httpx
@@ -137,6 +139,55 @@ async def test_failure_is_retried_with_backoff_and_checked_at_the_fleet_first(en
         "POST /tasks/dispatch_task",
     ]
     assert fleet.recorder.counts("task_scheduler.task") == {task_id: 1}
+
+
+def closed_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+async def retry_until_settled(engine: Engine, task_id: str, fleet_url: str, back_after: int | None) -> int:
+    """Move the clock to each planned retry and dispatch it, pointing the target at the fleet
+    after ``back_after`` attempts; return the attempts made."""
+    attempts = 0
+    while (await TaskRecord.get(id=task_id)).status == "scheduled":
+        due_at = (await TaskRecord.get(id=task_id)).due_at
+        engine.clock.set(max(engine.clock.now(), due_at))
+        if attempts == back_after:
+            response = await engine.http.put("/targets/far", json={"kind": "rmf_http", "base_url": fleet_url})
+            assert response.status_code == 200, response.text
+        assert await engine.dispatch() == 1
+        attempts += 1
+        assert attempts < 50, "no busy loop"
+    return attempts
+
+
+@pytest.mark.parametrize("back", [False, True], ids=["down-past-the-grace", "back-within-the-grace"])
+async def test_an_unreachable_fleet_is_retried_until_the_grace_runs_out_then_missed(engine, fleet, back):
+    far = {"name": "far", "config": {"kind": "rmf_http", "base_url": f"http://127.0.0.1:{closed_port()}"}}
+    assert (await engine.http.post("/targets", json=far)).status_code == 201
+    policy = {"max_attempts": 1, "retry_backoff_s": 5, "retry_backoff_max_s": 20, "misfire_grace_s": 120}
+    once = {"kind": "once", "at": (T0 + timedelta(seconds=60)).isoformat()}
+    rule = await create(engine, schedule=once, task={**CLEAN, "target": "far"}, policy=policy)
+    engine.clock.advance(seconds=60)
+    task_id = first_id(rule)
+
+    attempts = await retry_until_settled(engine, task_id, fleet.url, back_after=3 if back else None)
+
+    settled = await task(engine, task_id)
+    runs = await runs_of(engine, task_id)
+    status = (await engine.http.get(f"/rules/{rule['id']}/status")).json()
+    assert status["consecutive_failures"] == 0 and status["paused_reason"] is None
+    if back:
+        assert settled["status"] == "dispatched" and attempts == 4
+        assert fleet.recorder.counts("task_scheduler.task") == {task_id: 1}
+        return
+    assert settled["status"] == "missed" and "unreachable past the misfire grace" in settled["status_reason"]
+    assert len(runs) == attempts > policy["max_attempts"]  # an outage is not the task's fault
+    assert all(re.search("cannot (reach|ask) the fleet", run["error"]) for run in runs)
+    last_try = datetime.fromisoformat(runs[0]["started_at"])
+    assert last_try == T0 + timedelta(seconds=60 + 120 - 1)
 
 
 async def test_rejection_is_not_retried(engine, fleet):

@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+import itertools
 from datetime import datetime, timedelta, timezone
 from random import Random
 
 import pytest
 
-from task_scheduler.domain.policy import Verdict, misfire_decision, retry_at
+from task_scheduler.domain.policy import LAST_CALL, Verdict, misfire_decision, retry_at, retry_unreachable_at
 from task_scheduler.domain.rules import Policy
 
 T = datetime(2026, 1, 5, 12, 0, tzinfo=timezone.utc)
@@ -69,3 +70,19 @@ def test_no_retry_after_the_last_attempt_or_past_the_deadline():
     assert retry_at(policy, attempt=3, now=T, scheduled_at=T, rng=Random(1)) is None
     assert retry_at(policy, attempt=1, now=T + timedelta(seconds=50), scheduled_at=T, rng=Random(1)) is None
     assert retry_at(policy, attempt=1, now=T, scheduled_at=T, rng=Random(1)) is not None
+
+
+def test_an_unreachable_fleet_is_retried_past_max_attempts_until_just_before_the_deadline():
+    policy = Policy(retry_backoff_s=4, retry_backoff_max_s=20, max_attempts=2, misfire_grace_s=60)
+    deadline = T + timedelta(seconds=60)
+    now, attempt, tries = T, 1, []
+    while (
+        when := retry_unreachable_at(policy, attempt=attempt, now=now, scheduled_at=T, rng=Random(attempt))
+    ) is not None:
+        tries.append(when)
+        now, attempt = when, attempt + 1
+    assert len(tries) > policy.max_attempts
+    assert tries[-1] == deadline - LAST_CALL  # one last try while the occurrence is still on time
+    gaps = [(b - a).total_seconds() for a, b in itertools.pairwise([T, *tries])]
+    assert all(gap <= 20 for gap in gaps) and gaps[0] >= 2  # backoff, not a busy loop
+    assert retry_unreachable_at(policy, attempt=1, now=deadline, scheduled_at=T, rng=Random(1)) is None
