@@ -1,10 +1,13 @@
 """The dispatcher hands every due task to its target once, and records each attempt as a Run.
 
 It sleeps until the next task is due (or until woken by a change), claims due tasks with a
-lease in one statement, and dispatches them concurrently up to a bound, so a slow fleet
-does not hold up other rules.  A task whose earlier attempt may have reached the fleet
-(an ambiguous answer, or a replica that died after sending) is looked up at the fleet by
-its label before anything is sent again.  What to do with late tasks and failed attempts
+lease in one statement, and dispatches them concurrently up to a bound. A target with
+twice its capacity in flight (sending, or waiting for a turn) is saturated: claims pass
+over its tasks until it catches up, so a slow fleet does not hold up rules sent elsewhere.
+
+A task whose earlier attempt may have reached the fleet (an ambiguous answer, or a replica
+that died after sending) is looked up at the fleet by its label before anything is sent
+again.  What to do with late tasks and failed attempts
 is decided by the pure rules in ``domain.policy``.
 """
 
@@ -13,6 +16,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+from collections import Counter
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from random import Random
@@ -35,6 +39,11 @@ from task_scheduler.storage.store import Store
 from task_scheduler.transports.base import Delivery, LookupFailed, Outcome, Transport, build_transport
 
 logger = logging.getLogger(__name__)
+
+
+def _target_of(task: TaskRecord, rule: RuleRecord | None) -> str:
+    """The target a task goes to: its own (copied from its rule when it was stored), else its rule's."""
+    return task.target or (rule.target if rule else None) or "default"
 
 
 @dataclass(frozen=True)
@@ -70,6 +79,7 @@ class Dispatcher:
         self._wakeup = Wakeup()
         self._transports: dict[str, tuple[str, Transport]] = {}
         self._inflight: dict[str, asyncio.Task[None]] = {}
+        self._per_target: Counter[str] = Counter()
         self.started_at = clock.now()
         self._renewed_at = self.started_at
         # When the sleeping loop will look again by itself; None while it is awake.
@@ -144,9 +154,14 @@ class Dispatcher:
     def _start(self, task: TaskRecord, rule: RuleRecord | None) -> None:
         job = asyncio.create_task(self._handle(task, rule), name=f"dispatch {task.id}")
         self._inflight[task.id] = job
+        target = _target_of(task, rule)
+        self._per_target[target] += 1
 
         def done(_: asyncio.Task[None]) -> None:
             self._inflight.pop(task.id, None)
+            self._per_target[target] -= 1
+            if not self._per_target[target]:
+                del self._per_target[target]
             self._wakeup.poke()
 
         job.add_done_callback(done)
@@ -171,10 +186,24 @@ class Dispatcher:
         """Claim due tasks and load their rules in one query per batch."""
         now = self._clock.now()
         tasks = await self._store.claim_due(
-            now, self.replica_id, now + timedelta(seconds=self._settings.lease_s), limit, busy=self._inflight
+            now,
+            self.replica_id,
+            now + timedelta(seconds=self._settings.lease_s),
+            limit,
+            busy=self._inflight,
+            saturated=self._saturated(),
         )
         rules = await self._store.rules_by_ids(t.rule_id for t in tasks if t.rule_id is not None)
         return [(task, rules.get(task.rule_id) if task.rule_id is not None else None) for task in tasks]
+
+    def _saturated(self) -> list[str]:
+        """Targets with twice what they send at once already claimed by this replica."""
+        full = []
+        for name, count in self._per_target.items():
+            cached = self._transports.get(name)
+            if cached is not None and count >= 2 * cached[1].capacity:
+                full.append(name)
+        return full
 
     # -- one task ------------------------------------------------------------------------
 
@@ -189,7 +218,7 @@ class Dispatcher:
 
     async def _dispatch(self, task: TaskRecord, rule: RuleRecord | None) -> None:
         policy = Policy.model_validate(rule.policy) if rule else Policy()
-        target_name = task.target or (rule.target if rule else None) or "default"
+        target_name = _target_of(task, rule)
         transport = await self._transport(target_name)
         started = self._clock.now()
         if transport is not None and task.attempts > 1:

@@ -183,7 +183,7 @@ class RuleService:
                 expanded_until=now if spec.enabled else None,
                 updated_at=now,
             )
-            await self._store.update_scheduled_category(rule_id, record.category)
+            await self._store.update_scheduled_copies(rule_id, record.category, record.target)
             times = await self._expander.expand(record, now, recurrence) if record.enabled else []
         self._expander.announce(record, times, now)
         self._announce(EventType.rule_updated, record, now)

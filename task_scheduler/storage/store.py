@@ -185,16 +185,24 @@ class Store:
             query = query.filter(edited=False)
         return await query.delete()
 
-    async def update_scheduled_category(self, rule_id: int, category: str | None) -> None:
-        """Keep the copied category of a rule's pending tasks without their own request in step."""
-        await TaskRecord.filter(
-            rule_id=rule_id, request__isnull=True, status=TaskStatus.scheduled.value
-        ).update(category=category)
+    async def update_scheduled_copies(self, rule_id: int, category: str | None, target: str | None) -> None:
+        """Keep what a rule's pending tasks copy from it in step: the target of each, and the
+        category of those without their own request."""
+        pending = TaskRecord.filter(rule_id=rule_id, status=TaskStatus.scheduled.value)
+        await pending.update(target=target)
+        await pending.filter(request__isnull=True).update(category=category)
 
     # -- dispatch ------------------------------------------------------------------------
 
     async def claim_due(
-        self, now: datetime, owner: str, lease_until: datetime, limit: int, *, busy: Iterable[str] = ()
+        self,
+        now: datetime,
+        owner: str,
+        lease_until: datetime,
+        limit: int,
+        *,
+        busy: Iterable[str] = (),
+        saturated: Iterable[str] = (),
     ) -> list[TaskRecord]:
         """Lease up to ``limit`` due tasks (and ones whose lease ran out) to ``owner``, atomically.
 
@@ -202,6 +210,8 @@ class Store:
         side by side without waiting on or taking each other's rows; SQLite has one writer.
         The attempt counter is raised here, before anything is sent, so that a replica
         that dies after sending leaves a trace the next claimant checks with the fleet.
+        Tasks for the ``saturated`` targets are left for later (or for another replica), so
+        that a slow fleet's backlog cannot take every dispatch slot from the others.
         """
         due = Q(status=TaskStatus.scheduled.value, due_at__lte=now) | Q(
             status=TaskStatus.dispatching.value, lease_until__lt=now
@@ -210,6 +220,9 @@ class Store:
         busy = list(busy)
         if busy:  # this replica's own dispatches in flight: never claim them twice
             query = query.exclude(id__in=busy)
+        saturated = list(saturated)
+        if saturated:
+            query = query.filter(Q(target__isnull=True) | Q(target__not_in=saturated))
         async with self.transaction():
             rows = await query.order_by("due_at").limit(limit).select_for_update(skip_locked=True)
             if not rows:

@@ -72,6 +72,8 @@ class Transport(Protocol):
     """Hands complete Open-RMF task requests to one fleet manager."""
 
     supports_lookup: bool
+    capacity: int
+    """How many submissions it sends at once; more wait their turn inside it."""
 
     async def submit(self, message: dict[str, Any]) -> Delivery:
         """Send a complete ``dispatch_task_request`` or ``robot_task_request``."""

@@ -98,6 +98,7 @@ class RmfHttpTransport:
         self._http = http
         self._auth = BearerAuth(config)
         self._slots = asyncio.Semaphore(config.max_connections)
+        self.capacity = config.max_connections
         # sock_connect: a connection that cannot be made in time is "never sent", not a timeout.
         self._timeout = aiohttp.ClientTimeout(total=config.timeout_s, sock_connect=config.timeout_s)
 

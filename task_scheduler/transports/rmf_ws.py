@@ -90,6 +90,8 @@ class RmfWsTransport:
     """
 
     supports_lookup = False
+    capacity = 64
+    """Requests awaiting their replies at once on the one connection; more wait their turn."""
 
     def __init__(
         self,
@@ -109,6 +111,7 @@ class RmfWsTransport:
         self._retry_at = 0.0
         self._last_error = ""
         self._closed = False
+        self._slots = asyncio.Semaphore(self.capacity)
 
     def __repr__(self) -> str:
         return f"RmfWsTransport(url={self._config.url!r}, auth={self._auth!r})"
@@ -117,6 +120,10 @@ class RmfWsTransport:
 
     async def submit(self, message: dict[str, Any]) -> Delivery:
         """Send one task request and await its reply; failures come back as a Delivery."""
+        async with self._slots:
+            return await self._submit(message)
+
+    async def _submit(self, message: dict[str, Any]) -> Delivery:
         if message.get("type") not in SUBMISSION_TYPES:
             return Delivery(Outcome.FAILED, error=f"not a task submission: type {message.get('type')!r}")
         try:

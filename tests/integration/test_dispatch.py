@@ -530,3 +530,33 @@ async def test_metrics_and_readiness_name_what_happened(engine, fleet):
     assert "task_scheduler_queue_depth 1.0" in text
     assert "task_scheduler_dispatch_lateness_seconds_count 1.0" in text
     assert (await engine.http.get("/readyz")).json()["replica"] == "replica-a"
+
+
+async def test_a_claim_passes_over_the_tasks_of_saturated_targets(engine, fleet):
+    slow = {"name": "slow", "config": {"kind": "rmf_http", "base_url": fleet.url}}
+    assert (await engine.http.post("/targets", json=slow)).status_code == 201
+    to_slow = await create(engine, name="to slow", task={**CLEAN, "target": "slow"})
+    to_default = await create(engine, name="to default")
+    engine.clock.advance(seconds=60)
+    store, now = engine.services.store, engine.clock.now()
+    lease = now + timedelta(seconds=60)
+
+    first = await store.claim_due(now, "replica-a", lease, 10, saturated=["slow"])
+    assert [t.id for t in first] == [first_id(to_default)]
+    second = await store.claim_due(now, "replica-a", lease, 10, saturated=["slow"])
+    assert second == []
+    third = await store.claim_due(now, "replica-a", lease, 10)
+    assert [(t.id, t.target) for t in third] == [(first_id(to_slow), "slow")]
+
+
+async def test_changing_a_rules_target_moves_its_pending_tasks(engine, fleet):
+    other = {"name": "other", "config": {"kind": "rmf_http", "base_url": fleet.url}}
+    assert (await engine.http.post("/targets", json=other)).status_code == 201
+    rule = await create(engine)
+    moved = {"scheduled_at": (T0 + timedelta(seconds=90)).isoformat()}
+    assert (await engine.http.patch(f"/tasks/{first_id(rule)}", json=moved)).status_code == 200
+    body = {"name": rule["name"], "schedule": MINUTELY, "task": {**CLEAN, "target": "other"}}
+    assert (await engine.http.put(f"/rules/{rule['id']}", json=body)).status_code == 200
+    targets = dict(await TaskRecord.filter(rule_id=rule["id"]).values_list("id", "target"))
+    assert targets[first_id(rule)] == "other"  # kept as edited, and still moved along
+    assert set(targets.values()) == {"other"}

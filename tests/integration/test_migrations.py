@@ -1,0 +1,29 @@
+"""Data migrations on each database: what they change in rows written before them."""
+
+from __future__ import annotations
+
+import importlib
+
+from tortoise import connections
+
+from task_scheduler.storage.database import connection_name
+from task_scheduler.storage.orm import TaskRecord
+
+TASK_TARGET = importlib.import_module("task_scheduler.storage.migrations.models.2_20261122230000_task_target")
+CLEAN = {"kind": "rmf", "request": {"category": "clean", "description": {"zone": "lobby"}}}
+
+
+async def test_tasks_stored_before_the_target_copy_get_their_rules_target_and_lose_it_on_downgrade(
+    service, db_url
+):
+    body = {"name": "lobby", "schedule": {"kind": "interval", "every": 1, "unit": "hours"}, "task": CLEAN}
+    assert (await service.http.post("/rules", json=body)).status_code == 201
+    assert await TaskRecord.all().count() > 0
+    await TaskRecord.all().update(target=None)  # as rows written before the migration were
+    connection = connections.get(connection_name(db_url))
+
+    await connection.execute_script(await TASK_TARGET.upgrade(connection))
+    assert set(await TaskRecord.all().values_list("target", flat=True)) == {"default"}
+
+    await connection.execute_script(await TASK_TARGET.downgrade(connection))
+    assert set(await TaskRecord.all().values_list("target", flat=True)) == {None}
