@@ -85,7 +85,7 @@ import httpx
 from bench.server import running_service
 from task_scheduler.domain.messages import RULE_LABEL, TASK_LABEL, build_message
 from task_scheduler.domain.tasks import task_id
-from task_scheduler.testing.fake_fleet import start_fake_fleet_process
+from task_scheduler.testing.fake_fleet import FakeFleetProcess
 
 POSTGRES_URL = "postgres://postgres@127.0.0.1:5432/test"
 TASK = {"kind": "rmf", "request": {"category": "clean", "description": {"zone": "lobby"}}}
@@ -159,42 +159,7 @@ class Result:
     notes: list[str] = field(default_factory=list)
 
 
-# --- the fake fleet --------------------------------------------------------------------
-
-
-class Fleet:
-    """The fake fleet's control routes, through a plain client that never uses a proxy."""
-
-    def __init__(self, url: str) -> None:
-        self.url = url
-        self._http = httpx.Client(base_url=url, timeout=60, trust_env=False)
-
-    def close(self) -> None:
-        self._http.close()
-
-    def clear(self) -> None:
-        self._http.delete("/_fake/received").raise_for_status()
-
-    def counts(self) -> dict[str, int]:
-        response = self._http.get("/_fake/counts", params={"label_key": RULE_LABEL})
-        response.raise_for_status()
-        return response.json()
-
-    def received(self) -> list[dict[str, Any]]:
-        response = self._http.get("/_fake/received")
-        response.raise_for_status()
-        return response.json()
-
-
-@contextlib.contextmanager
-def fake_fleet() -> Iterator[Fleet]:
-    process, url = start_fake_fleet_process()
-    fleet = Fleet(url)
-    try:
-        yield fleet
-    finally:
-        fleet.close()
-        stop_process(process)
+# --- processes -----------------------------------------------------------------------
 
 
 def stop_process(process: subprocess.Popen[Any]) -> None:
@@ -221,14 +186,18 @@ def instant(due: float) -> datetime:
 
 
 def collect(
-    fleet: Fleet, due: Mapping[str, float], settled: Callable[[], bool], created_late: bool, deadline_s: float
+    fleet: FakeFleetProcess,
+    due: Mapping[str, float],
+    settled: Callable[[], bool],
+    created_late: bool,
+    deadline_s: float,
 ) -> Wave:
     """Wait until every task reached the fleet, the sender has nothing left, or the deadline."""
     last_due = max(due.values())
     deadline = last_due + deadline_s
     while time.time() < deadline:
         time.sleep(POLL_S)
-        counts = fleet.counts()
+        counts = fleet.counts(RULE_LABEL)
         if all(key in counts for key in due):
             time.sleep(1.0)  # room for a duplicate on its way
             break
@@ -282,7 +251,10 @@ class Contender(Protocol):
 
 
 def run_wave(
-    contender: Contender, fleet: Fleet, offsets: Sequence[float], deadline_s: float = LOSS_DEADLINE_S
+    contender: Contender,
+    fleet: FakeFleetProcess,
+    offsets: Sequence[float],
+    deadline_s: float = LOSS_DEADLINE_S,
 ) -> Wave:
     """Create one task per offset (seconds after the first due time), then watch them."""
     began = time.perf_counter()
@@ -366,7 +338,7 @@ def reset_postgres() -> str:
     return asyncio.run(reset())
 
 
-def measure_service(fleet: Fleet, workroot: Path, database: str, sizes: Sizes) -> Result:
+def measure_service(fleet: FakeFleetProcess, workroot: Path, database: str, sizes: Sizes) -> Result:
     """Each wave on a fresh database and a fresh service process; then the footprint."""
     result = Result(f"this service, {database}")
     config: dict[str, Any] = {"targets": {"default": {"kind": "rmf_http", "base_url": fleet.url}}}
@@ -494,7 +466,9 @@ PEERS = (
 )
 
 
-def measure_peer(fleet: Fleet, workroot: Path, spec: PeerSpec, sizes: Sizes, connections: int) -> Result:
+def measure_peer(
+    fleet: FakeFleetProcess, workroot: Path, spec: PeerSpec, sizes: Sizes, connections: int
+) -> Result:
     """Each wave in a fresh child with a fresh job store; then the footprint, if asked."""
     result = Result(spec.name)
     name, kind, grace = spec.name, spec.kind, spec.grace
@@ -541,7 +515,7 @@ def measure_peer(fleet: Fleet, workroot: Path, spec: PeerSpec, sizes: Sizes, con
     return result
 
 
-def measure_fleet_ceiling(fleet: Fleet, count: int) -> Wave:
+def measure_fleet_ceiling(fleet: FakeFleetProcess, count: int) -> Wave:
     """POST ``count`` tasks straight to the fleet, a few at a time: what the fleet itself takes."""
 
     async def blast() -> float:
@@ -882,7 +856,7 @@ def guarded(name: str, measure: Callable[[], Result]) -> Result:
 
 def run(sizes: Sizes, connections: int) -> str:
     began = time.perf_counter()
-    with tempfile.TemporaryDirectory(prefix="bench-dispatch-") as tmp, fake_fleet() as fleet:
+    with tempfile.TemporaryDirectory(prefix="bench-dispatch-") as tmp, FakeFleetProcess() as fleet:
         workroot = Path(tmp)
         ceiling = measure_fleet_ceiling(fleet, sizes.sustained)
         progress(f"fleet alone: {ceiling.rate or 0:,.0f} tasks/s")

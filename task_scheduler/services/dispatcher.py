@@ -183,7 +183,11 @@ class Dispatcher:
         self._transports.clear()
 
     async def _claim(self, limit: int) -> list[tuple[TaskRecord, RuleRecord | None]]:
-        """Claim due tasks and load their rules in one query per batch."""
+        """Claim due tasks and load their rules in one query per batch.
+
+        A claim may take more of one target's tasks than it has room for (it becomes
+        saturated within the batch): those are given back at once, untouched.
+        """
         now = self._clock.now()
         tasks = await self._store.claim_due(
             now,
@@ -194,16 +198,34 @@ class Dispatcher:
             saturated=self._saturated(),
         )
         rules = await self._store.rules_by_ids(t.rule_id for t in tasks if t.rule_id is not None)
-        return [(task, rules.get(task.rule_id) if task.rule_id is not None else None) for task in tasks]
+        room: dict[str, int] = {}
+        kept, extra = [], []
+        for task in tasks:
+            rule = rules.get(task.rule_id) if task.rule_id is not None else None
+            name = _target_of(task, rule)
+            if name not in room:
+                transport = await self._transport(name)
+                room[name] = self._room(name, transport) if transport else len(tasks)
+            if room[name] > 0:
+                room[name] -= 1
+                kept.append((task, rule))
+            else:
+                extra.append(task.id)
+        await self._store.unclaim(extra, self.replica_id)
+        return kept
+
+    def _room(self, name: str, transport: Transport) -> int:
+        """How many more of a target's tasks this replica takes on: twice what the target
+        sends at once (one lot sending, one waiting its turn), less what it holds."""
+        return 2 * transport.capacity - self._per_target[name]
 
     def _saturated(self) -> list[str]:
-        """Targets with twice what they send at once already claimed by this replica."""
-        full = []
-        for name, count in self._per_target.items():
-            cached = self._transports.get(name)
-            if cached is not None and count >= 2 * cached[1].capacity:
-                full.append(name)
-        return full
+        """Targets this replica has no room for."""
+        return [
+            name
+            for name in self._per_target
+            if (cached := self._transports.get(name)) is not None and self._room(name, cached[1]) <= 0
+        ]
 
     # -- one task ------------------------------------------------------------------------
 

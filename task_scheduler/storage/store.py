@@ -332,6 +332,17 @@ class Store:
             status=TaskStatus.scheduled.value, lease_owner=None, lease_until=None, due_at=now, updated_at=now
         )
 
+    async def unclaim(self, task_ids: Iterable[str], owner: str) -> int:
+        """Give back tasks just claimed and not started: as they were before the claim."""
+        ids = list(task_ids)
+        if not ids:
+            return 0
+        return await TaskRecord.filter(
+            id__in=ids, lease_owner=owner, status=TaskStatus.dispatching.value
+        ).update(
+            status=TaskStatus.scheduled.value, lease_owner=None, lease_until=None, attempts=F("attempts") - 1
+        )
+
     async def count_due(self, now: datetime) -> int:
         return await TaskRecord.filter(status=TaskStatus.scheduled.value, due_at__lte=now).count()
 

@@ -92,10 +92,13 @@ import signal
 import socket
 import subprocess
 import sys
+import tempfile
 import time
 import urllib.error
+import urllib.parse
 import urllib.request
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator, Mapping, Sequence
+from pathlib import Path
 from typing import Any, Final
 
 import jwt
@@ -837,12 +840,13 @@ def start_fake_fleet_process(
     jwt_audience: str | None = None,
     jwt_issuer: str | None = None,
     extra_categories: Mapping[str, Mapping[str, Any] | None] | None = None,
+    records_file: Path | None = None,
     timeout: float = 15.0,
 ) -> tuple[subprocess.Popen[bytes], str]:
     """Start ``python -m task_scheduler.testing.fake_fleet`` and return once it answers.
 
     Port 0 picks a free port first. The caller owns the process: ``terminate()`` and
-    ``wait()`` it when done.
+    ``wait()`` it when done; ``records_file`` then holds everything it received.
     """
     _auth(jwt_secret, jwt_audience, jwt_issuer)  # fail here, not in the child
     port = port or _free_port(host)
@@ -851,6 +855,8 @@ def start_fake_fleet_process(
     argv += [part for option, value in options.items() if value is not None for part in (option, value)]
     if extra_categories:
         argv += ["--extra-categories", json.dumps(extra_categories)]
+    if records_file is not None:
+        argv += ["--records-file", str(records_file)]
     argv += ["--log-level", "warning"]
     process = subprocess.Popen(argv)
     url = _url("http", host, port)
@@ -869,6 +875,80 @@ def start_fake_fleet_process(
         time.sleep(0.05)
 
 
+class FakeFleetProcess:
+    """The fake fleet as a process of its own, stopped and started again on the same port (a
+    fleet manager going down and coming back), and its control routes over HTTP.
+
+    A restarted fleet knows nothing of what it received before (as a real one that keeps
+    no state); :meth:`received` still returns every record of every run, oldest first.
+    """
+
+    def __init__(self, port: int = 0, host: str = "127.0.0.1", **options: Any) -> None:
+        self.host, self.port = host, port or _free_port(host)
+        self.url = _url("http", host, self.port)
+        self._options = options
+        self._process: subprocess.Popen[bytes] | None = None
+        self._direct = urllib.request.build_opener(urllib.request.ProxyHandler({}))  # never via a proxy
+        self._records_dir = tempfile.TemporaryDirectory(prefix="fake-fleet-")
+        self._runs = 0
+        self._earlier: list[dict[str, Any]] = []  # records of the runs before this one
+
+    def __enter__(self) -> FakeFleetProcess:
+        self.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+    def _records_file(self) -> Path:
+        return Path(self._records_dir.name) / f"run-{self._runs}.json"
+
+    def start(self) -> None:
+        self._runs += 1
+        self._process, _ = start_fake_fleet_process(
+            self.port, self.host, records_file=self._records_file(), **self._options
+        )
+
+    def stop(self) -> None:
+        """SIGTERM: requests in flight are answered, and the records kept, before it ends."""
+        if self._process is None or self._process.poll() is not None:
+            return
+        self._process.terminate()
+        try:
+            self._process.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            self._process.kill()
+            self._process.wait(timeout=5)
+        with contextlib.suppress(FileNotFoundError):
+            self._earlier += json.loads(self._records_file().read_text())
+
+    def _call(self, method: str, path: str, body: Any = None) -> Any:
+        data = None if body is None else json.dumps(body).encode()
+        request = urllib.request.Request(self.url + path, data=data, method=method)
+        request.add_header("content-type", "application/json")
+        with self._direct.open(request, timeout=60) as response:
+            text = response.read()
+        return json.loads(text) if text else None
+
+    def received(self) -> list[dict[str, Any]]:
+        """Everything received, across restarts, since the first start or the last
+        :meth:`clear`, as JSON records; the current run's only while it is up."""
+        running = self._process is not None and self._process.poll() is None
+        return self._earlier + (self._call("GET", "/_fake/received") if running else [])
+
+    def counts(self, label_key: str) -> dict[str, int]:
+        """Tasks kept per value of the label ``label_key`` (e.g. ``task_scheduler.task``)."""
+        return self._call("GET", "/_fake/counts?" + urllib.parse.urlencode({"label_key": label_key}))
+
+    def behave(self, *steps: Mapping[str, Any]) -> None:
+        """Replace the behaviour plan (see the module docstring); no steps: accept everything."""
+        self._call("PUT", "/_fake/behaviour", list(steps))
+
+    def clear(self) -> None:
+        self._earlier = []
+        self._call("DELETE", "/_fake/received")
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
         prog="python -m task_scheduler.testing.fake_fleet",
@@ -885,6 +965,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         help='JSON object: task category -> JSON schema of its description, or null for any: {"tidy": null}',
     )
     parser.add_argument("--log-level", default="info", choices=["debug", "info", "warning", "error"])
+    parser.add_argument(
+        "--records-file", help="on exit, write every record (as GET /_fake/received gives them) to this file"
+    )
     args = parser.parse_args(argv)
     try:
         auth = _auth(args.jwt_secret, args.jwt_audience, args.jwt_issuer)
@@ -898,6 +981,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         level=args.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s"
     )
     asyncio.run(_serve_until_signalled(_FleetServer(fleet, log_level=args.log_level), args.host, args.port))
+    if args.records_file:
+        records = [received.to_json() for received in fleet.recorder.records]
+        Path(args.records_file).write_text(json.dumps(records))
     return 0
 
 

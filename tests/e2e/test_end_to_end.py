@@ -16,7 +16,8 @@ from typing import Any
 import httpx
 import pytest
 
-from task_scheduler.testing.fake_fleet import start_fake_fleet_process
+from task_scheduler.domain.messages import TASK_LABEL
+from task_scheduler.testing.fake_fleet import FakeFleetProcess
 from task_scheduler.testing.service_process import ServiceProcess
 from tests.databases import clean_database
 
@@ -24,22 +25,12 @@ pytestmark = pytest.mark.e2e
 CLEAN = {"kind": "rmf", "request": {"category": "clean", "description": {"zone": "lobby"}}}
 
 
-class Fleet:
-    def __init__(self, url: str) -> None:
-        self.url = url
-        self.http = httpx.Client(base_url=url, timeout=5)
+def submissions(fleet: FakeFleetProcess) -> list[dict[str, Any]]:
+    return [r for r in fleet.received() if r["route"].startswith("POST")]
 
-    def records(self) -> list[dict[str, Any]]:
-        return self.http.get("/_fake/received").json()
 
-    def submissions(self) -> list[dict[str, Any]]:
-        return [r for r in self.records() if r["route"].startswith("POST")]
-
-    def counts(self) -> dict[str, int]:
-        return self.http.get("/_fake/counts", params={"label_key": "task_scheduler.task"}).json()
-
-    def behave(self, *steps: dict[str, Any]) -> None:
-        self.http.put("/_fake/behaviour", json=list(steps)).raise_for_status()
+def counts(fleet: FakeFleetProcess) -> dict[str, int]:
+    return fleet.counts(TASK_LABEL)
 
 
 def wait_until(condition: Callable[[], bool], timeout: float, what: str) -> None:
@@ -51,19 +42,15 @@ def wait_until(condition: Callable[[], bool], timeout: float, what: str) -> None
 
 
 @pytest.fixture(scope="module")
-def fleet() -> Iterator[Fleet]:
-    process, url = start_fake_fleet_process()
-    try:
-        yield Fleet(url)
-    finally:
-        process.terminate()
-        process.wait(timeout=10)
+def fleet() -> Iterator[FakeFleetProcess]:
+    with FakeFleetProcess() as fleet:
+        yield fleet
 
 
 @pytest.fixture(params=["sqlite", "postgres"])
-def service(request, tmp_path: Path, fleet: Fleet) -> Iterator[ServiceProcess]:
+def service(request, tmp_path: Path, fleet: FakeFleetProcess) -> Iterator[ServiceProcess]:
     db_url = asyncio.run(clean_database(request.param, tmp_path))
-    fleet.http.delete("/_fake/received")
+    fleet.clear()
     fleet.behave()
     process = ServiceProcess(
         tmp_path,
@@ -96,14 +83,14 @@ def every_second(start: datetime, count: int) -> dict[str, Any]:
 def test_rule_fires_on_time_with_valid_payloads(service, fleet):
     start = soon(2)
     create_rule(service, name="every second", schedule=every_second(start, 4))
-    wait_until(lambda: len(fleet.submissions()) >= 4, 15, "four dispatches")
-    received = fleet.submissions()
+    wait_until(lambda: len(submissions(fleet)) >= 4, 15, "four dispatches")
+    received = submissions(fleet)
     assert len(received) == 4
     assert all(r["problems"] == [] and r["status"] == 200 for r in received)
     for k, record in enumerate(sorted(received, key=lambda r: r["time"])):
         lateness = record["time"] - (start + timedelta(seconds=k)).timestamp()
         assert -0.01 <= lateness < 0.5, lateness
-    assert sorted(fleet.counts().values()) == [1, 1, 1, 1]
+    assert sorted(counts(fleet).values()) == [1, 1, 1, 1]
 
 
 def test_kill_9_and_restart_loses_nothing_and_sends_nothing_twice(service, fleet):
@@ -114,12 +101,12 @@ def test_kill_9_and_restart_loses_nothing_and_sends_nothing_twice(service, fleet
         schedule=every_second(start, 8),
         policy={"catch_up": "all", "misfire_grace_s": 120},
     )
-    wait_until(lambda: len(fleet.submissions()) >= 2, 15, "the first dispatches")
+    wait_until(lambda: len(submissions(fleet)) >= 2, 15, "the first dispatches")
     service.kill()
     service.start()
     expected = {f"{rule['id']}-{(start + timedelta(seconds=k)).strftime('%Y%m%dT%H%M%SZ')}" for k in range(8)}
-    wait_until(lambda: set(fleet.counts()) >= expected, 30, "all eight occurrences")
-    assert fleet.counts() == dict.fromkeys(expected, 1)
+    wait_until(lambda: set(counts(fleet)) >= expected, 30, "all eight occurrences")
+    assert counts(fleet) == dict.fromkeys(expected, 1)
     tasks = httpx.get(
         service.url + "/tasks", params={"rule_id": rule["id"], "start": start.isoformat()}
     ).json()
@@ -134,7 +121,7 @@ def test_connection_dropped_after_sending_is_not_sent_twice(service, fleet):
         15,
         "a run",
     )
-    assert list(fleet.counts().values()) == [1]
+    assert list(counts(fleet).values()) == [1]
     status = httpx.get(f"{service.url}/rules/{rule['id']}/status").json()
     assert status["last_outcome"] == "succeeded"
 
@@ -143,7 +130,7 @@ def test_run_now_and_disable(service, fleet):
     rule = create_rule(service, name="later", schedule={"kind": "daily", "times": ["03:00"]})
     adhoc = httpx.post(f"{service.url}/rules/{rule['id']}/run")
     assert adhoc.status_code == 202
-    wait_until(lambda: len(fleet.submissions()) == 1, 10, "the ad-hoc dispatch")
+    wait_until(lambda: len(submissions(fleet)) == 1, 10, "the ad-hoc dispatch")
     assert httpx.post(f"{service.url}/rules/{rule['id']}/disable").status_code == 200
     assert httpx.post(f"{service.url}/rules/{rule['id']}/run").status_code == 409
 
@@ -156,7 +143,7 @@ def test_sigterm_hands_back_claims_and_the_fleet_is_asked_before_resending(servi
         schedule={"kind": "once", "at": soon(1).isoformat()},
         policy={"misfire_grace_s": 120},
     )
-    wait_until(lambda: len(fleet.submissions()) == 1, 10, "the slow dispatch to start")
+    wait_until(lambda: len(submissions(fleet)) == 1, 10, "the slow dispatch to start")
     # uvicorn re-raises the SIGTERM it handled once shutdown is complete.
     assert service.stop() in (0, -15)
     service.start()
@@ -165,7 +152,7 @@ def test_sigterm_hands_back_claims_and_the_fleet_is_asked_before_resending(servi
         15,
         "the task to be settled after the restart",
     )
-    assert list(fleet.counts().values()) == [1]
+    assert list(counts(fleet).values()) == [1]
     dispatching = httpx.get(
         service.url + "/tasks", params={"status": "dispatching", "start": soon(-60).isoformat()}
     )
