@@ -54,7 +54,8 @@ class TaskRecord(Model):
     edited = fields.BooleanField(default=False)
     request = fields.JSONField(null=True)
     category = fields.CharField(max_length=128, null=True, db_index=True)
-    # Ad-hoc tasks name their target; a rule's task uses the rule's.
+    # The target the task goes to: its rule's, copied (so claims can filter on it), or an
+    # ad-hoc task's own.
     target = fields.CharField(max_length=128, null=True)
     # When the dispatcher acts: scheduled_at less the lead time, or the next retry.
     due_at = fields.DatetimeField(null=True)

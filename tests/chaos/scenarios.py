@@ -441,3 +441,101 @@ def postgres_restarted(workroot: Path, *, rules: int = 4, every_s: int = 1, run_
         kept_running=alive,
     )
     return result
+
+
+def once_rules(dues: Sequence[float]) -> list[dict[str, Any]]:
+    return [
+        {"name": f"once {index}", "schedule": {"kind": "once", "at": utc(due).isoformat()}, "task": CLEAN}
+        for index, due in enumerate(dues)
+    ]
+
+
+def replicas_sharing(workroot: Path, *, replicas: int, offsets: Sequence[float], label: str) -> Tally:
+    """One-shot tasks due at ``offsets`` (seconds after a common start) on PostgreSQL, shared
+    by ``replicas`` replicas: lateness, and the rate from first to last arrival."""
+    db_url = postgres_url(workroot)
+    with FakeFleetProcess() as fleet:
+        target = {"kind": "rmf_http", "base_url": fleet.url, "timeout_s": 10.0}
+        with Cluster(workroot, replicas, db_url=db_url, targets={"default": target}) as cluster:
+            began = time.time()
+            cluster.create_rules(once_rules([began + 12 * 3600] * 20))  # to time creation
+            per_rule = (time.time() - began) / 20
+            first_due = time.time() + 1.5 * per_rule * len(offsets) + 3
+            bodies = once_rules([round(first_due + offset, 3) for offset in offsets])
+            created = cluster.create_rules(bodies)
+            expected = {
+                task_id(rule["id"], datetime.fromisoformat(body["schedule"]["at"])): round(
+                    first_due + offset, 3
+                )
+                for body, rule, offset in zip(bodies, created, offsets, strict=True)
+            }
+            wait_for(
+                lambda: set(fleet.counts(TASK_LABEL)) >= set(expected), max(expected.values()) + SETTLE_S
+            )
+            result = tally(f"{label}, {replicas} replica(s)", expected, fleet.received())
+            result.facts["lost"] = cluster.fates(result.lost_ids)
+    return result
+
+
+def api_under_load(
+    workroot: Path, *, clients: int = 8, duration_s: float = 15, tasks_per_s: int = 50
+) -> tuple[Tally, dict[str, float]]:
+    """``clients`` API clients read and preview without pause while the service dispatches
+    ``tasks_per_s`` tasks a second (one replica, SQLite, the default deployment)."""
+    with FakeFleetProcess() as fleet:
+        target = {"kind": "rmf_http", "base_url": fleet.url, "timeout_s": 10.0}
+        with Cluster(workroot, 1, targets={"default": target}) as cluster:
+            count = int(duration_s * tasks_per_s)
+            first_due = time.time() + count * 0.006 + 3
+            offsets = [index / tasks_per_s for index in range(count)]
+            bodies = once_rules([round(first_due + offset, 3) for offset in offsets])
+            created = cluster.create_rules(bodies)
+            expected = {
+                task_id(rule["id"], datetime.fromisoformat(body["schedule"]["at"])): round(
+                    first_due + offset, 3
+                )
+                for body, rule, offset in zip(bodies, created, offsets, strict=True)
+            }
+            url = cluster.url()
+            preview = {"name": "p", "schedule": {"kind": "daily", "times": ["07:00"]}, "task": CLEAN}
+            calls: list[tuple[str, str, Any]] = [
+                ("GET", "/rules?limit=50", None),
+                ("GET", "/tasks?limit=50", None),
+                ("GET", "/runs?limit=50", None),
+                ("GET", f"/rules/{created[0]['id']}", None),
+                ("POST", "/rules/preview?count=10", preview),
+                ("GET", "/readyz", None),
+            ]
+            latencies: list[float] = []
+            errors: list[int] = []  # status codes of answers that were not 2xx
+
+            def client(stop: threading.Event) -> None:
+                with httpx.Client(base_url=url, timeout=30, trust_env=False) as http:
+                    for index in range(10**9):
+                        if stop.is_set():
+                            return
+                        method, path, body = calls[index % len(calls)]
+                        began = time.perf_counter()
+                        response = http.request(method, path, json=body)
+                        latencies.append(time.perf_counter() - began)
+                        if response.status_code >= 300:
+                            errors.append(response.status_code)
+
+            time.sleep(max(0.0, first_due - time.time()))
+            with contextlib.ExitStack() as stack:
+                for _ in range(clients):
+                    stack.enter_context(background(client))
+                time.sleep(duration_s)
+            wait_for(
+                lambda: set(fleet.counts(TASK_LABEL)) >= set(expected), max(expected.values()) + SETTLE_S
+            )
+            result = tally(f"dispatching {tasks_per_s}/s under API load", expected, fleet.received())
+    ordered = sorted(latencies)
+    load = {
+        "clients": clients,
+        "requests_per_s": len(ordered) / duration_s,
+        "p50_ms": ordered[len(ordered) // 2] * 1000 if ordered else float("nan"),
+        "p99_ms": ordered[int(0.99 * len(ordered))] * 1000 if ordered else float("nan"),
+        "errors": len(errors),
+    }
+    return result, load
