@@ -1,9 +1,10 @@
 """The dispatcher hands every due task to its target once, and records each attempt as a Run.
 
 It sleeps until the next task is due (or until woken by a change), claims due tasks with a
-lease in one statement, and dispatches them concurrently up to a bound. A target with
-twice its capacity in flight (sending, or waiting for a turn) is saturated: claims pass
-over its tasks until it catches up, so a slow fleet does not hold up rules sent elsewhere.
+lease in one statement, and dispatches them concurrently up to a bound. Per target it holds
+at most ``HELD_PER_SLOT`` tasks for each request the target sends at once; once it holds
+more than one lot, claims pass over that target's tasks until it is down to one lot, so a
+slow fleet does not hold up rules sent elsewhere.
 
 A task whose earlier attempt may have reached the fleet (an ambiguous answer, or a replica
 that died after sending) is looked up at the fleet by its label before anything is sent
@@ -39,6 +40,12 @@ from task_scheduler.storage.store import Store
 from task_scheduler.transports.base import Delivery, LookupFailed, Outcome, Transport, build_transport
 
 logger = logging.getLogger(__name__)
+
+
+HELD_PER_SLOT = 4
+"""Tasks a replica holds per request a target sends at once (its capacity): enough for one
+claim to bring a good lot (claims cost a round trip each), few enough that a slow target
+leaves most dispatch slots to the others."""
 
 
 def _target_of(task: TaskRecord, rule: RuleRecord | None) -> str:
@@ -109,7 +116,7 @@ class Dispatcher:
             try:
                 await self._renew_leases()
                 free = self._settings.concurrency - len(self._inflight)
-                wanted = min(free, self._settings.batch)
+                wanted = min(free, self._settings.batch, self._widest_room())
                 claimed = await self._claim(wanted) if wanted > 0 else []
                 for task, rule in claimed:
                     self._start(task, rule)
@@ -134,7 +141,7 @@ class Dispatcher:
         )
         if not slots_free:
             return longest  # a finishing dispatch wakes the loop
-        next_due = await self._store.next_due_at()
+        next_due = await self._store.next_due_at(saturated=self._saturated())
         if next_due is None:
             return longest
         return min(longest, max(0.0, (next_due - self._clock.now()).total_seconds()))
@@ -158,11 +165,17 @@ class Dispatcher:
         self._per_target[target] += 1
 
         def done(_: asyncio.Task[None]) -> None:
+            was_full = len(self._inflight) >= self._settings.concurrency
             self._inflight.pop(task.id, None)
             self._per_target[target] -= 1
-            if not self._per_target[target]:
+            held = self._per_target[target]
+            if not held:
                 del self._per_target[target]
-            self._wakeup.poke()
+            cached = self._transports.get(target)
+            # Look again only when this opens room that was closed: a free slot after all were
+            # taken, or a target down to one lot. Else the loop's own sleep is right.
+            if was_full or cached is None or held == cached[1].capacity:
+                self._wakeup.poke()
 
         job.add_done_callback(done)
 
@@ -215,16 +228,24 @@ class Dispatcher:
         return kept
 
     def _room(self, name: str, transport: Transport) -> int:
-        """How many more of a target's tasks this replica takes on: twice what the target
-        sends at once (one lot sending, one waiting its turn), less what it holds."""
-        return 2 * transport.capacity - self._per_target[name]
+        """How many more of a target's tasks this replica takes on: ``HELD_PER_SLOT`` times
+        what the target sends at once, less what it holds."""
+        return HELD_PER_SLOT * transport.capacity - self._per_target[name]
+
+    def _widest_room(self) -> int:
+        """The most tasks one claim should take: the most room any known, unsaturated target
+        has (a claim of one target's tasks then needs no give-back); no bound when none has."""
+        saturated = self._saturated()
+        rooms = [self._room(name, t) for name, (_, t) in self._transports.items() if name not in saturated]
+        return max(rooms) if rooms else self._settings.batch
 
     def _saturated(self) -> list[str]:
-        """Targets this replica has no room for."""
+        """Targets this replica holds more than one lot for: it claims for them again once
+        they are down to one lot, a whole lot at a time, rather than a task per reply."""
         return [
             name
-            for name in self._per_target
-            if (cached := self._transports.get(name)) is not None and self._room(name, cached[1]) <= 0
+            for name, held in self._per_target.items()
+            if (cached := self._transports.get(name)) is not None and held > cached[1].capacity
         ]
 
     # -- one task ------------------------------------------------------------------------

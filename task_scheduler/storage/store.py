@@ -13,6 +13,7 @@ from typing import Any
 
 from tortoise.exceptions import IntegrityError
 from tortoise.expressions import F, Q
+from tortoise.queryset import QuerySet
 from tortoise.transactions import in_transaction
 
 from task_scheduler.domain.errors import Conflict
@@ -220,9 +221,7 @@ class Store:
         busy = list(busy)
         if busy:  # this replica's own dispatches in flight: never claim them twice
             query = query.exclude(id__in=busy)
-        saturated = list(saturated)
-        if saturated:
-            query = query.filter(Q(target__isnull=True) | Q(target__not_in=saturated))
+        query = _not_for(query, saturated)
         async with self.transaction():
             rows = await query.order_by("due_at").limit(limit).select_for_update(skip_locked=True)
             if not rows:
@@ -252,16 +251,16 @@ class Store:
     async def last_run_of(self, task_id: str) -> RunRecord | None:
         return await RunRecord.filter(task_id=task_id).order_by("-attempt", "-id").first()
 
-    async def next_due_at(self) -> datetime | None:
-        """The earliest instant at which a task becomes claimable."""
+    async def next_due_at(self, *, saturated: Iterable[str] = ()) -> datetime | None:
+        """The earliest instant at which a task becomes claimable (for a target not saturated)."""
         scheduled = (
-            await TaskRecord.filter(status=TaskStatus.scheduled.value)
+            await _not_for(TaskRecord.filter(status=TaskStatus.scheduled.value), saturated)
             .order_by("due_at")
             .first()
             .values_list("due_at", flat=True)
         )
         leased = (
-            await TaskRecord.filter(status=TaskStatus.dispatching.value)
+            await _not_for(TaskRecord.filter(status=TaskStatus.dispatching.value), saturated)
             .order_by("lease_until")
             .first()
             .values_list("lease_until", flat=True)
@@ -415,3 +414,9 @@ class Store:
 
     async def rules_using_target(self, name: str) -> int:
         return await RuleRecord.filter(target=name).count()
+
+
+def _not_for(query: QuerySet[TaskRecord], targets: Iterable[str]) -> QuerySet[TaskRecord]:
+    """Leave out the tasks for these targets."""
+    targets = list(targets)
+    return query.filter(Q(target__isnull=True) | Q(target__not_in=targets)) if targets else query

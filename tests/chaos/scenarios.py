@@ -353,7 +353,8 @@ def slow_fleet(
                 "max_connections": connections,
             },
         }
-        with Cluster(workroot, 1, targets=targets, dispatch_concurrency=8) as cluster:
+        # The slow target holds at most 4 x connections of the 16 slots; the rest are the others'.
+        with Cluster(workroot, 1, targets=targets, dispatch_concurrency=16) as cluster:
             first_due = time.time() + 2
             grace = {"misfire_grace_s": 600}
             slow_bodies = interval_rules(rules, every_s, run_s // every_s, first_due, target="slow", **grace)

@@ -560,3 +560,27 @@ async def test_changing_a_rules_target_moves_its_pending_tasks(engine, fleet):
     targets = dict(await TaskRecord.filter(rule_id=rule["id"]).values_list("id", "target"))
     assert targets[first_id(rule)] == "other"  # kept as edited, and still moved along
     assert set(targets.values()) == {"other"}
+
+
+async def test_clock_jumps_forward_and_back_cause_no_storm_and_no_duplicate(engine, fleet):
+    await create(engine)  # every minute from T0; grace 60 s
+    engine.clock.advance(seconds=60)
+    assert await engine.dispatch() == 1
+
+    # An hour forward at once: 60 occurrences are due, but only those within the grace go.
+    engine.clock.advance(hours=1)
+    passes = 0
+    while await engine.dispatch():  # a claim takes a target's tasks a lot at a time
+        passes += 1
+    assert passes <= 3
+    assert len(fleet.recorder.records) == 3  # T0+1 min, then T0+60 and T0+61 min
+    statuses = await TaskRecord.filter(scheduled_at__lte=engine.clock.now()).values_list("status", flat=True)
+    assert statuses.count("missed") == 58 and statuses.count("dispatched") == 3
+
+    # Back an hour: nothing is due again, nothing is sent again.
+    engine.clock.advance(hours=-1)
+    assert await engine.dispatch() == 0
+    engine.clock.advance(hours=1, minutes=1)  # forward to T0+62 min: that one goes, once
+    assert await engine.dispatch() == 1
+    counts = fleet.recorder.counts("task_scheduler.task")
+    assert len(counts) == 4 and set(counts.values()) == {1}
