@@ -59,9 +59,14 @@ HEADER = (
 
 
 def run(name: str, job: Callable[[Path], object]) -> object:
+    """Run one scenario in a scratch directory, printing its rows as soon as it is done."""
     print(f"[{time.strftime('%H:%M:%S')}] {name} ...", flush=True)
     with tempfile.TemporaryDirectory(prefix="chaos-") as workroot:
-        return job(Path(workroot))
+        outcome = job(Path(workroot))
+    for result in outcome if isinstance(outcome, tuple) else (outcome,):
+        if isinstance(result, Tally):
+            print(row(result), result.facts, flush=True)
+    return outcome
 
 
 def main(argv: Sequence[str] | None = None) -> None:

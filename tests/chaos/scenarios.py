@@ -444,9 +444,9 @@ def postgres_restarted(workroot: Path, *, rules: int = 4, every_s: int = 1, run_
     return result
 
 
-def once_rules(dues: Sequence[float]) -> list[dict[str, Any]]:
+def once_rules(dues: Sequence[float], prefix: str = "once") -> list[dict[str, Any]]:
     return [
-        {"name": f"once {index}", "schedule": {"kind": "once", "at": utc(due).isoformat()}, "task": CLEAN}
+        {"name": f"{prefix} {index}", "schedule": {"kind": "once", "at": utc(due).isoformat()}, "task": CLEAN}
         for index, due in enumerate(dues)
     ]
 
@@ -459,7 +459,7 @@ def replicas_sharing(workroot: Path, *, replicas: int, offsets: Sequence[float],
         target = {"kind": "rmf_http", "base_url": fleet.url, "timeout_s": 10.0}
         with Cluster(workroot, replicas, db_url=db_url, targets={"default": target}) as cluster:
             began = time.time()
-            cluster.create_rules(once_rules([began + 12 * 3600] * 20))  # to time creation
+            cluster.create_rules(once_rules([began + 12 * 3600] * 20, "calibration"))  # to time creation
             per_rule = (time.time() - began) / 20
             first_due = time.time() + 1.5 * per_rule * len(offsets) + 3
             bodies = once_rules([round(first_due + offset, 3) for offset in offsets])
