@@ -21,8 +21,7 @@ async def healthz() -> dict[str, str]:
 @router.get("/readyz", responses={503: {"description": "Database unreachable or schema not up to date"}})
 async def readyz(svc: Annotated[Services, Depends(services)]) -> JSONResponse:
     """Ready when the database answers and every shipped migration is applied."""
-    reachable = await svc.database.ping()
-    pending = await svc.database.pending_migrations() if reachable else []
+    reachable, pending = await svc.database.readiness()
     ready = reachable and not pending
     body = {
         "status": "ready" if ready else "not ready",

@@ -112,6 +112,7 @@ class Dispatcher:
 
     async def run(self) -> None:
         """Dispatch forever: claim while slots are free, else sleep until the next due time."""
+        failing = False  # the traceback is logged once per outage, then one line a second
         while True:
             try:
                 await self._renew_leases()
@@ -126,10 +127,17 @@ class Dispatcher:
                 self._wake_at = self._clock.now() + timedelta(seconds=sleep_s)
                 await self._wakeup.wait(sleep_s)
                 self._wake_at = None
+                if failing:
+                    logger.info("dispatch loop recovered")
+                    failing = False
             except asyncio.CancelledError:
                 raise
-            except Exception:
-                logger.exception("dispatch loop failed; retrying in a second")
+            except Exception as exc:
+                if failing:
+                    logger.warning("dispatch loop still failing (%s); retrying in a second", exc)
+                else:
+                    logger.exception("dispatch loop failed; retrying in a second")
+                failing = True
                 await self._wakeup.wait(1.0)
 
     async def _sleep_for(self, slots_free: bool) -> float:

@@ -12,7 +12,7 @@ from typing import Any
 
 from aerich import Command
 from tortoise import Tortoise, connections
-from tortoise.exceptions import DBConnectionError, OperationalError
+from tortoise.exceptions import OperationalError
 
 logger = logging.getLogger(__name__)
 
@@ -97,14 +97,18 @@ class Database:
         self._up_to_date = not pending
         return pending
 
-    async def ping(self) -> bool:
-        """True when the database answers a trivial query."""
+    async def readiness(self) -> tuple[bool, list[str]]:
+        """Whether the database answers, and the shipped migrations it lacks.
+
+        Any failure means it does not answer: a restarting server raises the driver's own
+        errors (asyncpg's ``CannotConnectNowError``), which Tortoise does not translate.
+        """
         try:
             await connections.get(self._connection).execute_query("SELECT 1")
-        except (DBConnectionError, OperationalError, OSError) as exc:
-            logger.warning("database ping failed: %s", exc)
-            return False
-        return True
+            return True, await self.pending_migrations()
+        except Exception as exc:
+            logger.warning("database not ready: %s", exc)
+            return False, []
 
     async def close(self) -> None:
         if self._open:

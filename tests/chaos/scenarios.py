@@ -438,6 +438,7 @@ def postgres_restarted(workroot: Path, *, rules: int = 4, every_s: int = 1, run_
     result.facts.update(
         restart_s=restart_s,
         not_ready_answers=readiness.count(503),
+        other_answers=sorted({code for code in readiness if code not in (200, 503)}),
         ready_at_the_end=bool(readiness) and readiness[-1] == 200,
         kept_running=alive,
     )
