@@ -25,6 +25,7 @@ FULL = {
     "outage": {"rules": 4, "run_s": 120, "down_at_s": 20, "down_for_s": 60, "grace_s": 30},
     "slow": {"rules": 10, "run_s": 30, "delay_s": 3, "connections": 4},
     "postgres": {"rules": 10, "run_s": 40},
+    "sigterm": {"rules": 10, "run_s": 40, "restarts": 5},
     "burst": 2000,
     "spread": (1000, 10),
     "load": {"clients": 16, "duration_s": 20, "tasks_per_s": 100},
@@ -34,6 +35,7 @@ QUICK = {
     "outage": {"rules": 4, "run_s": 20, "down_at_s": 4, "down_for_s": 8, "grace_s": 4},
     "slow": {"rules": 5, "run_s": 12, "delay_s": 3, "connections": 2},
     "postgres": {"rules": 4, "run_s": 15},
+    "sigterm": {"rules": 4, "run_s": 12, "restarts": 2},
     "burst": 300,
     "spread": (200, 5),
     "load": {"clients": 8, "duration_s": 8, "tasks_per_s": 50},
@@ -96,6 +98,12 @@ def main(argv: Sequence[str] | None = None) -> None:
     notes.append(
         f"slow fleet: at most {slow.facts['most_in_hand']} requests in its hands at once"
         f" (max_connections {slow.facts['connections']}); {slow.facts['backlog']} still waiting at the end"
+    )
+    graceful = run("SIGTERM and restart", lambda w: scenarios.graceful_restarts(w, **sizes["sigterm"]))
+    faults.append(graceful)
+    notes.append(
+        f"{graceful.scenario}: {graceful.facts['restarts']} restarts,"
+        f" {graceful.facts['stuck']} left in dispatching"
     )
     try:
         restarted = run("PostgreSQL restart", lambda w: scenarios.postgres_restarted(w, **sizes["postgres"]))

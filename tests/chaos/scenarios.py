@@ -146,6 +146,10 @@ class Cluster:
             created.append(response.json())
         return created
 
+    def schedule(self, bodies: Sequence[dict[str, Any]]) -> dict[str, float]:
+        """Create these rules; return task id -> due epoch of every occurrence they make."""
+        return expected_of(bodies, self.create_rules(bodies))
+
     def statuses(self, start: datetime, end: datetime, status: str) -> set[str]:
         """Ids of the tasks in the window with this status."""
         found: set[str] = set()
@@ -199,15 +203,17 @@ def interval_rules(
     ]
 
 
-def expected_of(rules: Sequence[dict[str, Any]]) -> dict[str, float]:
-    """Task id -> due epoch of every occurrence of these interval rules."""
+def expected_of(bodies: Sequence[dict[str, Any]], created: Sequence[dict[str, Any]]) -> dict[str, float]:
+    """Task id -> due epoch of every occurrence of these ``once`` and ``interval`` rules."""
     expected = {}
-    for rule in rules:
-        schedule = rule["schedule"]
-        start = datetime.fromisoformat(schedule["start"])
-        for k in range(schedule["count"]):
-            at = start + timedelta(seconds=k * schedule["every"])
-            expected[task_id(rule["id"], at)] = at.timestamp()
+    for body, rule in zip(bodies, created, strict=True):
+        schedule = body["schedule"]
+        if schedule["kind"] == "once":
+            times = [datetime.fromisoformat(schedule["at"])]
+        else:
+            start = datetime.fromisoformat(schedule["start"])
+            times = [start + timedelta(seconds=k * schedule["every"]) for k in range(schedule["count"])]
+        expected.update((task_id(rule["id"], at), at.timestamp()) for at in times)
     return expected
 
 
@@ -246,10 +252,7 @@ def replicas_killed(
             bodies = interval_rules(
                 rules, every_s, occurrences, first_due, catch_up="all", misfire_grace_s=300
             )
-            created = cluster.create_rules(bodies)
-            expected = expected_of(
-                [{**body, "id": rule["id"]} for body, rule in zip(bodies, created, strict=True)]
-            )
+            expected = cluster.schedule(bodies)
             last_due = max(expected.values())
             kills = 0
             while time.time() < last_due:
@@ -285,10 +288,7 @@ def fleet_outage(
             first_due = time.time() + 2
             policy = {"misfire_grace_s": grace_s, "retry_backoff_s": 1, "retry_backoff_max_s": 4}
             bodies = interval_rules(rules, every_s, run_s // every_s, first_due, **policy)
-            created = cluster.create_rules(bodies)
-            expected = expected_of(
-                [{**body, "id": rule["id"]} for body, rule in zip(bodies, created, strict=True)]
-            )
+            expected = cluster.schedule(bodies)
             time.sleep(max(0.0, first_due + down_at_s - time.time()))
             fleet.stop()
             down_at, cpu_before = time.time(), cluster.cpu_seconds()
@@ -359,14 +359,8 @@ def slow_fleet(
             grace = {"misfire_grace_s": 600}
             slow_bodies = interval_rules(rules, every_s, run_s // every_s, first_due, target="slow", **grace)
             fast_bodies = interval_rules(rules, every_s, run_s // every_s, first_due, **grace)
-            created = cluster.create_rules([*slow_bodies, *fast_bodies])
-            ids = [rule["id"] for rule in created]
-            slow_expected = expected_of(
-                [{**b, "id": i} for b, i in zip(slow_bodies, ids[:rules], strict=True)]
-            )
-            fast_expected = expected_of(
-                [{**b, "id": i} for b, i in zip(fast_bodies, ids[rules:], strict=True)]
-            )
+            slow_expected = cluster.schedule(slow_bodies)
+            fast_expected = cluster.schedule(fast_bodies)
             wait_for(
                 lambda: set(fast.counts(TASK_LABEL)) >= set(fast_expected), max(fast_expected.values()) + 10
             )
@@ -410,10 +404,7 @@ def postgres_restarted(workroot: Path, *, rules: int = 4, every_s: int = 1, run_
         with Cluster(workroot, 1, db_url=db_url, targets={"default": target}) as cluster:
             first_due = time.time() + 2
             bodies = interval_rules(rules, every_s, run_s // every_s, first_due, misfire_grace_s=120)
-            created = cluster.create_rules(bodies)
-            expected = expected_of(
-                [{**body, "id": rule["id"]} for body, rule in zip(bodies, created, strict=True)]
-            )
+            expected = cluster.schedule(bodies)
             readiness: list[int] = []
 
             def watch(stop: threading.Event) -> None:
@@ -445,6 +436,41 @@ def postgres_restarted(workroot: Path, *, rules: int = 4, every_s: int = 1, run_
     return result
 
 
+def graceful_restarts(
+    workroot: Path,
+    *,
+    rules: int = 4,
+    every_s: int = 1,
+    run_s: int = 15,
+    restarts: int = 3,
+    delay_s: float = 1.5,
+) -> Tally:
+    """SIGTERM in the middle of slow dispatches, then a start: claims are finished or
+    handed back, nothing stays in ``dispatching``, nothing is sent twice."""
+    with FakeFleetProcess() as fleet:
+        fleet.behave({"mode": "delay", "seconds": delay_s})
+        target = {"kind": "rmf_http", "base_url": fleet.url, "timeout_s": delay_s + 5}
+        config = {"targets": {"default": target}, "shutdown_grace_s": 0.5}
+        with Cluster(workroot, 1, **config) as cluster:
+            first_due = time.time() + 2
+            bodies = interval_rules(rules, every_s, run_s // every_s, first_due, misfire_grace_s=120)
+            expected = cluster.schedule(bodies)
+            replica = cluster.replicas[0]
+            for index in range(restarts):
+                time.sleep(max(0.0, first_due + (index + 1) * run_s / (restarts + 1) - time.time()))
+                replica.stop()
+                replica.start()
+            last_due = max(expected.values())
+            wait_for(lambda: set(fleet.counts(TASK_LABEL)) >= set(expected), last_due + SETTLE_S)
+            fleet.behave()
+            window = (utc(first_due - 1), utc(last_due + 1))
+            wait_for(lambda: not cluster.statuses(*window, "dispatching"), time.time() + 10)
+            stuck = cluster.statuses(*window, "dispatching")
+            result = tally("SIGTERM mid-dispatch, then a start", expected, fleet.received())
+            result.facts.update(restarts=restarts, stuck=len(stuck), lost=cluster.fates(result.lost_ids))
+    return result
+
+
 def once_rules(dues: Sequence[float], prefix: str = "once") -> list[dict[str, Any]]:
     return [
         {"name": f"{prefix} {index}", "schedule": {"kind": "once", "at": utc(due).isoformat()}, "task": CLEAN}
@@ -464,13 +490,7 @@ def replicas_sharing(workroot: Path, *, replicas: int, offsets: Sequence[float],
             per_rule = (time.time() - began) / 20
             first_due = time.time() + 1.5 * per_rule * len(offsets) + 3
             bodies = once_rules([round(first_due + offset, 3) for offset in offsets])
-            created = cluster.create_rules(bodies)
-            expected = {
-                task_id(rule["id"], datetime.fromisoformat(body["schedule"]["at"])): round(
-                    first_due + offset, 3
-                )
-                for body, rule, offset in zip(bodies, created, offsets, strict=True)
-            }
+            expected = cluster.schedule(bodies)
             wait_for(
                 lambda: set(fleet.counts(TASK_LABEL)) >= set(expected), max(expected.values()) + SETTLE_S
             )
@@ -491,20 +511,14 @@ def api_under_load(
             first_due = time.time() + count * 0.006 + 3
             offsets = [index / tasks_per_s for index in range(count)]
             bodies = once_rules([round(first_due + offset, 3) for offset in offsets])
-            created = cluster.create_rules(bodies)
-            expected = {
-                task_id(rule["id"], datetime.fromisoformat(body["schedule"]["at"])): round(
-                    first_due + offset, 3
-                )
-                for body, rule, offset in zip(bodies, created, offsets, strict=True)
-            }
+            expected = cluster.schedule(bodies)
             url = cluster.url()
             preview = {"name": "p", "schedule": {"kind": "daily", "times": ["07:00"]}, "task": CLEAN}
             calls: list[tuple[str, str, Any]] = [
                 ("GET", "/rules?limit=50", None),
                 ("GET", "/tasks?limit=50", None),
                 ("GET", "/runs?limit=50", None),
-                ("GET", f"/rules/{created[0]['id']}", None),
+                ("GET", "/rules/1", None),
                 ("POST", "/rules/preview?count=10", preview),
                 ("GET", "/readyz", None),
             ]

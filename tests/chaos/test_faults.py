@@ -44,6 +44,13 @@ def test_a_slow_fleet_holds_up_only_its_own_rules_and_gets_at_most_its_connectio
     assert slow.duplicated == 0 and slow.facts["backlog"] > 0  # it really was behind
 
 
+def test_sigterm_mid_dispatch_leaves_nothing_stuck_and_sends_nothing_twice(tmp_path: Path) -> None:
+    result = scenarios.graceful_restarts(tmp_path, rules=4, run_s=12, restarts=2)
+
+    assert (result.lost, result.duplicated) == (0, 0), result
+    assert result.facts["stuck"] == 0
+
+
 def test_a_postgresql_restart_is_reported_not_ready_and_loses_nothing(tmp_path: Path) -> None:
     try:
         result = scenarios.postgres_restarted(tmp_path, rules=4, run_s=15)
