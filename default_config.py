@@ -76,4 +76,8 @@ config = {
     # On shutdown, in-flight dispatches get this long (seconds) to finish; the rest are
     # handed back, due at once, for the next start or another replica.
     "shutdown_grace_s": 10.0,
+    # False makes an API-only replica: it serves the API and stores occurrences but
+    # dispatches nothing, so API traffic cannot delay dispatching. Keep at least one
+    # replica with it on; on PostgreSQL that one hears of changes at once (LISTEN/NOTIFY).
+    "run_dispatcher": True,
 }

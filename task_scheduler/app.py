@@ -116,16 +116,21 @@ def get_app(
             dispatcher=dispatcher,
             events=bus,
             metrics=registry,
+            dispatching=settings.run_dispatcher,
         )
         app.state.expander = expander
         loops = []
         feed.start()
         if run_background:
-            loops = [
-                asyncio.create_task(expander.run(), name="expander"),
-                asyncio.create_task(dispatcher.run(), name="dispatcher"),
-            ]
-        logger.info("task scheduler %s ready on %s", dispatcher.replica_id, database.dialect)
+            loops = [asyncio.create_task(expander.run(), name="expander")]
+            if settings.run_dispatcher:
+                loops.append(asyncio.create_task(dispatcher.run(), name="dispatcher"))
+        logger.info(
+            "task scheduler %s ready on %s%s",
+            dispatcher.replica_id,
+            database.dialect,
+            "" if settings.run_dispatcher else ", API only (run_dispatcher is off)",
+        )
         try:
             yield
         finally:

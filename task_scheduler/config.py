@@ -56,6 +56,7 @@ class Settings(BaseModel):
     lease_s: float = Field(60.0, ge=1, le=3600)
     dispatch_poll_s: float = Field(30.0, gt=0, le=3600)
     shutdown_grace_s: float = Field(10.0, ge=0, le=600)
+    run_dispatcher: bool = True
 
     @field_validator("timezone")
     @classmethod

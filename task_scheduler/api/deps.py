@@ -33,6 +33,8 @@ class Services:
     dispatcher: Dispatcher
     events: EventBus
     metrics: Metrics
+    dispatching: bool
+    """Whether this replica dispatches (``run_dispatcher``), or only serves the API."""
 
     async def refresh_gauges(self) -> None:
         """Set the gauges that are read from the database, just before /metrics renders."""

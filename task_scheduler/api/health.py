@@ -26,6 +26,7 @@ async def readyz(svc: Annotated[Services, Depends(services)]) -> JSONResponse:
     body = {
         "status": "ready" if ready else "not ready",
         "replica": svc.dispatcher.replica_id,
+        "dispatching": svc.dispatching,
         "database": reachable,
         "pending_migrations": pending,
     }

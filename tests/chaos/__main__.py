@@ -139,7 +139,13 @@ def main(argv: Sequence[str] | None = None) -> None:
                 ),
             )
         )
-    loaded, load = run("API under load", lambda w: scenarios.api_under_load(w, **sizes["load"]))
+    loaded = [
+        run(
+            f"API under load{', split' if split else ''}",
+            lambda w, s=split: scenarios.api_under_load(w, split=s, **sizes["load"]),
+        )
+        for split in (False, True)
+    ]
 
     print()
     print(f"Fault and scale-out report: {platform.platform()}, Python {platform.python_version()}")
@@ -157,13 +163,15 @@ def main(argv: Sequence[str] | None = None) -> None:
     for result in scale:
         print(row(result) + f" {ms(result.rate):>8}")
     print()
-    print(f"API under load: {load['clients']} clients without pause, while dispatching")
+    print(f"API under load: {sizes['load']['clients']} clients without pause, while dispatching")
     print(HEADER)
-    print(row(loaded))
-    print(
-        f"  API: {load['requests_per_s']:,.0f} requests/s, p50 {load['p50_ms']:.1f} ms,"
-        f" p99 {load['p99_ms']:.1f} ms, {load['errors']} error answer(s)"
-    )
+    for result, load in loaded:
+        print(row(result))
+        print(
+            f"    API: {load['requests_per_s']:,.0f} requests/s, p50 {load['p50_ms']:.1f} ms,"
+            f" p99 {load['p99_ms']:.1f} ms, {load['errors']} error answer(s);"
+            f" runs made by {', '.join(result.facts['replicas_that_dispatched'])}"
+        )
     print(f"\nTotal run time {time.time() - began:.0f} s.")
 
 

@@ -115,12 +115,14 @@ def tally(
 class Cluster:
     """``n`` replicas of the service on one database, each a process with its own port."""
 
-    def __init__(self, workroot: Path, n: int, **config: Any) -> None:
+    def __init__(self, workroot: Path, n: int, *, own: Sequence[dict[str, Any]] = (), **config: Any) -> None:
+        """``own[i]``, where given, is what replica ``i`` sets apart from ``config``."""
         self.replicas = []
         for index in range(n):
             workdir = workroot / f"replica-{index}"
             workdir.mkdir(parents=True, exist_ok=True)
-            self.replicas.append(ServiceProcess(workdir, replica_id=f"replica-{index}", **config))
+            settings = {**config, **(own[index] if index < len(own) else {})}
+            self.replicas.append(ServiceProcess(workdir, replica_id=f"replica-{index}", **settings))
         self.http = httpx.Client(timeout=30, trust_env=False)
 
     def __enter__(self) -> Cluster:
@@ -500,13 +502,17 @@ def replicas_sharing(workroot: Path, *, replicas: int, offsets: Sequence[float],
 
 
 def api_under_load(
-    workroot: Path, *, clients: int = 8, duration_s: float = 15, tasks_per_s: int = 50
+    workroot: Path, *, clients: int = 8, duration_s: float = 15, tasks_per_s: int = 50, split: bool = False
 ) -> tuple[Tally, dict[str, float]]:
     """``clients`` API clients read and preview without pause while the service dispatches
-    ``tasks_per_s`` tasks a second (one replica, SQLite, the default deployment)."""
+    ``tasks_per_s`` tasks a second: one replica on SQLite (the default deployment), or with
+    ``split`` an API-only replica taking the load and a dispatching one, on PostgreSQL."""
     with FakeFleetProcess() as fleet:
         target = {"kind": "rmf_http", "base_url": fleet.url, "timeout_s": 10.0}
-        with Cluster(workroot, 1, targets={"default": target}) as cluster:
+        config: dict[str, Any] = {"targets": {"default": target}}
+        if split:
+            config.update(db_url=postgres_url(workroot), own=[{"run_dispatcher": False}])
+        with Cluster(workroot, 2 if split else 1, **config) as cluster:
             count = int(duration_s * tasks_per_s)
             first_due = time.time() + count * 0.006 + 3
             offsets = [index / tasks_per_s for index in range(count)]
@@ -545,7 +551,10 @@ def api_under_load(
             wait_for(
                 lambda: set(fleet.counts(TASK_LABEL)) >= set(expected), max(expected.values()) + SETTLE_S
             )
-            result = tally(f"dispatching {tasks_per_s}/s under API load", expected, fleet.received())
+            setup = "API-only + dispatching replica, PostgreSQL" if split else "one replica, SQLite"
+            result = tally(f"{tasks_per_s}/s under API load: {setup}", expected, fleet.received())
+            dispatchers = cluster.http.get(url + "/runs", params={"limit": 1000}).json()["items"]
+            result.facts["replicas_that_dispatched"] = sorted({run["replica"] for run in dispatchers})
     ordered = sorted(latencies)
     load = {
         "clients": clients,

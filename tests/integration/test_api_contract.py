@@ -46,7 +46,7 @@ async def test_health_readiness_and_docs(service):
     assert (await service.http.get("/healthz")).json() == {"status": "ok"}
     ready = await service.http.get("/readyz")
     assert ready.status_code == 200
-    assert ready.json()["pending_migrations"] == []
+    assert ready.json()["pending_migrations"] == [] and ready.json()["dispatching"] is True
     assert (await service.http.get("/docs")).status_code == 200
     paths = (await service.http.get("/openapi.json")).json()["paths"]
     assert {"/rules", "/rules/{rule_id}", "/rules/preview", "/tasks", "/tasks/{task_id}"} <= set(paths)
@@ -331,3 +331,21 @@ async def test_a_body_over_the_limit_is_413_and_a_page_over_1000_is_422(service)
     for path in ("/rules", "/tasks", "/runs"):
         assert (await service.http.get(path, params={"limit": 1001})).status_code == 422, path
         assert (await service.http.get(path, params={"limit": 1000})).status_code == 200, path
+
+
+async def test_an_api_only_replica_runs_no_dispatcher(db_url, clock):
+    import asyncio
+
+    import httpx
+
+    from task_scheduler.app import get_app
+    from task_scheduler.config import build_settings
+
+    settings = build_settings({"db_url": db_url, "run_dispatcher": False}, environ={})
+    app = get_app(settings, clock=clock)
+    async with app.router.lifespan_context(app):
+        loops = {task.get_name() for task in asyncio.all_tasks()}
+        async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://s") as http:
+            ready = (await http.get("/readyz")).json()
+    assert "expander" in loops and "dispatcher" not in loops
+    assert ready["dispatching"] is False and ready["status"] == "ready"
