@@ -86,6 +86,7 @@ from bench.server import running_service
 from task_scheduler.domain.messages import RULE_LABEL, TASK_LABEL, build_message
 from task_scheduler.domain.tasks import task_id
 from task_scheduler.testing.fake_fleet import FakeFleetProcess
+from task_scheduler.testing.service_process import die_with_parent
 
 POSTGRES_URL = "postgres://postgres@127.0.0.1:5432/test"
 TASK = {"kind": "rmf", "request": {"category": "clean", "description": {"zone": "lobby"}}}
@@ -436,7 +437,9 @@ def running_peer(
     if not grace:
         argv.append("--no-grace")
     began = time.perf_counter()
-    process = subprocess.Popen(argv, stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+    process = subprocess.Popen(
+        argv, stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True, preexec_fn=die_with_parent
+    )
     peer = PeerContender(process)
     try:
         start_s = peer.call("start")["seconds"]

@@ -116,6 +116,7 @@ from task_scheduler.domain.rmf_schema import (
     validate_message,
     validate_task_request,
 )
+from task_scheduler.testing.service_process import die_with_parent
 
 __all__ = [
     "WS_PATH",
@@ -858,7 +859,7 @@ def start_fake_fleet_process(
     if records_file is not None:
         argv += ["--records-file", str(records_file)]
     argv += ["--log-level", "warning"]
-    process = subprocess.Popen(argv)
+    process = subprocess.Popen(argv, preexec_fn=die_with_parent)
     url = _url("http", host, port)
     direct = urllib.request.build_opener(urllib.request.ProxyHandler({}))  # never via a proxy
     deadline = time.monotonic() + timeout

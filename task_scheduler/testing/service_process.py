@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ctypes
 import os
 import signal
 import socket
@@ -14,6 +15,18 @@ from pathlib import Path
 from typing import Any
 
 _DIRECT = urllib.request.build_opener(urllib.request.ProxyHandler({}))  # loopback, never via a proxy
+_PR_SET_PDEATHSIG = 1
+# Loaded here: between fork and exec the child must not load libraries (other threads may
+# hold the loader's lock).
+_LIBC = ctypes.CDLL(None, use_errno=True) if sys.platform.startswith("linux") else None
+
+
+def die_with_parent() -> None:
+    """``preexec_fn`` for helper processes: Linux sends the child SIGTERM when the thread
+    that started it ends, so a test run or benchmark killed by a signal leaves no service
+    or fleet behind (one left running would claim tasks from a shared test database)."""
+    if _LIBC is not None:
+        _LIBC.prctl(_PR_SET_PDEATHSIG, signal.SIGTERM)
 
 
 def free_port() -> int:
@@ -43,7 +56,9 @@ class ServiceProcess:
         """Start and wait until /readyz answers 200; return how long that took (seconds)."""
         env = {**os.environ, "RMF_TASK_SCHEDULER_CONFIG": str(self.config_file)}
         began = time.monotonic()
-        self.process = subprocess.Popen([sys.executable, "-m", "task_scheduler"], env=env, cwd=self.workdir)
+        self.process = subprocess.Popen(
+            [sys.executable, "-m", "task_scheduler"], env=env, cwd=self.workdir, preexec_fn=die_with_parent
+        )
         deadline = began + timeout
         while True:
             try:
