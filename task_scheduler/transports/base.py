@@ -9,6 +9,7 @@ task is never handed over twice.
 from __future__ import annotations
 
 import json
+import logging
 from dataclasses import dataclass
 from enum import Enum
 from typing import TYPE_CHECKING, Any, Final, Protocol
@@ -101,6 +102,16 @@ def build_transport(config: TargetConfig, http: aiohttp.ClientSession) -> Transp
     if isinstance(config, RmfWsTarget):
         return RmfWsTransport(config)
     raise TypeError(f"no transport for target {type(config).__name__}")
+
+
+def logged(log: logging.Logger, where: str, delivery: Delivery) -> Delivery:
+    """Log what became of a submission to ``where`` (debug when it succeeded); return it."""
+    if delivery.outcome is Outcome.SUCCEEDED:
+        log.debug("fleet task %s created at %s", delivery.fleet_task_id, where)
+    else:
+        ambiguous = " (ambiguous)" if delivery.ambiguous else ""
+        log.info("submission to %s: %s%s: %s", where, delivery.outcome.value, ambiguous, delivery.error)
+    return delivery
 
 
 def shorten(text: str, limit: int = ERROR_LIMIT) -> str:

@@ -23,6 +23,7 @@ from task_scheduler.transports.base import (
     Outcome,
     bounded,
     error_text,
+    logged,
     read_answer,
     shorten,
 )
@@ -137,7 +138,7 @@ class RmfHttpTransport:
             )
         else:
             delivery = self._read(answer)
-        return self._log(url, delivery)
+        return logged(logger, url, delivery)
 
     def _read(self, answer: _Answer) -> Delivery:
         if answer.status == 200:
@@ -162,19 +163,6 @@ class RmfHttpTransport:
         return Delivery(
             Outcome.FAILED, response=_body(answer), error=_reason(answer), ambiguous=answer.status >= 500
         )
-
-    def _log(self, url: str, delivery: Delivery) -> Delivery:
-        if delivery.outcome is Outcome.SUCCEEDED:
-            logger.debug("fleet task %s created at %s", delivery.fleet_task_id, url)
-        else:
-            logger.info(
-                "submission to %s: %s%s: %s",
-                url,
-                delivery.outcome.value,
-                " (ambiguous)" if delivery.ambiguous else "",
-                delivery.error,
-            )
-        return delivery
 
     async def find(self, label: str) -> str | None:
         """The booking id of the oldest task the fleet lists for ``label``; None if it lists none."""

@@ -29,6 +29,7 @@ from task_scheduler.transports.base import (
     LookupFailed,
     Outcome,
     bounded,
+    logged,
     read_answer,
     shorten,
 )
@@ -129,14 +130,16 @@ class RmfWsTransport:
         try:
             link = await self._connection()
         except _NotConnected as error:
-            return self._log(
-                Delivery(Outcome.FAILED, error=f"cannot connect to the bridge: {error}", reached=False)
+            return logged(
+                logger,
+                self._config.url,
+                Delivery(Outcome.FAILED, error=f"cannot connect to the bridge: {error}", reached=False),
             )
         request_id = uuid.uuid4().hex
         reply: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
         link.pending[request_id] = reply
         try:
-            return self._log(await self._exchange(link, request_id, message, reply))
+            return logged(logger, self._config.url, await self._exchange(link, request_id, message, reply))
         finally:
             link.pending.pop(request_id, None)
 
@@ -172,19 +175,6 @@ class RmfWsTransport:
                 ambiguous=True,
             )
         return read_answer(answer)
-
-    def _log(self, delivery: Delivery) -> Delivery:
-        if delivery.outcome is Outcome.SUCCEEDED:
-            logger.debug("fleet task %s created via %s", delivery.fleet_task_id, self._config.url)
-        else:
-            logger.info(
-                "submission via %s: %s%s: %s",
-                self._config.url,
-                delivery.outcome.value,
-                " (ambiguous)" if delivery.ambiguous else "",
-                delivery.error,
-            )
-        return delivery
 
     # The connection.
 
