@@ -42,7 +42,7 @@ counts in its lateness. A task not at the
 fleet 30 s after its due time is lost; a task label received twice is a duplicate.
 (c) sustained dispatches per second: many tasks all due at one instant, the rate
 between the first and the last arrival, waiting up to 120 s (a blast from this script
-over 4 connections, no scheduler, shows what the fleet itself takes).
+over 8 connections, no scheduler, shows what the fleet itself takes).
 (d) VmRSS with many daily rules/jobs, 2 s after creating them.
 (e) start-up with them stored: for the service, process start to ``/readyz`` 200
 (polled every 50 ms); for APScheduler, ``start()`` until its first pass over the store

@@ -1,6 +1,6 @@
 """The fault and scale-out report: ``python -m tests.chaos [--quick]`` from the repository root.
 
-Runs every scenario of :mod:`tests.chaos.scenarios` at full size (about 12 minutes;
+Runs every scenario of :mod:`tests.chaos.scenarios` at full size (about 10 minutes;
 ``--quick`` uses the test sizes) against the local PostgreSQL, whose scheduler tables it
 drops first (``TEST_POSTGRES_URL``, default the tests' own database) and which one
 scenario restarts. Prints, per scenario, occurrences due, delivered, duplicated, lost

@@ -355,7 +355,8 @@ def slow_fleet(
                 "max_connections": connections,
             },
         }
-        # The slow target holds at most 4 x connections of the 16 slots; the rest are the others'.
+        # A replica holds at most 4 x connections of the slow target's tasks: half the 16
+        # slots at the test size (2 connections), all of them at the report's size (4).
         with Cluster(workroot, 1, targets=targets, dispatch_concurrency=16) as cluster:
             first_due = time.time() + 2
             grace = {"misfire_grace_s": 600}
