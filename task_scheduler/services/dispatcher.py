@@ -53,6 +53,11 @@ def _target_of(task: TaskRecord, rule: RuleRecord | None) -> str:
     return task.target or (rule.target if rule else None) or "default"
 
 
+def _found_at_fleet(fleet_task_id: str, label: str) -> Delivery:
+    """An earlier or unclear attempt the fleet turns out to have: a success, not resent."""
+    return Delivery(Outcome.SUCCEEDED, fleet_task_id=fleet_task_id, response={"found_by_label": label})
+
+
 @dataclass(frozen=True)
 class DispatchSettings:
     replica_id: str
@@ -302,9 +307,7 @@ class Dispatcher:
                     ambiguous=True,
                     reached=exc.reached,
                 )
-            if found is not None:
-                return Delivery(Outcome.SUCCEEDED, fleet_task_id=found, response={"found_by_label": label})
-            return None
+            return None if found is None else _found_at_fleet(found, label)
         last = await self._store.last_run_of(task.id)
         if last is not None and last.attempt == task.attempts - 1:
             return None  # the previous attempt ended with a clear answer and was recorded
@@ -364,7 +367,7 @@ class Dispatcher:
             except LookupFailed:
                 return delivery
             if found is not None:
-                return Delivery(Outcome.SUCCEEDED, fleet_task_id=found, response={"found_by_label": label})
+                return _found_at_fleet(found, label)
         return delivery
 
     async def _transport(self, name: str) -> Transport | None:

@@ -135,11 +135,12 @@ class Cluster:
             replica.stop()
         self.http.close()
 
-    def url(self, index: int = 0) -> str:
-        return self.replicas[index].url
+    def url(self) -> str:
+        """The first replica's address: where scenarios read back what happened."""
+        return self.replicas[0].url
 
     def create_rules(self, bodies: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
-        """POST each rule, round robin over the replicas that are up."""
+        """POST each rule, round robin over the replicas."""
         created = []
         for index, body in enumerate(bodies):
             replica = self.replicas[index % len(self.replicas)]
@@ -172,16 +173,12 @@ class Cluster:
             fates[key] = f"{task.get('status')}: {task.get('status_reason')}"
         return fates
 
-    def cpu_seconds(self, index: int = 0) -> float:
-        """User plus system CPU time the replica's process has used."""
-        process = self.replicas[index].process
+    def cpu_seconds(self) -> float:
+        """User plus system CPU time the first replica's process has used."""
+        process = self.replicas[0].process
         assert process is not None
         fields = Path(f"/proc/{process.pid}/stat").read_text().rsplit(")", 1)[1].split()
-        return (int(fields[11]) + int(fields[12])) / _clock_ticks()
-
-
-def _clock_ticks() -> int:
-    return os.sysconf("SC_CLK_TCK")
+        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 def interval_rules(
@@ -219,12 +216,10 @@ def expected_of(bodies: Sequence[dict[str, Any]], created: Sequence[dict[str, An
     return expected
 
 
-def wait_for(condition: Callable[[], bool], deadline: float, poll_s: float = 0.25) -> bool:
-    while time.time() < deadline:
-        if condition():
-            return True
-        time.sleep(poll_s)
-    return condition()
+def wait_for(condition: Callable[[], bool], deadline: float) -> None:
+    """Poll ``condition`` until it holds or the deadline (epoch seconds) passes; the tally says which."""
+    while time.time() < deadline and not condition():
+        time.sleep(0.25)
 
 
 def postgres_url(workroot: Path) -> str:
@@ -266,6 +261,7 @@ def replicas_killed(
                 victim.start()
             wait_for(lambda: set(fleet.counts(TASK_LABEL)) >= set(expected), time.time() + SETTLE_S)
             window = (utc(first_due - 1), utc(last_due + 1))
+            wait_for(lambda: not cluster.statuses(*window, "dispatching"), time.time() + 10)
             stuck = cluster.statuses(*window, "dispatching")
             result = tally(f"{replicas} replicas, SIGKILL + restart", expected, fleet.received())
             result.facts["lost"] = cluster.fates(result.lost_ids)
@@ -299,9 +295,13 @@ def fleet_outage(
             fleet.start()
             back_at = time.time()
             last_due = max(expected.values())
-            settle_by = last_due + grace_s + 2
-            wait_for(lambda: False, settle_by)
             window = (utc(first_due - 1), utc(last_due + 1))
+
+            def settled() -> bool:  # every occurrence at the fleet or recorded as missed
+                delivered, _ = first_arrivals(fleet.received())
+                return set(delivered) | cluster.statuses(*window, "missed") >= set(expected)
+
+            wait_for(settled, last_due + grace_s + SETTLE_S)
             missed = cluster.statuses(*window, "missed")
             runs = cluster.http.get(
                 cluster.url() + "/runs",
@@ -399,9 +399,7 @@ def postgres_restarted(workroot: Path, *, rules: int = 4, every_s: int = 1, run_
     ctl = shutil.which("pg_ctlcluster")
     if ctl is None or not Path("/etc/postgresql").is_dir():
         raise CannotRestart("pg_ctlcluster not found: this scenario restarts the local PostgreSQL")
-    version = subprocess.run(
-        ["ls", "/etc/postgresql"], capture_output=True, text=True, check=True
-    ).stdout.split()[0]
+    version = sorted(os.listdir("/etc/postgresql"))[0]
     with FakeFleetProcess() as fleet:
         target = {"kind": "rmf_http", "base_url": fleet.url, "timeout_s": 2.0}
         with Cluster(workroot, 1, db_url=db_url, targets={"default": target}) as cluster:

@@ -11,6 +11,7 @@ from pathlib import Path
 import pytest
 
 from tests.chaos import scenarios
+from tests.databases import REQUIRE_DBS
 
 pytestmark = [pytest.mark.e2e, pytest.mark.chaos]
 
@@ -18,7 +19,7 @@ pytestmark = [pytest.mark.e2e, pytest.mark.chaos]
 def test_killing_replicas_at_random_loses_nothing_and_sends_nothing_twice(tmp_path: Path) -> None:
     result = scenarios.replicas_killed(tmp_path, replicas=3, rules=12, every_s=2, occurrences=10)
 
-    assert result.due == 120 and result.facts["kills"] >= 3
+    assert result.facts["kills"] >= 3
     assert (result.lost, result.duplicated) == (0, 0), result
     assert result.delivered == result.due
     assert result.facts["stuck"] == 0
@@ -55,6 +56,8 @@ def test_a_postgresql_restart_is_reported_not_ready_and_loses_nothing(tmp_path: 
     try:
         result = scenarios.postgres_restarted(tmp_path, rules=4, run_s=15)
     except scenarios.CannotRestart as reason:
+        if REQUIRE_DBS:
+            pytest.fail(f"{reason}; RMF_TASK_SCHEDULER_REQUIRE_DBS=1 makes this a failure")
         pytest.skip(str(reason))
 
     assert result.facts["kept_running"] and result.facts["ready_at_the_end"]

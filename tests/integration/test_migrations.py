@@ -16,14 +16,18 @@ CLEAN = {"kind": "rmf", "request": {"category": "clean", "description": {"zone":
 async def test_tasks_stored_before_the_target_copy_get_their_rules_target_and_lose_it_on_downgrade(
     service, db_url
 ):
-    body = {"name": "lobby", "schedule": {"kind": "interval", "every": 1, "unit": "hours"}, "task": CLEAN}
-    assert (await service.http.post("/rules", json=body)).status_code == 201
-    assert await TaskRecord.all().count() > 0
+    other = {"name": "other", "config": {"kind": "rmf_http", "base_url": "http://127.0.0.1:9"}}
+    assert (await service.http.post("/targets", json=other)).status_code == 201
+    hourly = {"kind": "interval", "every": 1, "unit": "hours"}
+    for name, target in (("lobby", "default"), ("linen", "other")):
+        body = {"name": name, "schedule": hourly, "task": {**CLEAN, "target": target}}
+        assert (await service.http.post("/rules", json=body)).status_code == 201
     await TaskRecord.all().update(target=None)  # as rows written before the migration were
     connection = connections.get(connection_name(db_url))
 
     await connection.execute_script(await TASK_TARGET.upgrade(connection))
-    assert set(await TaskRecord.all().values_list("target", flat=True)) == {"default"}
+    copied = await TaskRecord.all().values_list("rule_id", "target")
+    assert copied and set(copied) == {(1, "default"), (2, "other")}  # each its own rule's
 
     await connection.execute_script(await TASK_TARGET.downgrade(connection))
     assert set(await TaskRecord.all().values_list("target", flat=True)) == {None}

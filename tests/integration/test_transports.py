@@ -13,7 +13,6 @@ import contextlib
 import itertools
 import json
 import logging
-import socket
 from collections.abc import AsyncIterator
 from typing import Any
 
@@ -31,6 +30,7 @@ from task_scheduler.domain.targets import (
     target_adapter,
 )
 from task_scheduler.testing.fake_fleet import FakeFleetHandle, running_fake_fleet
+from task_scheduler.testing.service_process import free_port
 from task_scheduler.transports import (
     BearerAuth,
     Delivery,
@@ -66,13 +66,6 @@ def dispatch(occurrence: str = "r1@2026-01-05T07:00:00Z", **changes: Any) -> dic
 def robot_task(occurrence: str = "r1@2026-01-05T07:00:00Z") -> dict[str, Any]:
     request = dispatch(occurrence)["request"]
     return {"type": "robot_task_request", "robot": "tinyRobot1", "fleet": "tinyRobot", "request": request}
-
-
-def closed_port() -> int:
-    """A port nothing listens on (bound, then released)."""
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 class LogWaiter(logging.Handler):
@@ -450,7 +443,7 @@ async def test_a_connection_cut_after_sending_is_unknown_and_ambiguous(
 async def test_a_fleet_that_cannot_be_reached_is_failed_and_not_ambiguous(
     http: aiohttp.ClientSession, host: str
 ) -> None:
-    transport = over_http(http, f"http://{host}:{closed_port()}", timeout_s=2)
+    transport = over_http(http, f"http://{host}:{free_port()}", timeout_s=2)
 
     delivery = await transport.submit(dispatch())
 
@@ -607,7 +600,7 @@ async def test_ws_a_dropped_connection_is_unknown_then_reopened(
 
 
 async def test_ws_a_fleet_that_cannot_be_reached_is_failed_then_retried_after_a_capped_backoff() -> None:
-    port = closed_port()
+    port = free_port()
     config = RmfWsTarget(url=f"ws://127.0.0.1:{port}/ws", timeout_s=2, reconnect_max_s=0.05)
     slow_to_retry = RmfWsTransport(config.model_copy(update={"reconnect_max_s": 60}), reconnect_min_s=60)
     transport = RmfWsTransport(config, reconnect_min_s=60)  # capped at 0.05 s
