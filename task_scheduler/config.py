@@ -14,7 +14,8 @@ from __future__ import annotations
 import os
 import runpy
 from collections.abc import Mapping
-from typing import Any, Literal
+from types import UnionType
+from typing import Any, Literal, Union, get_args, get_origin
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
@@ -95,7 +96,10 @@ _SCALAR_KEYS = {
     for name, field in Settings.model_fields.items()
     if field.annotation in _SCALARS
     or name == "log_level"
-    or any(t in _SCALARS for t in getattr(field.annotation, "__args__", ()))  # e.g. str | None
+    or (  # an optional scalar, e.g. str | None; not dict[str, ...], whose args are also types
+        get_origin(field.annotation) in (Union, UnionType)
+        and any(t in _SCALARS for t in get_args(field.annotation))
+    )
 }
 
 

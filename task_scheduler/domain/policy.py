@@ -91,10 +91,12 @@ def retry_unreachable_at(
     last = deadline(policy, scheduled_at) - LAST_CALL
     if now >= last:
         return None
-    return min(now + _backoff(policy, attempt, rng), last)
+    # At least a second apart even with retry_backoff_s 0: no busy loop against a dead fleet.
+    return min(now + max(_backoff(policy, attempt, rng), LAST_CALL), last)
 
 
 def _backoff(policy: Policy, attempt: int, rng: Random) -> timedelta:
     """The delay after failed attempt ``attempt``: drawn from the upper half of its ceiling."""
-    ceiling = min(policy.retry_backoff_s * 2 ** (attempt - 1), policy.retry_backoff_max_s)
+    # The exponent is capped: outage retries are not bounded by max_attempts.
+    ceiling = min(policy.retry_backoff_s * 2 ** min(attempt - 1, 32), policy.retry_backoff_max_s)
     return timedelta(seconds=ceiling / 2 + rng.random() * ceiling / 2)

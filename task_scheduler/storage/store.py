@@ -417,6 +417,10 @@ class Store:
 
 
 def _not_for(query: QuerySet[TaskRecord], targets: Iterable[str]) -> QuerySet[TaskRecord]:
-    """Leave out the tasks for these targets."""
+    """Leave out the tasks for these targets (a task without one goes to ``default``)."""
     targets = list(targets)
-    return query.filter(Q(target__isnull=True) | Q(target__not_in=targets)) if targets else query
+    if not targets:
+        return query
+    # Tortoise's not_in keeps NULL rows: say what a NULL target means explicitly.
+    keep = Q(target__isnull=False) & Q(target__not_in=targets)
+    return query.filter(keep if "default" in targets else keep | Q(target__isnull=True))

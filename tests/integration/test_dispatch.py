@@ -6,7 +6,6 @@ Each test drives the engine pass by pass (``dispatch()``), so nothing waits for 
 from __future__ import annotations
 
 import re
-import socket
 from collections.abc import AsyncIterator
 from datetime import datetime, timedelta
 from typing import Any
@@ -19,6 +18,7 @@ from task_scheduler.config import build_settings
 from task_scheduler.events import EventType
 from task_scheduler.storage.orm import TaskRecord
 from task_scheduler.testing.fake_fleet import running_fake_fleet
+from task_scheduler.testing.service_process import free_port
 from tests.integration.conftest import T0, Service
 
 CLEAN = {"kind": "rmf", "request": {"category": "clean", "description": {"zone": "lobby"}}}
@@ -141,12 +141,6 @@ async def test_failure_is_retried_with_backoff_and_checked_at_the_fleet_first(en
     assert fleet.recorder.counts("task_scheduler.task") == {task_id: 1}
 
 
-def closed_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
 async def retry_until_settled(engine: Engine, task_id: str, fleet_url: str, back_after: int | None) -> int:
     """Move the clock to each planned retry and dispatch it, pointing the target at the fleet
     after ``back_after`` attempts; return the attempts made."""
@@ -165,7 +159,7 @@ async def retry_until_settled(engine: Engine, task_id: str, fleet_url: str, back
 
 @pytest.mark.parametrize("back", [False, True], ids=["down-past-the-grace", "back-within-the-grace"])
 async def test_an_unreachable_fleet_is_retried_until_the_grace_runs_out_then_missed(engine, fleet, back):
-    far = {"name": "far", "config": {"kind": "rmf_http", "base_url": f"http://127.0.0.1:{closed_port()}"}}
+    far = {"name": "far", "config": {"kind": "rmf_http", "base_url": f"http://127.0.0.1:{free_port()}"}}
     assert (await engine.http.post("/targets", json=far)).status_code == 201
     policy = {"max_attempts": 1, "retry_backoff_s": 5, "retry_backoff_max_s": 20, "misfire_grace_s": 120}
     once = {"kind": "once", "at": (T0 + timedelta(seconds=60)).isoformat()}
@@ -558,8 +552,9 @@ async def test_changing_a_rules_target_moves_its_pending_tasks(engine, fleet):
     body = {"name": rule["name"], "schedule": MINUTELY, "task": {**CLEAN, "target": "other"}}
     assert (await engine.http.put(f"/rules/{rule['id']}", json=body)).status_code == 200
     targets = dict(await TaskRecord.filter(rule_id=rule["id"]).values_list("id", "target"))
-    assert targets[first_id(rule)] == "other"  # kept as edited, and still moved along
     assert set(targets.values()) == {"other"}
+    edited = await TaskRecord.get(id=first_id(rule))  # kept as edited, and moved to the new target
+    assert edited.scheduled_at == T0 + timedelta(seconds=90)
 
 
 async def test_clock_jumps_forward_and_back_cause_no_storm_and_no_duplicate(engine, fleet):
@@ -572,7 +567,7 @@ async def test_clock_jumps_forward_and_back_cause_no_storm_and_no_duplicate(engi
     passes = 0
     while await engine.dispatch():  # a claim takes a target's tasks a lot at a time
         passes += 1
-    assert passes <= 3
+        assert passes <= 3, "no storm of passes"
     assert len(fleet.recorder.records) == 3  # T0+1 min, then T0+60 and T0+61 min
     statuses = await TaskRecord.filter(scheduled_at__lte=engine.clock.now()).values_list("status", flat=True)
     assert statuses.count("missed") == 58 and statuses.count("dispatched") == 3
@@ -584,3 +579,17 @@ async def test_clock_jumps_forward_and_back_cause_no_storm_and_no_duplicate(engi
     assert await engine.dispatch() == 1
     counts = fleet.recorder.counts("task_scheduler.task")
     assert len(counts) == 4 and set(counts.values()) == {1}
+
+
+async def test_a_task_without_a_target_counts_as_the_default_targets_when_saturated(engine, fleet):
+    rule = await create(engine)
+    engine.clock.advance(seconds=60)
+    await TaskRecord.filter(id=first_id(rule)).update(target=None)  # stored before targets were copied
+    store, now = engine.services.store, engine.clock.now()
+
+    assert (
+        await store.claim_due(now, "replica-a", now + timedelta(seconds=60), 10, saturated=["default"]) == []
+    )
+    assert await store.next_due_at(saturated=["default"]) is None  # every task of the rule goes there
+    claimed = await store.claim_due(now, "replica-a", now + timedelta(seconds=60), 10, saturated=["other"])
+    assert [t.id for t in claimed] == [first_id(rule)]

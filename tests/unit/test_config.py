@@ -48,6 +48,18 @@ def test_environment_overrides_the_file(tmp_path):
     assert settings.port == 9000
 
 
+def test_only_scalar_options_come_from_the_environment():
+    settings = load_settings(
+        {
+            "RMF_TASK_SCHEDULER_REPLICA_ID": "replica-7",  # str | None: a scalar
+            "RMF_TASK_SCHEDULER_TARGETS": "not a mapping",  # dict options stay the file's
+            "RMF_TASK_SCHEDULER_RMF_EXTRA_CATEGORIES": "neither",
+        }
+    )
+    assert settings.replica_id == "replica-7"
+    assert list(settings.targets) == ["default"] and settings.rmf_extra_categories == {}
+
+
 def test_config_file_problems_are_reported(tmp_path):
     with pytest.raises(ConfigError, match="no such file"):
         load_settings({"RMF_TASK_SCHEDULER_CONFIG": str(tmp_path / "missing.py")})

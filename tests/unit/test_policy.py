@@ -86,3 +86,12 @@ def test_an_unreachable_fleet_is_retried_past_max_attempts_until_just_before_the
     gaps = [(b - a).total_seconds() for a, b in itertools.pairwise([T, *tries])]
     assert all(gap <= 20 for gap in gaps) and gaps[0] >= 2  # backoff, not a busy loop
     assert retry_unreachable_at(policy, attempt=1, now=deadline, scheduled_at=T, rng=Random(1)) is None
+
+
+def test_outage_retries_stay_a_second_apart_and_never_overflow():
+    policy = Policy(retry_backoff_s=0, max_attempts=1, misfire_grace_s=7 * 86400)
+    when = retry_unreachable_at(policy, attempt=1, now=T, scheduled_at=T, rng=Random(1))
+    assert when is not None and when - T >= LAST_CALL  # not a busy loop with a zero backoff
+    late = Policy(retry_backoff_s=5, retry_backoff_max_s=300, misfire_grace_s=7 * 86400)
+    when = retry_unreachable_at(late, attempt=5000, now=T, scheduled_at=T, rng=Random(1))
+    assert when is not None and timedelta(seconds=150) <= when - T <= timedelta(seconds=300)
