@@ -85,6 +85,7 @@ def new_task_record(rule: RuleRecord, original_at: datetime, now: datetime, **ov
         "edited": False,
         "request": None,
         "category": rule.category,
+        "kind": rule.task_kind,
         # Copied, like the category, so that a claim can pass over a saturated target's tasks.
         "target": rule.target,
         "due_at": due_at(rule, original_at),

@@ -183,7 +183,9 @@ class RuleService:
                 expanded_until=now if spec.enabled else None,
                 updated_at=now,
             )
-            await self._store.update_scheduled_copies(rule_id, record.category, record.target)
+            await self._store.update_scheduled_copies(
+                rule_id, record.category, record.target, record.task_kind
+            )
             times = await self._expander.expand(record, now, recurrence) if record.enabled else []
         self._expander.announce(record, times, now)
         self._announce(EventType.rule_updated, record, now)

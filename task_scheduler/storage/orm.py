@@ -54,6 +54,8 @@ class TaskRecord(Model):
     edited = fields.BooleanField(default=False)
     request = fields.JSONField(null=True)
     category = fields.CharField(max_length=128, null=True, db_index=True)
+    # The task kind (rmf, http, sql, file, ...): its rule's, copied, or an ad-hoc task's own.
+    kind = fields.CharField(max_length=32, default="rmf", db_index=True)
     # The target the task goes to: its rule's, copied (so claims can filter on it), or an
     # ad-hoc task's own.
     target = fields.CharField(max_length=128, null=True)

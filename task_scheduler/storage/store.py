@@ -186,11 +186,13 @@ class Store:
             query = query.filter(edited=False)
         return await query.delete()
 
-    async def update_scheduled_copies(self, rule_id: int, category: str | None, target: str | None) -> None:
-        """Keep what a rule's pending tasks copy from it in step: the target of each, and the
-        category of those without their own request."""
+    async def update_scheduled_copies(
+        self, rule_id: int, category: str | None, target: str | None, kind: str
+    ) -> None:
+        """Keep what a rule's pending tasks copy from it in step: the target and kind of each,
+        and the category of those without their own request."""
         pending = TaskRecord.filter(rule_id=rule_id, status=TaskStatus.scheduled.value)
-        await pending.update(target=target)
+        await pending.update(target=target, kind=kind)
         await pending.filter(request__isnull=True).update(category=category)
 
     # -- dispatch ------------------------------------------------------------------------

@@ -7,7 +7,7 @@ import importlib
 from tortoise import connections
 
 from task_scheduler.storage.database import connection_name
-from task_scheduler.storage.orm import TaskRecord
+from task_scheduler.storage.orm import RuleRecord, TaskRecord
 
 TASK_TARGET = importlib.import_module("task_scheduler.storage.migrations.models.2_20261122230000_task_target")
 CLEAN = {"kind": "rmf", "request": {"category": "clean", "description": {"zone": "lobby"}}}
@@ -31,3 +31,22 @@ async def test_tasks_stored_before_the_target_copy_get_their_rules_target_and_lo
 
     await connection.execute_script(await TASK_TARGET.downgrade(connection))
     assert set(await TaskRecord.all().values_list("target", flat=True)) == {None}
+
+
+TASK_KIND = importlib.import_module("task_scheduler.storage.migrations.models.3_20261123090000_task_kind")
+
+
+async def test_the_task_kind_column_takes_each_rules_kind_and_goes_on_downgrade(service, db_url):
+    hourly = {"kind": "interval", "every": 1, "unit": "hours"}
+    body = {"name": "lobby", "schedule": hourly, "task": CLEAN}
+    assert (await service.http.post("/rules", json=body)).status_code == 201
+    await RuleRecord.filter(id=1).update(task_kind="http")  # tell the copy from the column default
+    connection = connections.get(connection_name(db_url))
+    q = (lambda name: f"`{name}`") if db_url.startswith("mysql") else (lambda name: f'"{name}"')
+
+    await connection.execute_script(await TASK_KIND.downgrade(connection))
+    _, rows = await connection.execute_query(f"SELECT * FROM {q('tasks')}")
+    assert rows and all("kind" not in dict(row) for row in rows)
+
+    await connection.execute_script(await TASK_KIND.upgrade(connection))
+    assert set(await TaskRecord.all().values_list("kind", flat=True)) == {"http"}
