@@ -43,6 +43,8 @@ config = {
     # API (/targets) come on top; these are read-only there.  Kinds:
     #   rmf_http: an RMF api-server; POST {base_url}/tasks/dispatch_task (or robot_task).
     #   rmf_ws:   an RMF websocket bridge at url, {request_id, json_msg} each way.
+    #   http:     a web service for http tasks: base_url, headers, secret_headers and a
+    #             bearer token (secret), timeout_s, max_connections, verify_tls.
     # Authentication: a ready bearer "token", or "jwt_secret" to mint HS256 tokens with the
     # claims the RMF api-server checks (aud=jwt_audience, iss=jwt_issuer,
     # preferred_username=username).  timeout_s bounds each request; an rmf_http target has
@@ -82,4 +84,9 @@ config = {
     # dispatches nothing, so API traffic cannot delay dispatching. Keep at least one
     # replica with it on; on PostgreSQL that one hears of changes at once (LISTEN/NOTIFY).
     "run_dispatcher": True,
+    # The only hosts the service calls (targets, http tasks, URLs): host names
+    # ("fleet.example.com"), their subdomains ("*.example.com"), addresses or networks
+    # ("10.0.0.0/8", "::1"), or "*" for any. A name not listed is called only when every
+    # address it resolves to is in a listed network. Default: this machine only.
+    "outbound_allowlist": ["localhost", "127.0.0.0/8", "::1"],
 }

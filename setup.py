@@ -33,6 +33,8 @@ setup(
         "PyJWT>=2.8,<3",
         "prometheus_client>=0.20,<1",
         "aiohttp>=3.10,<4",
+        # Patterns of http tasks, searched with a time limit.
+        "regex>=2024.4",
     ],
     extras_require={
         "postgres": ["asyncpg>=0.29,<1"],

@@ -22,7 +22,10 @@ from task_scheduler.api import errors, events, health, metrics, rules, runs, tar
 from task_scheduler.api.deps import Services
 from task_scheduler.clock import Clock, SystemClock
 from task_scheduler.config import Settings, load_settings
+from task_scheduler.domain.allowlist import Allowlist
 from task_scheduler.events import EventBus
+from task_scheduler.kinds.base import TransportContext
+from task_scheduler.kinds.registry import load_registry
 from task_scheduler.metrics import Metrics
 from task_scheduler.services.dispatcher import Dispatcher, DispatchSettings
 from task_scheduler.services.expander import Expander
@@ -33,6 +36,7 @@ from task_scheduler.services.tasks import TaskService
 from task_scheduler.storage.change_feed import ChangeFeed
 from task_scheduler.storage.database import Database
 from task_scheduler.storage.store import Store
+from task_scheduler.transports.allowlist import AllowlistResolver
 
 logger = logging.getLogger(__name__)
 
@@ -48,6 +52,8 @@ def get_app(
     off, so tests drive them pass by pass with a fake clock."""
     settings = settings or load_settings()
     clock = clock or SystemClock()
+    kinds = load_registry(settings)
+    allowlist = Allowlist(settings.outbound_allowlist)
 
     @contextlib.asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -56,15 +62,19 @@ def get_app(
         store = Store()
         bus = EventBus()
         registry = Metrics()
-        # Each rmf_http target bounds its own requests in flight (max_connections), so the
-        # pool needs no limit of its own and keeps every connection those allow for reuse.
-        http = aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=0), trust_env=False)
-        target_service = TargetService(store, clock, settings.targets)
+        # Each target bounds its own requests in flight (max_connections), so the pool needs
+        # no limit of its own and keeps every connection those allow for reuse. Every host
+        # name is resolved through the outbound allowlist.
+        http = aiohttp.ClientSession(
+            connector=aiohttp.TCPConnector(limit=0, resolver=AllowlistResolver(allowlist)), trust_env=False
+        )
+        target_service = TargetService(store, clock, settings.targets, kinds)
         dispatcher = Dispatcher(
             store,
             clock,
             target_service,
-            http,
+            kinds,
+            TransportContext(http=http, allowlist=allowlist),
             bus,
             registry,
             DispatchSettings(
@@ -102,7 +112,7 @@ def get_app(
                 events=bus,
                 changed=changed,
                 default_timezone=settings.timezone,
-                extra_categories=settings.rmf_extra_categories,
+                registry=kinds,
             ),
             tasks=TaskService(
                 store,

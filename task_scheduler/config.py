@@ -20,6 +20,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
+from task_scheduler.domain.allowlist import DEFAULT_ALLOWLIST, check_entry
 from task_scheduler.domain.rmf_schema import check_extra_categories
 from task_scheduler.domain.targets import RmfHttpTarget, TargetConfig
 
@@ -58,6 +59,7 @@ class Settings(BaseModel):
     dispatch_poll_s: float = Field(30.0, gt=0, le=3600)
     shutdown_grace_s: float = Field(10.0, ge=0, le=600)
     run_dispatcher: bool = True
+    outbound_allowlist: list[str] = Field(default_factory=lambda: list(DEFAULT_ALLOWLIST), max_length=1000)
 
     @field_validator("timezone")
     @classmethod
@@ -73,6 +75,11 @@ class Settings(BaseModel):
     def _usable_categories(cls, value: dict[str, dict[str, Any] | None]) -> dict[str, dict[str, Any] | None]:
         check_extra_categories(value)
         return value
+
+    @field_validator("outbound_allowlist")
+    @classmethod
+    def _allowlist(cls, value: list[str]) -> list[str]:
+        return [check_entry(entry) for entry in value]
 
     @field_validator("log_level", mode="before")
     @classmethod

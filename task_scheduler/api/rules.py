@@ -9,7 +9,7 @@ from pydantic import BaseModel
 
 from task_scheduler.api.deps import Offset, Services, services
 from task_scheduler.api.errors import Problem
-from task_scheduler.domain.rules import Rule, RuleSpec
+from task_scheduler.domain.rules import NewRule, Rule, RuleSpec
 from task_scheduler.services.occurrences import TaskView
 from task_scheduler.services.rules import Occurrence
 from task_scheduler.services.runs import RuleStatus
@@ -27,8 +27,9 @@ class RulePage(BaseModel):
 
 
 @router.post("", status_code=201, response_model=Rule, responses={**Problem.BODY, **Problem.CONFLICT})
-async def create_rule(spec: RuleSpec, svc: Svc) -> Rule:
-    """Create a rule; its occurrences up to the horizon are stored at once."""
+async def create_rule(spec: NewRule, svc: Svc) -> Rule:
+    """Create a rule; its occurrences up to the horizon are stored at once (and one more, due
+    now, with `run_now`)."""
     return await svc.rules.create(spec)
 
 

@@ -10,7 +10,17 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, StringConstraints, model_validator
+from pydantic import (
+    AliasChoices,
+    BaseModel,
+    ConfigDict,
+    Discriminator,
+    Field,
+    StringConstraints,
+    Tag,
+    field_validator,
+    model_validator,
+)
 
 from task_scheduler.domain.schedule import Schedule
 
@@ -55,6 +65,42 @@ class RmfTask(_Strict):
         return self
 
 
+class PluginTask(BaseModel):
+    """A task of a kind a plug-in adds: its own model validates it (see ``kinds.registry``)."""
+
+    model_config = ConfigDict(extra="allow")
+
+    kind: str = Field(min_length=1, max_length=32, pattern=r"^[a-z][a-z0-9_]*$")
+    target: str | None = Field(None, min_length=1, max_length=128)
+
+    @field_validator("kind")
+    @classmethod
+    def _not_builtin(cls, value: str) -> str:
+        if value in BUILTIN_KINDS:
+            raise ValueError(f"{value} is a built-in kind")
+        return value
+
+
+def _task_tag(value: Any) -> str:
+    kind = value.get("kind", "rmf") if isinstance(value, dict) else getattr(value, "kind", None)
+    return kind if kind in BUILTIN_KINDS else "plugin"
+
+
+def _task_union() -> Any:
+    # Imported here: the kinds' modules import this one for RmfTask.
+    from task_scheduler.kinds.http import HttpTask
+
+    return Annotated[
+        Annotated[RmfTask, Tag("rmf")]
+        | Annotated[HttpTask, Tag("http")]
+        | Annotated[PluginTask, Tag("plugin")],
+        Discriminator(_task_tag),
+    ]
+
+
+BUILTIN_KINDS = ("rmf", "http")
+
+
 class Policy(_Strict):
     """How the dispatcher treats this rule's occurrences."""
 
@@ -76,6 +122,15 @@ class Policy(_Strict):
     overlap: Literal["allow", "skip"] = Field(
         "allow", description="What to do when the previous occurrence is still being dispatched."
     )
+    max_execution_time_s: float | None = Field(
+        None,
+        gt=0,
+        le=86400,
+        description="Give up an attempt that takes longer (a timeout); default: the kind's and target's own.",
+    )
+
+
+TaskSpec = _task_union()
 
 
 class RuleSpec(_Strict):
@@ -88,13 +143,26 @@ class RuleSpec(_Strict):
     )
     enabled: bool = True
     schedule: Schedule
-    task: RmfTask
+    task: TaskSpec = Field(description="What to do: a document of one task kind (rmf, http, ...).")
     policy: Policy = Field(default_factory=Policy)
     metadata: dict[str, Any] = Field(default_factory=dict)
     channel: str | None = Field(
         None,
         max_length=128,
-        description="Event channel this rule's results are published on (/events?channel=).",
+        validation_alias=AliasChoices("channel", "send_to"),
+        description="Event channel this rule's results are published on (/events?channel=); also `send_to`.",
+    )
+
+
+class NewRule(RuleSpec):
+    """A rule to create, with what only creation can say."""
+
+    run_now: bool = Field(False, description="Also run once at creation, besides the schedule.")
+    start_delay_s: float | None = Field(
+        None,
+        ge=0,
+        le=366 * 86400,
+        description="Start this many seconds after creation (instead of schedule.start).",
     )
 
 

@@ -1,23 +1,34 @@
-"""Target configurations: where the dispatcher hands a task to an Open-RMF fleet manager.
+"""Target configurations: named, reusable connections the dispatcher sends tasks through.
 
-A target is a named, reusable connection. Its secrets (``token``, ``jwt_secret``) stay
-server-side: they are hidden from ``repr()``, left out of :func:`public_view` (what the
-API shows), and the text of validation errors never echoes the input, since it may hold them.
+Built in: an Open-RMF api-server (``rmf_http``) or websocket bridge (``rmf_ws``), a web
+service (``http``); plug-in target kinds arrive as :class:`PluginTarget` and are validated
+by their own model (see ``kinds.registry``). A target's secrets (each model's
+``secret_fields``) stay server-side: they are hidden from ``repr()``, left out of
+:func:`public_view` (what the API shows), and the text of validation errors never echoes
+the input, since it may hold them.
 """
 
 from __future__ import annotations
 
-from typing import Annotated, Any, Literal
+import re
+from typing import Annotated, Any, ClassVar, Literal
 from urllib.parse import urlsplit
 
-from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, field_validator, model_validator
-
-SECRET_FIELDS = ("token", "jwt_secret")
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Discriminator,
+    Field,
+    Tag,
+    TypeAdapter,
+    field_validator,
+    model_validator,
+)
 
 _Text = Annotated[str, Field(min_length=1, max_length=256)]
 
 
-def _check_url(value: str, schemes: tuple[str, ...]) -> str:
+def check_url(value: str, schemes: tuple[str, ...], *, query: bool = False) -> str:
     """A URL the transports can use as is, or ``ValueError`` saying what is wrong with it.
 
     Credentials in the URL are refused: they would show wherever the URL does.
@@ -33,19 +44,26 @@ def _check_url(value: str, schemes: tuple[str, ...]) -> str:
     if not parts.hostname:
         raise ValueError("a host is required")
     if parts.username is not None or parts.password is not None:
-        raise ValueError("credentials do not belong in the URL: use token or jwt_secret")
-    if parts.query or parts.fragment or value.endswith(("?", "#")):
-        raise ValueError("a query or fragment is not allowed")
+        raise ValueError("credentials do not belong in the URL: use a target's secrets")
+    if parts.fragment or value.endswith("#") or (not query and (parts.query or value.endswith("?"))):
+        raise ValueError("a query or fragment is not allowed" if not query else "a fragment is not allowed")
     if port == 0:
         raise ValueError("the port must be between 1 and 65535")
     return value
 
 
-class _RmfTarget(BaseModel):
-    """Authentication and timeout, shared by both RMF targets."""
-
+class _Target(BaseModel):
     # hide_input_in_errors: a validation error would otherwise print the whole input, secrets included.
     model_config = ConfigDict(extra="forbid", hide_input_in_errors=True)
+
+    secret_fields: ClassVar[tuple[str, ...]] = ()
+    """Fields the API accepts but never shows."""
+
+
+class _RmfTarget(_Target):
+    """Authentication and timeout, shared by both RMF targets."""
+
+    secret_fields: ClassVar[tuple[str, ...]] = ("token", "jwt_secret")
 
     token: str | None = Field(
         None, min_length=1, max_length=8192, repr=False, description="A ready bearer token (secret)."
@@ -92,7 +110,7 @@ class RmfHttpTarget(_RmfTarget):
     @field_validator("base_url")
     @classmethod
     def _base_url(cls, value: str) -> str:
-        return _check_url(value, ("http", "https")).rstrip("/")
+        return check_url(value, ("http", "https")).rstrip("/")
 
 
 class RmfWsTarget(_RmfTarget):
@@ -109,11 +127,91 @@ class RmfWsTarget(_RmfTarget):
     @field_validator("url")
     @classmethod
     def _url(cls, value: str) -> str:
-        return _check_url(value, ("ws", "wss"))
+        return check_url(value, ("ws", "wss"))
 
 
-TargetConfig = Annotated[RmfHttpTarget | RmfWsTarget, Field(discriminator="kind")]
-target_adapter: TypeAdapter[RmfHttpTarget | RmfWsTarget] = TypeAdapter(
+_HEADER_NAME = re.compile(r"^[!#$%&'*+.^_`|~0-9A-Za-z-]{1,128}$")
+Headers = dict[Annotated[str, Field(pattern=_HEADER_NAME.pattern)], Annotated[str, Field(max_length=8192)]]
+
+
+def check_headers(headers: dict[str, str]) -> dict[str, str]:
+    if len(headers) > 50:
+        raise ValueError("at most 50 headers")
+    for value in headers.values():
+        if "\r" in value or "\n" in value:
+            raise ValueError("a header value may not contain a line break")
+    return headers
+
+
+class HttpTarget(_Target):
+    """A web service: a base URL that ``http`` tasks add their ``path`` to, with the headers
+    and credentials every call carries."""
+
+    secret_fields: ClassVar[tuple[str, ...]] = ("token", "secret_headers")
+
+    kind: Literal["http"] = "http"
+    base_url: str = Field(
+        max_length=2048,
+        examples=["https://status.example.com/api"],
+        description="http(s)://host[:port][/prefix]; a trailing slash is dropped.",
+    )
+    headers: Headers = Field(default_factory=dict, description="Headers sent with every call (shown).")
+    secret_headers: Headers = Field(
+        default_factory=dict,
+        repr=False,
+        description="Headers sent with every call and never shown, e.g. X-Api-Key (secret).",
+    )
+    token: str | None = Field(
+        None, min_length=1, max_length=8192, repr=False, description="Sent as a bearer token (secret)."
+    )
+    timeout_s: float = Field(10.0, gt=0, le=300, description="Seconds a call may take, unless the task says.")
+    max_connections: int = Field(
+        8, ge=1, le=256, description="Calls in flight at once; more wait their turn."
+    )
+    verify_tls: bool = Field(True, description="Check the server's certificate (https).")
+
+    @field_validator("base_url")
+    @classmethod
+    def _base_url(cls, value: str) -> str:
+        return check_url(value, ("http", "https")).rstrip("/")
+
+    @field_validator("headers", "secret_headers")
+    @classmethod
+    def _headers(cls, value: dict[str, str]) -> dict[str, str]:
+        return check_headers(value)
+
+
+BUILTIN_TARGET_KINDS = ("rmf_http", "rmf_ws", "http")
+
+
+class PluginTarget(BaseModel):
+    """A target of a kind a plug-in adds; its own model validates it (see ``kinds.registry``)."""
+
+    model_config = ConfigDict(extra="allow", hide_input_in_errors=True)
+
+    kind: str = Field(min_length=1, max_length=32, pattern=r"^[a-z][a-z0-9_]*$")
+
+    @field_validator("kind")
+    @classmethod
+    def _not_builtin(cls, value: str) -> str:
+        if value in BUILTIN_TARGET_KINDS:
+            raise ValueError(f"{value} is a built-in kind")
+        return value
+
+
+def _target_tag(value: Any) -> str:
+    kind = value.get("kind") if isinstance(value, dict) else getattr(value, "kind", None)
+    return kind if kind in BUILTIN_TARGET_KINDS else "plugin"
+
+
+TargetConfig = Annotated[
+    Annotated[RmfHttpTarget, Tag("rmf_http")]
+    | Annotated[RmfWsTarget, Tag("rmf_ws")]
+    | Annotated[HttpTarget, Tag("http")]
+    | Annotated[PluginTarget, Tag("plugin")],
+    Discriminator(_target_tag),
+]
+target_adapter: TypeAdapter[Any] = TypeAdapter(
     TargetConfig, config=ConfigDict(title="target", hide_input_in_errors=True)
 )
 """Validates a target configuration. Its errors' text never echoes the input, but
@@ -121,8 +219,9 @@ target_adapter: TypeAdapter[RmfHttpTarget | RmfWsTarget] = TypeAdapter(
 the process. A model embedding :data:`TargetConfig` needs ``hide_input_in_errors`` too."""
 
 
-def public_view(config: RmfHttpTarget | RmfWsTarget) -> dict[str, Any]:
+def public_view(config: BaseModel) -> dict[str, Any]:
     """The configuration as the API may show it: secrets left out, and which ones are set."""
-    view = config.model_dump(mode="json", exclude=set(SECRET_FIELDS))
-    view["secrets_set"] = [name for name in SECRET_FIELDS if getattr(config, name) is not None]
+    secrets = getattr(config, "secret_fields", ())
+    view = config.model_dump(mode="json", exclude=set(secrets))
+    view["secrets_set"] = [name for name in secrets if getattr(config, name)]
     return view

@@ -23,21 +23,22 @@ from datetime import datetime, timedelta
 from random import Random
 from typing import Any
 
-import aiohttp
-
 from task_scheduler.clock import Clock
-from task_scheduler.domain.messages import build_message, task_label
+from task_scheduler.domain.messages import task_label
 from task_scheduler.domain.policy import Verdict, misfire_decision, retry_at, retry_unreachable_at
 from task_scheduler.domain.rules import Policy
 from task_scheduler.domain.tasks import TaskStatus
 from task_scheduler.events import Event, EventBus, EventType
+from task_scheduler.kinds.base import Occurrence, TaskKind, TransportContext
+from task_scheduler.kinds.registry import Registry
 from task_scheduler.metrics import Metrics
-from task_scheduler.services.occurrences import effective_request
+from task_scheduler.services.occurrences import task_document
 from task_scheduler.services.targets import TargetService
 from task_scheduler.services.wakeup import Wakeup
 from task_scheduler.storage.orm import RuleRecord, TaskRecord
 from task_scheduler.storage.store import Store
-from task_scheduler.transports.base import Delivery, LookupFailed, Outcome, Transport, build_transport
+from task_scheduler.transports.base import Delivery, LookupFailed, Outcome, Transport
+from task_scheduler.transports.http import HttpTransport
 
 logger = logging.getLogger(__name__)
 
@@ -51,6 +52,10 @@ leaves most dispatch slots to the others."""
 def _target_of(task: TaskRecord, rule: RuleRecord | None) -> str:
     """The target a task goes to: its own (copied from its rule when it was stored), else its rule's."""
     return task.target or (rule.target if rule else None) or "default"
+
+
+def _kind_of(task: TaskRecord, rule: RuleRecord | None) -> str:
+    return rule.task_kind if rule else task.kind
 
 
 def _found_at_fleet(fleet_task_id: str, label: str) -> Delivery:
@@ -74,7 +79,8 @@ class Dispatcher:
         store: Store,
         clock: Clock,
         targets: TargetService,
-        http: aiohttp.ClientSession,
+        registry: Registry,
+        transport_context: TransportContext,
         events: EventBus,
         metrics: Metrics,
         settings: DispatchSettings,
@@ -83,7 +89,8 @@ class Dispatcher:
         self._store = store
         self._clock = clock
         self._targets = targets
-        self._http = http
+        self._registry = registry
+        self._context = transport_context
         self._events = events
         self._metrics = metrics
         self._settings = settings
@@ -276,11 +283,13 @@ class Dispatcher:
         policy = Policy.model_validate(rule.policy) if rule else Policy()
         target_name = _target_of(task, rule)
         transport = await self._transport(target_name)
+        kind = self._registry.task_kinds.get(_kind_of(task, rule))
+        document = task_document(task, rule)
         started = self._clock.now()
         if transport is not None and task.attempts > 1:
             # An earlier claim may have reached the fleet before its replica died or its
             # answer was lost: settle that first, whatever the task's lateness now.
-            prior = await self._earlier_attempt(task, transport)
+            prior = await self._earlier_attempt(task, transport, kind, document)
             if prior is not None:
                 await self._settle_run(task, rule, policy, transport, prior, started, self._clock.now())
                 return
@@ -288,14 +297,35 @@ class Dispatcher:
         if reason is not None:
             await self._settle_unrun(task, rule, *reason)
             return
-        if transport is None:
+        if kind is None:
+            delivery = Delivery(Outcome.REJECTED, error=f"no task kind {_kind_of(task, rule)!r} is installed")
+        elif transport is None:
             delivery = Delivery(Outcome.FAILED, error=f"target {target_name!r} does not exist")
+        elif (target_kind := await self._target_kind(target_name)) not in kind.target_kinds:
+            delivery = Delivery(
+                Outcome.REJECTED, error=f"{kind.name} tasks cannot go through a {target_kind} target"
+            )
         else:
-            delivery = await self._deliver(task, rule, transport, started)
-        await self._settle_run(task, rule, policy, transport, delivery, started, self._clock.now())
+            delivery = await self._deliver(task, transport, kind, document, policy, started)
+        await self._settle_run(
+            task, rule, policy, transport, delivery, started, self._clock.now(), kind, document
+        )
 
-    async def _earlier_attempt(self, task: TaskRecord, transport: Transport) -> Delivery | None:
+    async def _target_kind(self, name: str) -> str | None:
+        if name in self._direct_targets():
+            return "http"
+        resolved = await self._targets.resolve(name)
+        return getattr(resolved[0], "kind", None) if resolved else None
+
+    def _direct_targets(self) -> set[str]:
+        return {k.direct_target for k in self._registry.task_kinds.values() if k.direct_target}
+
+    async def _earlier_attempt(
+        self, task: TaskRecord, transport: Transport, kind: TaskKind | None, document: dict[str, Any]
+    ) -> Delivery | None:
         """What became of the previous attempt, when the fleet may have it; None to send again."""
+        if kind is not None and kind.resend_safe(document):
+            return None  # sending it again does no harm
         label = task_label(task.id)
         if transport.supports_lookup:
             try:
@@ -347,20 +377,30 @@ class Dispatcher:
         return None
 
     async def _deliver(
-        self, task: TaskRecord, rule: RuleRecord | None, transport: Transport, now: datetime
+        self,
+        task: TaskRecord,
+        transport: Transport,
+        kind: TaskKind,
+        document: dict[str, Any],
+        policy: Policy,
+        now: datetime,
     ) -> Delivery:
         label = task_label(task.id)
-        message = build_message(
+        occurrence = Occurrence(
             task_id=task.id,
             rule_id=task.rule_id,
-            template=effective_request(task, rule),
-            robot=rule.task.get("robot") if rule else None,
-            fleet=rule.task.get("fleet") if rule else None,
             scheduled_at=task.scheduled_at,
-            requester=self._settings.requester,
             now=now,
+            requester=self._settings.requester,
         )
-        delivery = await transport.submit(message)
+        message = kind.build(document, occurrence)
+        limit = policy.max_execution_time_s
+        try:
+            delivery = await asyncio.wait_for(transport.submit(message), limit)
+        except asyncio.TimeoutError:
+            delivery = Delivery(
+                Outcome.TIMEOUT, error=f"gave up after max_execution_time_s ({limit:g} s)", ambiguous=True
+            )
         if delivery.ambiguous and transport.supports_lookup:
             try:
                 found = await transport.find(label)
@@ -371,16 +411,21 @@ class Dispatcher:
         return delivery
 
     async def _transport(self, name: str) -> Transport | None:
+        cached = self._transports.get(name)
+        if name in self._direct_targets():
+            if cached is None:
+                cached = ("direct", HttpTransport(None, self._context))
+                self._transports[name] = cached
+            return cached[1]
         resolved = await self._targets.resolve(name)
         if resolved is None:
             return None
         config, version = resolved
-        cached = self._transports.get(name)
         if cached is not None and cached[0] == version:
             return cached[1]
         if cached is not None:
             await cached[1].aclose()
-        transport = build_transport(config, self._http)
+        transport = self._registry.target_kinds[config.kind].transport(config, self._context)
         self._transports[name] = (version, transport)
         return transport
 
@@ -404,8 +449,11 @@ class Dispatcher:
         delivery: Delivery,
         started: datetime,
         finished: datetime,
+        kind: TaskKind | None = None,
+        document: dict[str, Any] | None = None,
     ) -> None:
         changes: dict[str, Any] = {"updated_at": finished}
+        resend_safe = kind is not None and document is not None and kind.resend_safe(document)
         rule_failed: bool | None = None
         if delivery.outcome is Outcome.SUCCEEDED:
             changes.update(
@@ -427,7 +475,10 @@ class Dispatcher:
             if not delivery.reached:
                 retry = retry_unreachable_at(policy, **when)
             elif delivery.outcome is not Outcome.REJECTED and not (
-                delivery.ambiguous and transport is not None and not transport.supports_lookup
+                delivery.ambiguous
+                and transport is not None
+                and not transport.supports_lookup
+                and not resend_safe
             ):
                 retry = retry_at(policy, **when)
             if retry is not None:
@@ -472,7 +523,10 @@ class Dispatcher:
             (finished - task.scheduled_at).total_seconds() if delivery.outcome is Outcome.SUCCEEDED else None
         )
         self._metrics.observe_run(delivery.outcome.value, lateness)
-        summary = {key: run[key] for key in ("attempt", "outcome", "fleet_task_id", "error", "duration_ms")}
+        summary = {
+            key: run[key]
+            for key in ("attempt", "outcome", "fleet_task_id", "error", "duration_ms", "response")
+        }
         self._publish(EventType.run_finished, task, rule, summary)
         if delivery.outcome is Outcome.SUCCEEDED:
             self._publish(EventType.task_dispatched, task, rule, {"fleet_task_id": delivery.fleet_task_id})

@@ -96,15 +96,23 @@ def new_task_record(rule: RuleRecord, original_at: datetime, now: datetime, **ov
     return TaskRecord(**values)
 
 
-def effective_request(task: TaskRecord, rule: RuleRecord | None) -> dict[str, Any]:
-    """The request an occurrence sends: its own, or its rule's."""
-    if task.request is not None:
-        return task.request
-    return rule.task["request"] if rule else {}
+def task_document(task: TaskRecord, rule: RuleRecord | None) -> dict[str, Any]:
+    """The task document an occurrence runs: its rule's, with an rmf occurrence's own request;
+    a task without a rule (a timer) keeps its whole document in ``request``."""
+    if rule is None:
+        return task.request or {}
+    if task.request is not None and rule.task_kind == "rmf":
+        return {**rule.task, "request": task.request}
+    return rule.task
+
+
+def _shown_request(document: dict[str, Any]) -> dict[str, Any]:
+    """What a task view shows as its request: an rmf task's request, another kind's document."""
+    return document.get("request", {}) if document.get("kind", "rmf") == "rmf" else document
 
 
 def task_view(task: TaskRecord, rule: RuleRecord | None) -> TaskView:
-    request = effective_request(task, rule)
+    request = _shown_request(task_document(task, rule))
     return TaskView(
         id=task.id,
         rule_id=task.rule_id,
@@ -133,5 +141,5 @@ def computed_view(rule: RuleRecord, original_at: datetime) -> TaskView:
         materialized=False,
         edited=False,
         category=rule.category,
-        request=rule.task["request"],
+        request=_shown_request(rule.task),
     )

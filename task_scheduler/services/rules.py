@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 import uuid
-from collections.abc import Callable, Mapping
-from datetime import datetime
+from collections.abc import Callable
+from datetime import datetime, timedelta
 from typing import Any
 
 from pydantic import BaseModel, Field
@@ -12,9 +12,11 @@ from pydantic import BaseModel, Field
 from task_scheduler.clock import Clock
 from task_scheduler.domain.errors import Conflict, Invalid, NotFound
 from task_scheduler.domain.recurrence import Recurrence, validate_timezone
-from task_scheduler.domain.rmf_schema import RmfValidationError, validate_task_request
-from task_scheduler.domain.rules import Rule, RuleSpec
+from task_scheduler.domain.rules import NewRule, Rule, RuleSpec
+from task_scheduler.domain.schedule import whole_millis
 from task_scheduler.events import Event, EventBus, EventType
+from task_scheduler.kinds.base import TaskKind
+from task_scheduler.kinds.registry import Registry
 from task_scheduler.services.expander import EXHAUSTED, Expander
 from task_scheduler.services.occurrences import (
     SMALLEST_STEP,
@@ -27,7 +29,7 @@ from task_scheduler.services.occurrences import (
     task_view,
 )
 from task_scheduler.services.targets import TargetService
-from task_scheduler.storage.orm import RuleRecord
+from task_scheduler.storage.orm import RuleRecord, TaskRecord
 from task_scheduler.storage.store import Store
 
 
@@ -47,7 +49,7 @@ class RuleService:
         events: EventBus,
         changed: Callable[[datetime | None], None],
         default_timezone: str,
-        extra_categories: Mapping[str, Mapping[str, Any] | None],
+        registry: Registry,
     ) -> None:
         self._store = store
         self._expander = expander
@@ -56,42 +58,54 @@ class RuleService:
         self._events = events
         self._changed = changed
         self._default_timezone = default_timezone
-        self._extra_categories = extra_categories
+        self._registry = registry
 
     # -- validation ----------------------------------------------------------------------
 
-    def _resolve(self, spec: RuleSpec, now: datetime) -> tuple[str, Recurrence, dict[str, Any]]:
-        """Check what pydantic cannot (zone, fleet schemas, reachability); fill the start."""
+    def _resolve(
+        self, spec: RuleSpec, now: datetime, start_delay_s: float | None = None
+    ) -> tuple[str, Recurrence, dict[str, Any], TaskKind, BaseModel]:
+        """Check what pydantic cannot (zone, the kind's own checks, reachability); fill the start."""
         zone_name = spec.timezone or self._default_timezone
         try:
             zone = validate_timezone(zone_name)
         except ValueError as exc:
             raise Invalid.at(("timezone",), str(exc)) from None
-        try:
-            validate_task_request(spec.task.request.model_dump(exclude_none=True), self._extra_categories)
-        except RmfValidationError as exc:
-            raise Invalid([(("task", "request", *path), message) for path, message in exc.problems]) from None
+        kind, task = self._registry.task(spec.task.model_dump(mode="json", exclude_none=True))
         schedule = spec.schedule
-        if schedule.start is None:
+        if start_delay_s is not None:
+            if schedule.start is not None:
+                raise Invalid.at(("start_delay_s",), "give schedule.start or start_delay_s, not both")
+            start = now + timedelta(seconds=start_delay_s)
+            schedule = schedule.model_copy(update={"start": whole_millis(start.astimezone(zone))})
+        elif schedule.start is None:
             schedule = schedule.model_copy(update={"start": now.astimezone(zone).replace(microsecond=0)})
         recurrence = Recurrence(schedule, zone, default_start=now)
         if not recurrence.next_after(now, 1):
             raise Invalid.at(("schedule",), "the schedule produces no occurrence after now")
-        return zone_name, recurrence, schedule.model_dump(mode="json")
+        return zone_name, recurrence, schedule.model_dump(mode="json"), kind, task
 
-    def _columns(self, spec: RuleSpec, zone_name: str, schedule: dict[str, Any]) -> dict[str, Any]:
+    def _columns(
+        self,
+        spec: RuleSpec,
+        zone_name: str,
+        schedule: dict[str, Any],
+        kind: TaskKind,
+        task: BaseModel,
+        target: str,
+    ) -> dict[str, Any]:
         return {
             "name": spec.name,
             "description": spec.description,
             "timezone": zone_name,
             "enabled": spec.enabled,
             "schedule": schedule,
-            "task": spec.task.model_dump(mode="json", exclude_none=True),
+            "task": task.model_dump(mode="json", exclude_none=True),
             "policy": spec.policy.model_dump(mode="json"),
             "metadata": spec.metadata,
-            "task_kind": spec.task.kind,
-            "category": spec.task.request.category,
-            "target": spec.task.target,
+            "task_kind": kind.name,
+            "category": kind.category(task),
+            "target": target,
             "channel": spec.channel,
         }
 
@@ -117,7 +131,7 @@ class RuleService:
 
     def preview(self, spec: RuleSpec, count: int) -> list[Occurrence]:
         now = self._clock.now()
-        zone_name, recurrence, _ = self._resolve(spec, now)
+        zone_name, recurrence, *_ = self._resolve(spec, now)
         return self._occurrences(recurrence, zone_name, now, count)
 
     async def preview_stored(self, rule_id: int, count: int) -> list[Occurrence]:
@@ -145,41 +159,62 @@ class RuleService:
             Event(type=kind, at=now, rule_id=record.id, channel=record.channel, data={"name": record.name})
         )
 
-    async def _check_target(self, spec: RuleSpec) -> None:
-        if not await self._targets.exists(spec.task.target):
-            raise Invalid.at(("task", "target"), f"no target named {spec.task.target!r}; see /targets")
+    async def _target(self, kind: TaskKind, task: BaseModel) -> str:
+        """The name of the target the task goes through, checked to exist and to carry its kind."""
+        name = getattr(task, "target", None)
+        if name is None:
+            if kind.direct_target is None:
+                raise Invalid.at(("task", "target"), f"{kind.name} tasks need a target; see /targets")
+            return kind.direct_target
+        resolved = await self._targets.resolve(name)
+        if resolved is None:
+            raise Invalid.at(("task", "target"), f"no target named {name!r}; see /targets")
+        target_kind = getattr(resolved[0], "kind", None)
+        if target_kind not in kind.target_kinds:
+            carriers = " or ".join(sorted(kind.target_kinds))
+            raise Invalid.at(
+                ("task", "target"),
+                f"{name!r} is a {target_kind} target; {kind.name} tasks go through {carriers}",
+            )
+        return name
 
-    async def create(self, spec: RuleSpec) -> Rule:
+    async def create(self, spec: NewRule) -> Rule:
         now = self._clock.now()
-        zone_name, recurrence, schedule = self._resolve(spec, now)
-        await self._check_target(spec)
+        zone_name, recurrence, schedule, kind, task = self._resolve(spec, now, spec.start_delay_s)
+        target = await self._target(kind, task)
+        if spec.run_now and not spec.enabled:
+            raise Invalid.at(("run_now",), "a disabled rule does not run; enable it or drop run_now")
         times, until = self._expander.plan(recurrence, now, now) if spec.enabled else ([], None)
         async with self._store.transaction():
             record = await self._store.insert_rule(
-                **self._columns(spec, zone_name, schedule),
+                **self._columns(spec, zone_name, schedule, kind, task, target),
                 expanded_until=until,
                 created_at=now,
                 updated_at=now,
             )
             await self._expander.store(record, times, now)
+            if spec.run_now:
+                await self._store.insert_task(self._extra_run(record, now))
         self._expander.announce(record, times, now)
         # A new rule only adds tasks: the dispatcher needs waking only for one due sooner
         # than it would look anyway.
-        first_due = due_at(record, times[0]) if times else EXHAUSTED
+        first_due = now if spec.run_now else due_at(record, times[0]) if times else EXHAUSTED
         self._announce(EventType.rule_created, record, now, due_at=first_due)
         return rule_view(record, now, recurrence)
 
     async def replace(self, rule_id: int, spec: RuleSpec) -> Rule:
         """Edit the series: future untouched tasks are regenerated, edited ones kept."""
         now = self._clock.now()
-        zone_name, recurrence, schedule = self._resolve(spec, now)
-        await self._check_target(spec)
+        zone_name, recurrence, schedule, kind, task = self._resolve(spec, now)
+        target = await self._target(kind, task)
         async with self._store.transaction():
             record = await self._get(rule_id, for_update=True)
             await self._store.delete_future_tasks(rule_id, now, keep_edited=True)
+            if record.task_kind != kind.name:  # an occurrence's own request was for the old kind
+                await self._store.drop_own_requests(rule_id)
             await self._store.save_rule(
                 record,
-                **self._columns(spec, zone_name, schedule),
+                **self._columns(spec, zone_name, schedule, kind, task, target),
                 expanded_until=now if spec.enabled else None,
                 updated_at=now,
             )
@@ -227,6 +262,13 @@ class RuleService:
         self._announce(EventType.rule_updated, record, now)
         return rule_view(record, now)
 
+    @staticmethod
+    def _extra_run(record: RuleRecord, now: datetime) -> TaskRecord:
+        """An occurrence besides the schedule's, due now."""
+        return new_task_record(
+            record, now, now, id=f"{record.id}-run-{uuid.uuid4().hex[:16]}", due_at=now, edited=True
+        )
+
     async def run_now(self, rule_id: int) -> TaskView:
         """An extra, ad-hoc occurrence of the rule, due at once."""
         now = self._clock.now()
@@ -234,9 +276,7 @@ class RuleService:
             record = await self._get(rule_id)
             if not record.enabled:
                 raise Conflict(f"rule {rule_id} is disabled; enable it to run it")
-            task = new_task_record(
-                record, now, now, id=f"{rule_id}-run-{uuid.uuid4().hex[:16]}", due_at=now, edited=True
-            )
+            task = self._extra_run(record, now)
             await self._store.insert_task(task)
         self._changed()
         self._events.publish(

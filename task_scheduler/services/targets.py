@@ -1,7 +1,8 @@
-"""Targets: named connections to fleet managers, from the configuration or made over the API.
+"""Targets: named connections tasks go through, from the configuration or made over the API.
 
 Targets from the configuration are read-only through the API; secrets are accepted but
-never returned.
+never returned. Every configuration is validated by its kind's model (see
+``kinds.registry``), plug-in kinds included.
 """
 
 from __future__ import annotations
@@ -13,7 +14,8 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from task_scheduler.clock import Clock
 from task_scheduler.domain.errors import Conflict, NotFound
-from task_scheduler.domain.targets import TargetConfig, public_view, target_adapter
+from task_scheduler.domain.targets import TargetConfig, public_view
+from task_scheduler.kinds.registry import Registry
 from task_scheduler.storage.store import Store
 
 _CONFIG_VERSION = "config"
@@ -35,19 +37,27 @@ class TargetView(BaseModel):
 
 
 class TargetService:
-    def __init__(self, store: Store, clock: Clock, configured: Mapping[str, TargetConfig]) -> None:
+    def __init__(
+        self, store: Store, clock: Clock, configured: Mapping[str, BaseModel], registry: Registry
+    ) -> None:
         self._store = store
         self._clock = clock
-        self._configured = dict(configured)
+        self._registry = registry
+        self._configured = {
+            name: registry.target(config, ("targets", name)) for name, config in configured.items()
+        }
 
-    async def resolve(self, name: str) -> tuple[TargetConfig, str] | None:
+    def _stored(self, config: dict[str, Any]) -> BaseModel:
+        return self._registry.target(config)
+
+    async def resolve(self, name: str) -> tuple[BaseModel, str] | None:
         """The target's connection and a version that changes whenever it is edited."""
         if name in self._configured:
             return self._configured[name], _CONFIG_VERSION
         record = await self._store.get_target(name)
         if record is None:
             return None
-        return target_adapter.validate_python(record.config), record.updated_at.isoformat()
+        return self._stored(record.config), record.updated_at.isoformat()
 
     async def exists(self, name: str) -> bool:
         return name in self._configured or await self._store.get_target(name) is not None
@@ -58,7 +68,7 @@ class TargetService:
             for n, c in sorted(self._configured.items())
         ]
         for record in await self._store.list_targets():
-            config = target_adapter.validate_python(record.config)
+            config = self._stored(record.config)
             views.append(TargetView(name=record.name, source="api", config=public_view(config)))
         return views
 
@@ -68,9 +78,7 @@ class TargetService:
         record = await self._store.get_target(name)
         if record is None:
             raise NotFound("target", name)
-        return TargetView(
-            name=name, source="api", config=public_view(target_adapter.validate_python(record.config))
-        )
+        return TargetView(name=name, source="api", config=public_view(self._stored(record.config)))
 
     def _writable(self, name: str) -> None:
         if name in self._configured:
@@ -78,18 +86,20 @@ class TargetService:
 
     async def create(self, spec: TargetSpec) -> TargetView:
         self._writable(spec.name)
+        config = self._registry.target(spec.config)
         now = self._clock.now()
         await self._store.insert_target(
             name=spec.name,
-            kind=spec.config.kind,
-            config=spec.config.model_dump(mode="json"),
+            kind=config.kind,
+            config=config.model_dump(mode="json"),
             created_at=now,
             updated_at=now,
         )
         return await self.get(spec.name)
 
-    async def replace(self, name: str, config: TargetConfig) -> TargetView:
+    async def replace(self, name: str, config: BaseModel) -> TargetView:
         self._writable(name)
+        config = self._registry.target(config, ())
         async with self._store.transaction():
             record = await self._store.get_target(name)
             if record is None:

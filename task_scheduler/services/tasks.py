@@ -144,6 +144,11 @@ class TaskService:
                 if rule is not None:
                     changes["due_at"] = due_at(rule, changes["scheduled_at"])
             if "request" in patch.model_fields_set:
+                kind = rule.task_kind if rule else record.kind if record else "rmf"
+                if kind != "rmf":
+                    raise Invalid.at(
+                        ("request",), f"only rmf tasks take their own request; this one is {kind}"
+                    )
                 changes.update(self._request_columns(patch, rule))
             if record is None:
                 record = new_task_record(rule, original_at, now)

@@ -195,6 +195,10 @@ class Store:
         await pending.update(target=target, kind=kind)
         await pending.filter(request__isnull=True).update(category=category)
 
+    async def drop_own_requests(self, rule_id: int) -> None:
+        """Pending occurrences of a rule whose kind changed go back to the rule's task."""
+        await TaskRecord.filter(rule_id=rule_id, status=TaskStatus.scheduled.value).update(request=None)
+
     # -- dispatch ------------------------------------------------------------------------
 
     async def claim_due(

@@ -1,7 +1,7 @@
-"""Outbound transports: how the dispatcher hands a task to an Open-RMF fleet manager."""
+"""Outbound transports: how the dispatcher hands a task to its target."""
 
 from task_scheduler.transports.auth import BearerAuth
-from task_scheduler.transports.base import Delivery, LookupFailed, Outcome, Transport, build_transport
+from task_scheduler.transports.base import Delivery, LookupFailed, Outcome, Transport
 from task_scheduler.transports.rmf_http import RmfHttpTransport
 from task_scheduler.transports.rmf_ws import RmfWsTransport
 
@@ -13,5 +13,4 @@ __all__ = [
     "RmfHttpTransport",
     "RmfWsTransport",
     "Transport",
-    "build_transport",
 ]

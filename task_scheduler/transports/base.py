@@ -12,12 +12,7 @@ import json
 import logging
 from dataclasses import dataclass
 from enum import Enum
-from typing import TYPE_CHECKING, Any, Final, Protocol
-
-if TYPE_CHECKING:
-    import aiohttp
-
-    from task_scheduler.domain.targets import TargetConfig
+from typing import Any, Final, Protocol
 
 RESPONSE_LIMIT: Final = 16 * 1024
 """The largest answer (as JSON) a Delivery keeps whole."""
@@ -70,14 +65,14 @@ class LookupFailed(Exception):
 
 
 class Transport(Protocol):
-    """Hands complete Open-RMF task requests to one fleet manager."""
+    """Hands the messages its task kinds build to one target (a fleet manager, a web service, ...)."""
 
     supports_lookup: bool
     capacity: int
     """How many submissions it sends at once; more wait their turn inside it."""
 
     async def submit(self, message: dict[str, Any]) -> Delivery:
-        """Send a complete ``dispatch_task_request`` or ``robot_task_request``."""
+        """Send one message, e.g. a complete ``dispatch_task_request``."""
         ...
 
     async def find(self, label: str) -> str | None:
@@ -88,20 +83,6 @@ class Transport(Protocol):
         ...
 
     async def aclose(self) -> None: ...
-
-
-def build_transport(config: TargetConfig, http: aiohttp.ClientSession) -> Transport:
-    """The transport for a target; ``http`` is the service's shared session (HTTP targets use it)."""
-    # Imported here: the transport modules import this one.
-    from task_scheduler.domain.targets import RmfHttpTarget, RmfWsTarget
-    from task_scheduler.transports.rmf_http import RmfHttpTransport
-    from task_scheduler.transports.rmf_ws import RmfWsTransport
-
-    if isinstance(config, RmfHttpTarget):
-        return RmfHttpTransport(config, http)
-    if isinstance(config, RmfWsTarget):
-        return RmfWsTransport(config)
-    raise TypeError(f"no transport for target {type(config).__name__}")
 
 
 def logged(log: logging.Logger, where: str, delivery: Delivery) -> Delivery:

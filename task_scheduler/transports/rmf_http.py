@@ -12,10 +12,13 @@ import json
 import logging
 from dataclasses import dataclass
 from typing import Any, Final
+from urllib.parse import urlsplit
 
 import aiohttp
 
+from task_scheduler.domain.allowlist import Allowlist
 from task_scheduler.domain.targets import RmfHttpTarget
+from task_scheduler.transports.allowlist import NotAllowed, refusal_in, refuse
 from task_scheduler.transports.auth import BearerAuth
 from task_scheduler.transports.base import (
     Delivery,
@@ -94,9 +97,14 @@ class RmfHttpTransport:
 
     supports_lookup = True
 
-    def __init__(self, config: RmfHttpTarget, http: aiohttp.ClientSession) -> None:
+    def __init__(
+        self, config: RmfHttpTarget, http: aiohttp.ClientSession, allowlist: Allowlist | None = None
+    ) -> None:
+        """``allowlist``: the hosts that may be called (the session's resolver checks names,
+        this the addresses a URL gives); None for any."""
         self._config = config
         self._http = http
+        self._allowlist = allowlist
         self._auth = BearerAuth(config)
         self._slots = asyncio.Semaphore(config.max_connections)
         self.capacity = config.max_connections
@@ -110,6 +118,8 @@ class RmfHttpTransport:
         return {"Accept": "application/json", **self._auth.headers()}
 
     async def _call(self, method: str, url: str, **options: Any) -> _Answer:
+        if self._allowlist is not None:
+            refuse(self._allowlist, urlsplit(url).hostname)
         async with self._slots:
             async with self._http.request(
                 method, url, headers=self._headers(), timeout=self._timeout, allow_redirects=False, **options
@@ -124,10 +134,14 @@ class RmfHttpTransport:
         url = self._config.base_url + route
         try:
             answer = await self._call("POST", url, json=message)
-        except _NEVER_SENT as error:
-            delivery = Delivery(
-                Outcome.FAILED, error=f"cannot reach the fleet: {_describe(error)}", reached=False
-            )
+        except (NotAllowed, *_NEVER_SENT) as error:
+            refused = refusal_in(error)
+            if refused is not None:  # a setting to change, not an outage to wait out
+                delivery = Delivery(Outcome.REJECTED, error=str(refused))
+            else:
+                delivery = Delivery(
+                    Outcome.FAILED, error=f"cannot reach the fleet: {_describe(error)}", reached=False
+                )
         except TimeoutError:  # sent, no answer in time: the fleet may be working on it
             delivery = Delivery(
                 Outcome.TIMEOUT, error=f"no answer within {self._config.timeout_s:g} s", ambiguous=True
@@ -169,7 +183,7 @@ class RmfHttpTransport:
         url = self._config.base_url + "/tasks"
         try:
             answer = await self._call("GET", url, params={"label": label})
-        except _NEVER_SENT as error:
+        except (NotAllowed, *_NEVER_SENT) as error:
             raise LookupFailed(f"cannot ask the fleet at {url}: {_describe(error)}", reached=False) from error
         except (aiohttp.ClientError, TimeoutError) as error:
             raise LookupFailed(f"cannot ask the fleet at {url}: {_describe(error)}") from error

@@ -16,12 +16,15 @@ import random
 import uuid
 from collections.abc import Callable
 from typing import Any, Final
+from urllib.parse import urlsplit
 
 from websockets.asyncio.client import ClientConnection, connect
 from websockets.exceptions import ConnectionClosed, InvalidStatus, WebSocketException
 from websockets.protocol import State
 
+from task_scheduler.domain.allowlist import Allowlist
 from task_scheduler.domain.targets import RmfWsTarget
+from task_scheduler.transports.allowlist import checked_host
 from task_scheduler.transports.auth import BearerAuth
 from task_scheduler.transports.base import (
     SUBMISSION_TYPES,
@@ -97,11 +100,14 @@ class RmfWsTransport:
     def __init__(
         self,
         config: RmfWsTarget,
+        allowlist: Allowlist | None = None,
         *,
         reconnect_min_s: float = RECONNECT_MIN_S,
         jitter: Callable[[], float] = random.random,
     ) -> None:
         self._config = config
+        self._allowlist = allowlist
+        """The hosts that may be called; None for any."""
         self._auth = BearerAuth(config)
         self._reconnect_min_s = reconnect_min_s
         self._jitter = jitter
@@ -210,6 +216,9 @@ class RmfWsTransport:
 
     async def _open(self, timeout: float) -> _Link:
         try:
+            if self._allowlist is not None:
+                parts = urlsplit(self._config.url)
+                await checked_host(self._allowlist, parts.hostname, parts.port)
             conn = await connect(
                 self._config.url,
                 additional_headers=self._auth.headers(),

@@ -304,11 +304,16 @@ async def test_readiness_reports_missing_migrations(tmp_path, clock):
         async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://s") as http:
             ready = await http.get("/readyz")
     assert ready.status_code == 503
-    assert ready.json()["pending_migrations"] == [
+    from task_scheduler.storage.database import MIGRATIONS_DIR
+
+    shipped = sorted(path.name for path in (MIGRATIONS_DIR / "models").glob("[0-9]*_*.py"))
+    assert shipped[:4] == [
         "0_20261122000000_init.py",
         "1_20261122200000_dispatch.py",
         "2_20261122230000_task_target.py",
+        "3_20261123090000_task_kind.py",
     ]
+    assert ready.json()["pending_migrations"] == shipped
 
 
 async def test_paging_beyond_any_database_number_is_422(service):

@@ -23,12 +23,17 @@ import pytest
 from aiohttp import web
 from websockets.asyncio.server import ServerConnection, serve
 
+from task_scheduler.config import build_settings
+from task_scheduler.domain.allowlist import DEFAULT_ALLOWLIST, Allowlist
+from task_scheduler.domain.errors import Invalid
 from task_scheduler.domain.targets import (
     RmfHttpTarget,
     RmfWsTarget,
     public_view,
     target_adapter,
 )
+from task_scheduler.kinds.base import TransportContext
+from task_scheduler.kinds.registry import Registry
 from task_scheduler.testing.fake_fleet import FakeFleetHandle, running_fake_fleet
 from task_scheduler.testing.service_process import free_port
 from task_scheduler.transports import (
@@ -38,7 +43,6 @@ from task_scheduler.transports import (
     Outcome,
     RmfHttpTransport,
     RmfWsTransport,
-    build_transport,
 )
 from task_scheduler.transports.base import EXCERPT_LIMIT, RESPONSE_LIMIT, bounded, read_answer
 
@@ -143,6 +147,15 @@ def test_a_target_is_chosen_by_kind_and_its_url_normalised() -> None:
     )
 
 
+def test_a_target_of_a_kind_nothing_installed_is_refused_naming_the_known_kinds() -> None:
+    registry = Registry(build_settings({}, environ={}))
+    with pytest.raises(Invalid) as refused:
+        registry.target(target_adapter.validate_python({"kind": "ftp", "host": "files"}))
+    assert refused.value.problems == [
+        (("config", "kind"), "no target kind 'ftp' is installed (known: http, rmf_http, rmf_ws)")
+    ]
+
+
 @pytest.mark.parametrize(
     ("data", "reason"),
     [
@@ -160,7 +173,6 @@ def test_a_target_is_chosen_by_kind_and_its_url_normalised() -> None:
         ({"kind": "rmf_http", "base_url": "http://rmf", "token": ""}, "at least 1 character"),
         ({"kind": "rmf_http", "base_url": "http://rmf", "retries": 3}, "Extra inputs are not permitted"),
         ({"kind": "rmf_ws", "base_url": "http://rmf"}, "url"),
-        ({"kind": "sql", "base_url": "http://rmf"}, "does not match any of the expected tags"),
     ],
 )
 def test_a_bad_target_is_refused_with_the_reason(data: dict[str, Any], reason: str) -> None:
@@ -270,9 +282,11 @@ def test_answers_are_read_and_bounded() -> None:
     assert bounded({"a": 1}) == {"a": 1} and bounded(b"text") == "text" and bounded(None) is None
 
 
-async def test_build_transport_picks_the_transport_for_the_target(http: aiohttp.ClientSession) -> None:
-    http_transport = build_transport(RmfHttpTarget(base_url="http://rmf"), http)
-    ws_transport = build_transport(RmfWsTarget(url="ws://rmf/ws"), http)
+async def test_each_rmf_target_kind_builds_its_transport(http: aiohttp.ClientSession) -> None:
+    kinds = Registry(build_settings({}, environ={})).target_kinds
+    context = TransportContext(http=http, allowlist=Allowlist(DEFAULT_ALLOWLIST))
+    http_transport = kinds["rmf_http"].transport(RmfHttpTarget(base_url="http://rmf"), context)
+    ws_transport = kinds["rmf_ws"].transport(RmfWsTarget(url="ws://rmf/ws"), context)
 
     assert isinstance(http_transport, RmfHttpTransport) and http_transport.supports_lookup
     assert isinstance(ws_transport, RmfWsTransport) and not ws_transport.supports_lookup
