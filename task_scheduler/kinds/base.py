@@ -57,6 +57,11 @@ class TaskKind:
         """What pydantic cannot see (a fleet schema, a pattern that would not compile): empty when fine."""
         return []
 
+    def check_target(self, task: BaseModel, target: BaseModel) -> Problems:
+        """What the task asks of its target that the target lacks (a query it does not
+        configure, a read-only directory to write to): empty when fine."""
+        return []
+
     def category(self, task: BaseModel) -> str | None:
         """A category to list and filter by (RMF's task category); None when the kind has none."""
         return None
