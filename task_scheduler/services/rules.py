@@ -176,6 +176,9 @@ class RuleService:
                 ("task", "target"),
                 f"{name!r} is a {target_kind} target; {kind.name} tasks go through {carriers}",
             )
+        problems = kind.check_target(task, resolved[0])
+        if problems:
+            raise Invalid([(("task", *path), message) for path, message in problems])
         return name
 
     async def create(self, spec: NewRule) -> Rule:
