@@ -18,7 +18,7 @@ import aiohttp
 from fastapi import FastAPI
 
 from task_scheduler import __version__
-from task_scheduler.api import errors, events, health, metrics, rules, runs, targets, tasks
+from task_scheduler.api import errors, events, health, metrics, rules, runs, targets, tasks, timers
 from task_scheduler.api.deps import Services
 from task_scheduler.clock import Clock, SystemClock
 from task_scheduler.config import Settings, load_settings
@@ -33,6 +33,7 @@ from task_scheduler.services.rules import RuleService
 from task_scheduler.services.runs import RunService
 from task_scheduler.services.targets import TargetService
 from task_scheduler.services.tasks import TaskService
+from task_scheduler.services.timers import TimerService
 from task_scheduler.storage.change_feed import ChangeFeed
 from task_scheduler.storage.database import Database
 from task_scheduler.storage.store import Store
@@ -123,6 +124,7 @@ def get_app(
             ),
             runs=RunService(store),
             targets=target_service,
+            timers=TimerService(store, clock, events=bus, changed=changed, allowlist=allowlist),
             dispatcher=dispatcher,
             events=bus,
             metrics=registry,
@@ -167,6 +169,6 @@ def get_app(
         max_body_size=settings.max_body_bytes,
     )
     errors.install(app)
-    for module in (rules, tasks, runs, targets, events, metrics, health):
+    for module in (rules, tasks, runs, targets, timers, events, metrics, health):
         app.include_router(module.router)
     return app

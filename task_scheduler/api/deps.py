@@ -17,6 +17,7 @@ from task_scheduler.services.rules import RuleService
 from task_scheduler.services.runs import RunService
 from task_scheduler.services.targets import TargetService
 from task_scheduler.services.tasks import TaskService
+from task_scheduler.services.timers import TimerService
 from task_scheduler.storage.database import Database
 from task_scheduler.storage.store import Store
 
@@ -30,6 +31,7 @@ class Services:
     tasks: TaskService
     runs: RunService
     targets: TargetService
+    timers: TimerService
     dispatcher: Dispatcher
     events: EventBus
     metrics: Metrics

@@ -77,12 +77,12 @@ class HttpTask(BaseModel):
 
     @model_validator(mode="after")
     def _where(self) -> HttpTask:
-        if self.target is None and self.url is None:
-            raise ValueError("give url, or a target and a path")
-        if self.target is not None and self.url is not None:
-            raise ValueError("url goes without a target; with a target, give path")
         if self.target is None and self.path is not None:
             raise ValueError("path needs a target; without one, give url")
+        if self.target is not None and self.url is not None:
+            raise ValueError("url goes without a target; with a target, give path")
+        if self.target is None and self.url is None:
+            raise ValueError("give url, or a target and a path")
         if self.path is not None and not self.path.startswith("/"):
             raise ValueError("path must start with /")
         if self.fail_if_no_match and self.regex is None:
