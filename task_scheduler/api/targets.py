@@ -1,13 +1,15 @@
-"""/targets: named connections to fleet managers. Secrets are write-only."""
+"""/targets: named connections tasks go through. Secrets are write-only."""
 
 from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import APIRouter, Body, Depends, Response
+from fastapi import APIRouter, Body, Depends, Query, Response
+from pydantic import BaseModel, Field
 
 from task_scheduler.api.deps import Services, services
 from task_scheduler.api.errors import Problem
+from task_scheduler.domain.errors import Invalid
 from task_scheduler.domain.targets import TargetConfig
 from task_scheduler.services.targets import TargetSpec, TargetView
 
@@ -15,10 +17,30 @@ router = APIRouter(prefix="/targets", tags=["targets"])
 Svc = Annotated[Services, Depends(services)]
 
 
+class DeletedTargets(BaseModel):
+    deleted: int = Field(description="How many targets were deleted.")
+    names: list[str]
+
+
 @router.get("", response_model=list[TargetView])
-async def list_targets(svc: Svc) -> list[TargetView]:
+async def list_targets(
+    svc: Svc, unused: Annotated[bool, Query(description="Only the targets no rule names.")] = False
+) -> list[TargetView]:
     """Targets from the configuration (read-only) and those made here."""
-    return await svc.targets.list()
+    return await svc.targets.list(unused=unused)
+
+
+@router.delete("", response_model=DeletedTargets)
+async def delete_unused_targets(
+    svc: Svc,
+    unused: Annotated[bool, Query(description="Must be true: only targets no rule names are deleted.")],
+) -> DeletedTargets:
+    """Delete every target made over the API that no rule names, in one transaction;
+    configured targets stay."""
+    if not unused:
+        raise Invalid.at(("query", "unused"), "only unused targets can be deleted in bulk: pass unused=true")
+    names = await svc.targets.delete_unused()
+    return DeletedTargets(deleted=len(names), names=names)
 
 
 @router.post("", status_code=201, response_model=TargetView, responses={**Problem.BODY, **Problem.CONFLICT})

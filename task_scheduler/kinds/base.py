@@ -62,6 +62,12 @@ class TaskKind:
         configure, a read-only directory to write to): empty when fine."""
         return []
 
+    def targets(self, document: dict[str, Any]) -> set[str]:
+        """Every target a task document names, so none of them is deleted while in use. A
+        kind with two ends (a copy from one directory to another) names both."""
+        target = document.get("target")
+        return {target} if isinstance(target, str) else set()
+
     def category(self, task: BaseModel) -> str | None:
         """A category to list and filter by (RMF's task category); None when the kind has none."""
         return None

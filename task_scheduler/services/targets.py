@@ -7,6 +7,7 @@ never returned. Every configuration is validated by its kind's model (see
 
 from __future__ import annotations
 
+from collections import Counter
 from collections.abc import Mapping
 from typing import Any
 
@@ -32,6 +33,7 @@ class TargetSpec(BaseModel):
 
 class TargetView(BaseModel):
     name: str
+    used_by: int = Field(description="How many rules send through it.")
     source: str = Field(description="config (read-only) or api")
     config: dict[str, Any] = Field(description="The connection, without secret values (see secrets_set).")
 
@@ -62,23 +64,39 @@ class TargetService:
     async def exists(self, name: str) -> bool:
         return name in self._configured or await self._store.get_target(name) is not None
 
-    async def list(self) -> list[TargetView]:
+    async def _users(self) -> Counter[str]:
+        """How many rules name each target, as each rule's kind reads its task document."""
+        users: Counter[str] = Counter()
+        for kind_name, document in await self._store.rule_tasks():
+            kind = self._registry.task_kinds.get(kind_name)
+            names = kind.targets(document) if kind else {document.get("target")}
+            users.update(name for name in names if isinstance(name, str))
+        return users
+
+    async def list(self, *, unused: bool = False) -> list[TargetView]:
+        """Every target, or (``unused``) those no rule names."""
+        users = await self._users()
         views = [
-            TargetView(name=n, source="config", config=public_view(c))
+            TargetView(name=n, used_by=users[n], source="config", config=public_view(c))
             for n, c in sorted(self._configured.items())
         ]
         for record in await self._store.list_targets():
-            config = self._stored(record.config)
-            views.append(TargetView(name=record.name, source="api", config=public_view(config)))
-        return views
+            config = public_view(self._stored(record.config))
+            views.append(
+                TargetView(name=record.name, used_by=users[record.name], source="api", config=config)
+            )
+        return [view for view in views if not (unused and view.used_by)]
 
     async def get(self, name: str) -> TargetView:
+        users = await self._users()
         if name in self._configured:
-            return TargetView(name=name, source="config", config=public_view(self._configured[name]))
+            config = public_view(self._configured[name])
+            return TargetView(name=name, used_by=users[name], source="config", config=config)
         record = await self._store.get_target(name)
         if record is None:
             raise NotFound("target", name)
-        return TargetView(name=name, source="api", config=public_view(self._stored(record.config)))
+        config = public_view(self._stored(record.config))
+        return TargetView(name=name, used_by=users[name], source="api", config=config)
 
     def _writable(self, name: str) -> None:
         if name in self._configured:
@@ -114,7 +132,15 @@ class TargetService:
         async with self._store.transaction():
             if await self._store.get_target(name) is None:
                 raise NotFound("target", name)
-            users = await self._store.rules_using_target(name)
+            users = (await self._users())[name]
             if users:
                 raise Conflict(f"target {name!r} is used by {users} rule(s)")
             await self._store.delete_target(name)
+
+    async def delete_unused(self) -> list[str]:
+        """Delete every target made over the API that no rule names; configured ones stay."""
+        async with self._store.transaction():
+            users = await self._users()
+            names = [r.name for r in await self._store.list_targets() if not users[r.name]]
+            await self._store.delete_targets(names)
+        return names

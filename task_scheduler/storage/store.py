@@ -418,8 +418,13 @@ class Store:
     async def delete_target(self, name: str) -> int:
         return await TargetRecord.filter(name=name).delete()
 
-    async def rules_using_target(self, name: str) -> int:
-        return await RuleRecord.filter(target=name).count()
+    async def rule_tasks(self) -> list[tuple[str, dict[str, Any]]]:
+        """Every rule's task kind and document: what a target's users are found in."""
+        return [tuple(row) for row in await RuleRecord.all().values_list("task_kind", "task")]
+
+    async def delete_targets(self, names: Iterable[str]) -> int:
+        names = list(names)
+        return await TargetRecord.filter(name__in=names).delete() if names else 0
 
 
 def _not_for(query: QuerySet[TaskRecord], targets: Iterable[str]) -> QuerySet[TaskRecord]:

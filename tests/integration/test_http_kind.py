@@ -394,3 +394,23 @@ async def test_a_bad_timer_is_422(engine, body):
 async def test_an_unknown_timer_is_404(engine):
     for timer_id in ("timer-0123", "1-20260105T120000Z", "x" * 300):
         assert (await engine.http.get(f"/timers/{timer_id}")).status_code == 404
+
+
+async def test_unused_targets_are_listed_and_deleted_in_bulk_while_used_ones_stay(engine, web_server):
+    for name in ("spare", "in-use", "spare-2"):
+        made = await engine.http.post(
+            "/targets", json={"name": name, "config": {"kind": "http", "base_url": web_server.url}}
+        )
+        assert made.status_code == 201, made.text
+    await create(engine, {"kind": "http", "target": "in-use", "path": "/health"})
+    listed = {t["name"]: t["used_by"] for t in (await engine.http.get("/targets")).json()}
+    assert listed == {"default": 0, "status": 0, "in-use": 1, "spare": 0, "spare-2": 0}
+    unused = [t["name"] for t in (await engine.http.get("/targets", params={"unused": "true"})).json()]
+    assert unused == ["default", "status", "spare", "spare-2"]
+
+    assert (await engine.http.delete("/targets")).status_code == 422  # unused=true must be said
+    assert (await engine.http.delete("/targets", params={"unused": "false"})).status_code == 422
+    deleted = (await engine.http.delete("/targets", params={"unused": "true"})).json()
+    assert deleted == {"deleted": 2, "names": ["spare", "spare-2"]}  # configured ones stay
+    assert [t["name"] for t in (await engine.http.get("/targets")).json()] == ["default", "status", "in-use"]
+    assert (await engine.http.delete("/targets/in-use")).status_code == 409
