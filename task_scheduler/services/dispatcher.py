@@ -6,6 +6,9 @@ at most ``HELD_PER_SLOT`` tasks for each request the target sends at once; once 
 more than one lot, claims pass over that target's tasks until it is down to one lot, so a
 slow fleet does not hold up rules sent elsewhere.
 
+A target found unreachable is probed by one attempt at a time while the others are held
+back unsent (``domain.outages``); when it answers again, its waiting tasks go at once.
+
 A task whose earlier attempt may have reached the fleet (an ambiguous answer, or a replica
 that died after sending) is looked up at the fleet by its label before anything is sent
 again.  What to do with late tasks and failed attempts
@@ -25,7 +28,15 @@ from typing import Any
 
 from task_scheduler.clock import Clock
 from task_scheduler.domain.messages import task_label
-from task_scheduler.domain.policy import Verdict, misfire_decision, retry_at, retry_unreachable_at
+from task_scheduler.domain.outages import Outages
+from task_scheduler.domain.policy import (
+    LAST_CALL,
+    Verdict,
+    deadline,
+    misfire_decision,
+    retry_at,
+    retry_unreachable_at,
+)
 from task_scheduler.domain.rules import Policy
 from task_scheduler.domain.tasks import TaskStatus
 from task_scheduler.events import Event, EventBus, EventType
@@ -99,6 +110,7 @@ class Dispatcher:
         self._transports: dict[str, tuple[str, Transport]] = {}
         self._inflight: dict[str, asyncio.Task[None]] = {}
         self._per_target: Counter[str] = Counter()
+        self._outages = Outages()
         self.started_at = clock.now()
         self._renewed_at = self.started_at
         # When the sleeping loop will look again by itself; None while it is awake.
@@ -286,10 +298,32 @@ class Dispatcher:
         kind = self._registry.task_kinds.get(_kind_of(task, rule))
         document = task_document(task, rule)
         started = self._clock.now()
+        last_call = started >= deadline(policy, task.scheduled_at) - LAST_CALL
+        if transport is not None and not self._outages.admit(target_name, started, last_call=last_call):
+            await self._hold(task, rule, policy, target_name, started)
+            return
+        probing = self._outages.get(target_name) is not None
+        try:
+            await self._attempt(task, rule, policy, target_name, transport, kind, document, started)
+        finally:
+            if probing:
+                self._outages.abandoned(target_name)  # a probe that did not reach it lets another go
+
+    async def _attempt(
+        self,
+        task: TaskRecord,
+        rule: RuleRecord | None,
+        policy: Policy,
+        target_name: str,
+        transport: Transport | None,
+        kind: TaskKind | None,
+        document: dict[str, Any],
+        started: datetime,
+    ) -> None:
         if transport is not None and task.attempts > 1:
             # An earlier claim may have reached the fleet before its replica died or its
             # answer was lost: settle that first, whatever the task's lateness now.
-            prior = await self._earlier_attempt(task, transport, kind, document)
+            prior = await self._earlier_attempt(task, target_name, transport, kind, document)
             if prior is not None:
                 await self._settle_run(task, rule, policy, transport, prior, started, self._clock.now())
                 return
@@ -306,7 +340,7 @@ class Dispatcher:
                 Outcome.REJECTED, error=f"{kind.name} tasks cannot go through a {target_kind} target"
             )
         else:
-            delivery = await self._deliver(task, transport, kind, document, policy, started)
+            delivery = await self._deliver(task, target_name, transport, kind, document, policy, started)
         await self._settle_run(
             task, rule, policy, transport, delivery, started, self._clock.now(), kind, document
         )
@@ -320,8 +354,46 @@ class Dispatcher:
     def _direct_targets(self) -> set[str]:
         return {k.direct_target for k in self._registry.task_kinds.values() if k.direct_target}
 
+    async def _hold(
+        self, task: TaskRecord, rule: RuleRecord | None, policy: Policy, target_name: str, now: datetime
+    ) -> None:
+        """Give a task for a target that is down back unsent, due at the next probe; once
+        that would be past its deadline, it is missed."""
+        outage = self._outages.get(target_name)
+        assert outage is not None
+        down = f"target {target_name!r} has been unreachable since {outage.since:%H:%M:%S} UTC"
+        last = deadline(policy, task.scheduled_at) - LAST_CALL
+        if now >= last:
+            reason = f"the fleet stayed unreachable past the misfire grace ({down})"
+            await self._settle_unrun(task, rule, TaskStatus.missed, reason)
+            return
+        changes = {
+            "status": TaskStatus.scheduled.value,
+            "status_reason": f"waiting: {down}"[:255],
+            "due_at": min(outage.probe_at, last),
+            "attempts": task.attempts - 1,  # nothing was sent
+            "updated_at": now,
+        }
+        await self._store.settle(task, self.replica_id, task_changes=changes)
+
+    async def _reached(self, target_name: str, reached: bool) -> None:
+        """Note whether an attempt got through to the target; when it is back from an
+        outage, the tasks waiting to retry go now."""
+        now = self._clock.now()
+        if not reached:
+            self._outages.unreachable(target_name, now)
+        elif self._outages.reached(target_name):
+            logger.info("target %s is reachable again", target_name)
+            if await self._store.retry_now(target_name, now):
+                self._wakeup.poke()
+
     async def _earlier_attempt(
-        self, task: TaskRecord, transport: Transport, kind: TaskKind | None, document: dict[str, Any]
+        self,
+        task: TaskRecord,
+        target_name: str,
+        transport: Transport,
+        kind: TaskKind | None,
+        document: dict[str, Any],
     ) -> Delivery | None:
         """What became of the previous attempt, when the fleet may have it; None to send again."""
         if kind is not None and kind.resend_safe(document):
@@ -331,12 +403,14 @@ class Dispatcher:
             try:
                 found = await transport.find(label)
             except LookupFailed as exc:
+                await self._reached(target_name, exc.reached)
                 return Delivery(
                     Outcome.UNKNOWN,
                     error=f"could not ask the fleet before resending: {exc}",
                     ambiguous=True,
                     reached=exc.reached,
                 )
+            await self._reached(target_name, True)
             return None if found is None else _found_at_fleet(found, label)
         last = await self._store.last_run_of(task.id)
         if last is not None and last.attempt == task.attempts - 1:
@@ -379,6 +453,7 @@ class Dispatcher:
     async def _deliver(
         self,
         task: TaskRecord,
+        target_name: str,
         transport: Transport,
         kind: TaskKind,
         document: dict[str, Any],
@@ -401,6 +476,7 @@ class Dispatcher:
             delivery = Delivery(
                 Outcome.TIMEOUT, error=f"gave up after max_execution_time_s ({limit:g} s)", ambiguous=True
             )
+        await self._reached(target_name, delivery.reached)
         if delivery.ambiguous and transport.supports_lookup:
             try:
                 found = await transport.find(label)

@@ -348,6 +348,12 @@ class Store:
             status=TaskStatus.scheduled.value, lease_owner=None, lease_until=None, attempts=F("attempts") - 1
         )
 
+    async def retry_now(self, target: str, now: datetime) -> int:
+        """Make a target's occurrences that wait for a retry due now: it is back."""
+        waiting = TaskRecord.filter(status=TaskStatus.scheduled.value, due_at__gt=now, scheduled_at__lte=now)
+        mine = Q(target=target) | Q(target__isnull=True) if target == "default" else Q(target=target)
+        return await waiting.filter(mine).update(due_at=now)
+
     async def count_due(self, now: datetime) -> int:
         return await TaskRecord.filter(status=TaskStatus.scheduled.value, due_at__lte=now).count()
 
