@@ -101,6 +101,8 @@ class Dispatcher:
         self._clock = clock
         self._targets = targets
         self._registry = registry
+        # What tasks that name no target go through (http's own URLs): no configuration.
+        self._direct_targets = {k.direct_target for k in registry.task_kinds.values() if k.direct_target}
         self._context = transport_context
         self._events = events
         self._metrics = metrics
@@ -298,11 +300,13 @@ class Dispatcher:
         kind = self._registry.task_kinds.get(_kind_of(task, rule))
         document = task_document(task, rule)
         started = self._clock.now()
+        # URLs given without a target share one transport but not their hosts: no breaker.
+        breaker = transport is not None and target_name not in self._direct_targets
         last_call = started >= deadline(policy, task.scheduled_at) - LAST_CALL
-        if transport is not None and not self._outages.admit(target_name, started, last_call=last_call):
+        if breaker and not self._outages.admit(target_name, started, last_call=last_call):
             await self._hold(task, rule, policy, target_name, started)
             return
-        probing = self._outages.get(target_name) is not None
+        probing = breaker and self._outages.get(target_name) is not None
         try:
             await self._attempt(task, rule, policy, target_name, transport, kind, document, started)
         finally:
@@ -346,13 +350,10 @@ class Dispatcher:
         )
 
     async def _target_kind(self, name: str) -> str | None:
-        if name in self._direct_targets():
+        if name in self._direct_targets:
             return "http"
         resolved = await self._targets.resolve(name)
         return getattr(resolved[0], "kind", None) if resolved else None
-
-    def _direct_targets(self) -> set[str]:
-        return {k.direct_target for k in self._registry.task_kinds.values() if k.direct_target}
 
     async def _hold(
         self, task: TaskRecord, rule: RuleRecord | None, policy: Policy, target_name: str, now: datetime
@@ -379,6 +380,8 @@ class Dispatcher:
     async def _reached(self, target_name: str, reached: bool) -> None:
         """Note whether an attempt got through to the target; when it is back from an
         outage, the tasks waiting to retry go now."""
+        if target_name in self._direct_targets:
+            return
         now = self._clock.now()
         if not reached:
             self._outages.unreachable(target_name, now)
@@ -488,7 +491,7 @@ class Dispatcher:
 
     async def _transport(self, name: str) -> Transport | None:
         cached = self._transports.get(name)
-        if name in self._direct_targets():
+        if name in self._direct_targets:
             if cached is None:
                 cached = ("direct", HttpTransport(None, self._context))
                 self._transports[name] = cached

@@ -42,7 +42,7 @@ DIRECT_CAPACITY: Final = 16
 DEFAULT_TIMEOUT_S: Final = 10.0
 RETRYABLE_STATUSES: Final = frozenset({408, 429})
 
-_NEVER_SENT: Final = (aiohttp.ClientConnectorError, aiohttp.ConnectionTimeoutError, aiohttp.InvalidURL)
+_NEVER_SENT: Final = (aiohttp.ClientConnectorError, aiohttp.ConnectionTimeoutError)
 
 
 def _describe(error: BaseException) -> str:
@@ -119,6 +119,10 @@ class HttpTransport:
                     )
         except NotAllowed as error:
             return logged(logger, url, Delivery(Outcome.REJECTED, error=str(error)))
+        except aiohttp.InvalidURL as error:  # e.g. an address in a form the client will not use
+            return logged(
+                logger, url, Delivery(Outcome.REJECTED, error=f"not a usable URL: {_describe(error)}")
+            )
         except _NEVER_SENT as error:
             refused = refusal_in(error)
             if refused is not None:

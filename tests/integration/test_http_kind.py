@@ -73,6 +73,12 @@ async def web_server() -> AsyncIterator[Web]:
     app.router.add_route("*", "/slow", slow)
     app.router.add_route("*", "/ring", ring)
 
+    async def elsewhere(request: web.Request) -> web.Response:
+        await record(request)
+        raise web.HTTPFound("http://10.1.2.3/metadata")
+
+    app.router.add_get("/elsewhere", elsewhere)
+
     async def hostile(request: web.Request) -> web.Response:
         return web.Response(text="a" * 5000 + "b")
 
@@ -329,6 +335,36 @@ async def test_outbound_calls_only_reach_hosts_the_allowlist_names(db_url, clock
     assert web_server.calls == []
     assert len(history) == 3 and {run["outcome"] for run in history} == {"rejected"}
     assert all("not in outbound_allowlist" in run["error"] for run in history), history
+
+
+async def test_tricks_around_the_allowlist_do_not_work(db_url, clock, web_server):
+    port = web_server.url.rsplit(":", 1)[1]
+    settings = _settings(db_url, web_server.url, outbound_allowlist=["10.0.0.0/8"])
+    app = get_app(settings, clock=clock, run_background=False)
+    async with app.router.lifespan_context(app):
+        async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://s") as http:
+            engine = Engine(app=app, clock=clock, http=http)
+            tricks = {
+                "decimal": f"http://2130706433:{port}/health",  # 127.0.0.1 written as one number
+                "mapped": f"http://[::ffff:127.0.0.1]:{port}/health",
+                "shouted-name": f"http://LOCALHOST:{port}/health",  # resolves to 127.0.0.1
+            }
+            for name, url in tricks.items():
+                await create(engine, {"kind": "http", "url": url}, name=name)
+            engine.clock.advance(seconds=10)
+            await engine.dispatch()
+            history = await runs(engine)
+    assert web_server.calls == []
+    assert {run["outcome"] for run in history} == {"rejected"} and len(history) == 3, history
+
+
+async def test_a_redirect_is_not_followed(engine, web_server):
+    await create(engine, {"kind": "http", "url": f"{web_server.url}/elsewhere"}, policy={"max_attempts": 1})
+    engine.clock.advance(seconds=10)
+    await engine.dispatch()
+    [run] = await runs(engine)
+    assert run["outcome"] == "rejected" and run["response"]["status"] == 302
+    assert [call["path"] for call in web_server.calls] == ["/elsewhere"]
 
 
 async def test_a_name_is_allowed_by_name_or_by_every_address_it_resolves_to(db_url, clock, web_server):
