@@ -9,7 +9,7 @@ see the README's "Adding a task kind".
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import datetime
 from typing import TYPE_CHECKING, Any, ClassVar
@@ -48,6 +48,8 @@ class TaskKind:
     direct_target: ClassVar[str | None] = None
     """What a task of this kind that names no target goes through (a name no target can
     have); None when a target is required."""
+    direct_target_kind: ClassVar[str] = "http"
+    """The target kind whose transport, built without a configuration, carries such a task."""
 
     def __init__(self, settings: Any) -> None:
         """``settings``: the service's :class:`~task_scheduler.config.Settings`."""
@@ -60,6 +62,13 @@ class TaskKind:
     def check_target(self, task: BaseModel, target: BaseModel) -> Problems:
         """What the task asks of its target that the target lacks (a query it does not
         configure, a read-only directory to write to): empty when fine."""
+        return []
+
+    def other_targets(self, task: BaseModel) -> list[tuple[tuple[str | int, ...], str]]:
+        """Targets the task uses besides ``task.target`` (the source of a copy between two
+        directories), each with the field that names it. A rule is saved only when each
+        exists and is of a kind in :attr:`target_kinds`; the transport looks them up by
+        name (:attr:`TransportContext.targets`)."""
         return []
 
     def category(self, task: BaseModel) -> str | None:
@@ -83,6 +92,9 @@ class TransportContext:
     http: aiohttp.ClientSession
     """The service's HTTP session; its resolver already enforces the allowlist."""
     allowlist: Allowlist
+    targets: Callable[[str], Awaitable[BaseModel | None]] | None = None
+    """A target's current configuration by name (None when there is none), for a transport
+    whose messages reach more than one target."""
 
 
 @dataclass(frozen=True)

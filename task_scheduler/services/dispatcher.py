@@ -38,7 +38,6 @@ from task_scheduler.services.wakeup import Wakeup
 from task_scheduler.storage.orm import RuleRecord, TaskRecord
 from task_scheduler.storage.store import Store
 from task_scheduler.transports.base import Delivery, LookupFailed, Outcome, Transport
-from task_scheduler.transports.http import HttpTransport
 
 logger = logging.getLogger(__name__)
 
@@ -312,13 +311,19 @@ class Dispatcher:
         )
 
     async def _target_kind(self, name: str) -> str | None:
-        if name in self._direct_targets():
-            return "http"
+        direct = self._direct_targets()
+        if name in direct:
+            return direct[name]
         resolved = await self._targets.resolve(name)
         return getattr(resolved[0], "kind", None) if resolved else None
 
-    def _direct_targets(self) -> set[str]:
-        return {k.direct_target for k in self._registry.task_kinds.values() if k.direct_target}
+    def _direct_targets(self) -> dict[str, str]:
+        """Each direct target's name and the target kind whose transport carries it."""
+        return {
+            k.direct_target: k.direct_target_kind
+            for k in self._registry.task_kinds.values()
+            if k.direct_target
+        }
 
     async def _earlier_attempt(
         self, task: TaskRecord, transport: Transport, kind: TaskKind | None, document: dict[str, Any]
@@ -412,9 +417,10 @@ class Dispatcher:
 
     async def _transport(self, name: str) -> Transport | None:
         cached = self._transports.get(name)
-        if name in self._direct_targets():
+        direct = self._direct_targets()
+        if name in direct:
             if cached is None:
-                cached = ("direct", HttpTransport(None, self._context))
+                cached = ("direct", self._registry.target_kinds[direct[name]].transport(None, self._context))
                 self._transports[name] = cached
             return cached[1]
         resolved = await self._targets.resolve(name)

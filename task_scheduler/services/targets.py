@@ -59,6 +59,11 @@ class TargetService:
             return None
         return self._stored(record.config), record.updated_at.isoformat()
 
+    async def config(self, name: str) -> BaseModel | None:
+        """The target's current connection, None when there is no such target."""
+        resolved = await self.resolve(name)
+        return resolved[0] if resolved else None
+
     async def exists(self, name: str) -> bool:
         return name in self._configured or await self._store.get_target(name) is not None
 
