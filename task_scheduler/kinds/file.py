@@ -91,7 +91,7 @@ class FileTask(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    kind: Literal["file"]
+    kind: Literal["file"] = Field(description="Read, write or copy a file.")
     op: Literal["read", "write", "copy"] = Field(
         description="read: source only; write: content to destination; copy: source to destination."
     )
