@@ -45,6 +45,10 @@ config = {
     #   rmf_ws:   an RMF websocket bridge at url, {request_id, json_msg} each way.
     #   http:     a web service for http tasks: base_url, headers, secret_headers and a
     #             bearer token (secret), timeout_s, max_connections, verify_tls.
+    #   directory: a directory for file tasks: an absolute path (checked at each run),
+    #             writable (False: read only), max_file_bytes (10 MiB) read or written.
+    #             File tasks never leave it: no "..", no absolute path, no symbolic
+    #             link followed below path, writes atomic (temporary file + rename).
     # Authentication: a ready bearer "token", or "jwt_secret" to mint HS256 tokens with the
     # claims the RMF api-server checks (aud=jwt_audience, iss=jwt_issuer,
     # preferred_username=username).  timeout_s bounds each request; an rmf_http target has

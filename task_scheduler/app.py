@@ -75,7 +75,7 @@ def get_app(
             clock,
             target_service,
             kinds,
-            TransportContext(http=http, allowlist=allowlist),
+            TransportContext(http=http, allowlist=allowlist, targets=target_service.config),
             bus,
             registry,
             DispatchSettings(

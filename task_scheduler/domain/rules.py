@@ -88,17 +88,19 @@ def _task_tag(value: Any) -> str:
 
 def _task_union() -> Any:
     # Imported here: the kinds' modules import this one for RmfTask.
+    from task_scheduler.kinds.file import FileTask
     from task_scheduler.kinds.http import HttpTask
 
     return Annotated[
         Annotated[RmfTask, Tag("rmf")]
         | Annotated[HttpTask, Tag("http")]
+        | Annotated[FileTask, Tag("file")]
         | Annotated[PluginTask, Tag("plugin")],
         Discriminator(_task_tag),
     ]
 
 
-BUILTIN_KINDS = ("rmf", "http")
+BUILTIN_KINDS = ("rmf", "http", "file")
 
 
 class Policy(_Strict):

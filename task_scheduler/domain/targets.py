@@ -1,15 +1,16 @@
 """Target configurations: named, reusable connections the dispatcher sends tasks through.
 
 Built in: an Open-RMF api-server (``rmf_http``) or websocket bridge (``rmf_ws``), a web
-service (``http``); plug-in target kinds arrive as :class:`PluginTarget` and are validated
-by their own model (see ``kinds.registry``). A target's secrets (each model's
-``secret_fields``) stay server-side: they are hidden from ``repr()``, left out of
-:func:`public_view` (what the API shows), and the text of validation errors never echoes
-the input, since it may hold them.
+service (``http``), a directory (``directory``); plug-in target kinds arrive as
+:class:`PluginTarget` and are validated by their own model (see ``kinds.registry``).
+A target's secrets (each model's ``secret_fields``) stay server-side: they are hidden
+from ``repr()``, left out of :func:`public_view` (what the API shows), and the text of
+validation errors never echoes the input, since it may hold them.
 """
 
 from __future__ import annotations
 
+import os
 import re
 from typing import Annotated, Any, ClassVar, Literal
 from urllib.parse import urlsplit
@@ -181,7 +182,44 @@ class HttpTarget(_Target):
         return check_headers(value)
 
 
-BUILTIN_TARGET_KINDS = ("rmf_http", "rmf_ws", "http")
+DEFAULT_MAX_FILE_BYTES = 10 * 1024 * 1024
+
+
+class DirectoryTarget(_Target):
+    """A directory that ``file`` tasks read from and, when ``writable``, write to. They reach
+    nothing outside it: see ``transports.file``.
+
+    Whether the directory exists is checked at each run, not here: a stored target is
+    validated whenever it is read, and a share that is not mounted yet must not make the
+    target unreadable.
+    """
+
+    kind: Literal["directory"] = "directory"
+    path: str = Field(
+        min_length=1,
+        max_length=4096,
+        examples=["/srv/reports"],
+        description="Absolute path of the directory; file tasks stay inside it (checked at each run).",
+    )
+    writable: bool = Field(False, description="Whether file tasks may write here (read-only by default).")
+    max_file_bytes: int = Field(
+        DEFAULT_MAX_FILE_BYTES,
+        ge=1,
+        le=1024 * 1024 * 1024,
+        description="The largest file read or written here, in bytes; a larger one fails the attempt.",
+    )
+
+    @field_validator("path")
+    @classmethod
+    def _path(cls, value: str) -> str:
+        if "\x00" in value:
+            raise ValueError("a path may not contain NUL")
+        if not value.startswith("/"):
+            raise ValueError("the path must be absolute")
+        return os.path.normpath(value)
+
+
+BUILTIN_TARGET_KINDS = ("rmf_http", "rmf_ws", "http", "directory")
 
 
 class PluginTarget(BaseModel):
@@ -208,6 +246,7 @@ TargetConfig = Annotated[
     Annotated[RmfHttpTarget, Tag("rmf_http")]
     | Annotated[RmfWsTarget, Tag("rmf_ws")]
     | Annotated[HttpTarget, Tag("http")]
+    | Annotated[DirectoryTarget, Tag("directory")]
     | Annotated[PluginTarget, Tag("plugin")],
     Discriminator(_target_tag),
 ]

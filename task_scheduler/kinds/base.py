@@ -9,7 +9,7 @@ see the README's "Adding a task kind".
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import datetime
 from typing import TYPE_CHECKING, Any, ClassVar
@@ -48,6 +48,8 @@ class TaskKind:
     direct_target: ClassVar[str | None] = None
     """What a task of this kind that names no target goes through (a name no target can
     have); None when a target is required."""
+    direct_target_kind: ClassVar[str] = "http"
+    """The target kind whose transport, built without a configuration, carries such a task."""
 
     def __init__(self, settings: Any) -> None:
         """``settings``: the service's :class:`~task_scheduler.config.Settings`."""
@@ -62,11 +64,12 @@ class TaskKind:
         configure, a read-only directory to write to): empty when fine."""
         return []
 
-    def targets(self, document: dict[str, Any]) -> set[str]:
-        """Every target a task document names, so none of them is deleted while in use. A
-        kind with two ends (a copy from one directory to another) names both."""
-        target = document.get("target")
-        return {target} if isinstance(target, str) else set()
+    def other_targets(self, task: BaseModel) -> list[tuple[tuple[str | int, ...], str]]:
+        """Targets the task uses besides ``task.target`` (the source of a copy between two
+        directories), each with the field that names it. A rule is saved only when each
+        exists and is of a kind in :attr:`target_kinds`; the transport looks them up by
+        name (:attr:`TransportContext.targets`)."""
+        return []
 
     def category(self, task: BaseModel) -> str | None:
         """A category to list and filter by (RMF's task category); None when the kind has none."""
@@ -89,6 +92,9 @@ class TransportContext:
     http: aiohttp.ClientSession
     """The service's HTTP session; its resolver already enforces the allowlist."""
     allowlist: Allowlist
+    targets: Callable[[str], Awaitable[BaseModel | None]] | None = None
+    """A target's current configuration by name (None when there is none), for a transport
+    whose messages reach more than one target."""
 
 
 @dataclass(frozen=True)

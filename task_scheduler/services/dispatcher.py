@@ -49,7 +49,6 @@ from task_scheduler.services.wakeup import Wakeup
 from task_scheduler.storage.orm import RuleRecord, TaskRecord
 from task_scheduler.storage.store import Store
 from task_scheduler.transports.base import Delivery, LookupFailed, Outcome, Transport
-from task_scheduler.transports.http import HttpTransport
 
 logger = logging.getLogger(__name__)
 
@@ -101,8 +100,11 @@ class Dispatcher:
         self._clock = clock
         self._targets = targets
         self._registry = registry
-        # What tasks that name no target go through (http's own URLs): no configuration.
-        self._direct_targets = {k.direct_target for k in registry.task_kinds.values() if k.direct_target}
+        # What tasks that name no target go through (http's own URLs), and the target kind
+        # whose transport, built without a configuration, carries them.
+        self._direct_targets = {
+            k.direct_target: k.direct_target_kind for k in registry.task_kinds.values() if k.direct_target
+        }
         self._context = transport_context
         self._events = events
         self._metrics = metrics
@@ -351,7 +353,7 @@ class Dispatcher:
 
     async def _target_kind(self, name: str) -> str | None:
         if name in self._direct_targets:
-            return "http"
+            return self._direct_targets[name]
         resolved = await self._targets.resolve(name)
         return getattr(resolved[0], "kind", None) if resolved else None
 
@@ -493,7 +495,10 @@ class Dispatcher:
         cached = self._transports.get(name)
         if name in self._direct_targets:
             if cached is None:
-                cached = ("direct", HttpTransport(None, self._context))
+                cached = (
+                    "direct",
+                    self._registry.target_kinds[self._direct_targets[name]].transport(None, self._context),
+                )
                 self._transports[name] = cached
             return cached[1]
         resolved = await self._targets.resolve(name)

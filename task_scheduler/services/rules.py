@@ -160,26 +160,32 @@ class RuleService:
         )
 
     async def _target(self, kind: TaskKind, task: BaseModel) -> str:
-        """The name of the target the task goes through, checked to exist and to carry its kind."""
+        """The name of the target the task goes through, checked to exist and to carry its kind
+        (and so are the other targets it uses)."""
+        for field, other in kind.other_targets(task):
+            await self._carrier(kind, other, ("task", *field))
         name = getattr(task, "target", None)
         if name is None:
             if kind.direct_target is None:
                 raise Invalid.at(("task", "target"), f"{kind.name} tasks need a target; see /targets")
             return kind.direct_target
+        problems = kind.check_target(task, await self._carrier(kind, name, ("task", "target")))
+        if problems:
+            raise Invalid([(("task", *path), message) for path, message in problems])
+        return name
+
+    async def _carrier(self, kind: TaskKind, name: str, field: tuple[str | int, ...]) -> BaseModel:
+        """The configuration of target ``name``, checked to exist and to carry ``kind``."""
         resolved = await self._targets.resolve(name)
         if resolved is None:
-            raise Invalid.at(("task", "target"), f"no target named {name!r}; see /targets")
+            raise Invalid.at(field, f"no target named {name!r}; see /targets")
         target_kind = getattr(resolved[0], "kind", None)
         if target_kind not in kind.target_kinds:
             carriers = " or ".join(sorted(kind.target_kinds))
             raise Invalid.at(
-                ("task", "target"),
-                f"{name!r} is a {target_kind} target; {kind.name} tasks go through {carriers}",
+                field, f"{name!r} is a {target_kind} target; {kind.name} tasks go through {carriers}"
             )
-        problems = kind.check_target(task, resolved[0])
-        if problems:
-            raise Invalid([(("task", *path), message) for path, message in problems])
-        return name
+        return resolved[0]
 
     async def create(self, spec: NewRule) -> Rule:
         now = self._clock.now()

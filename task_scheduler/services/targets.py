@@ -11,7 +11,7 @@ from collections import Counter
 from collections.abc import Mapping
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from task_scheduler.clock import Clock
 from task_scheduler.domain.errors import Conflict, NotFound
@@ -61,6 +61,11 @@ class TargetService:
             return None
         return self._stored(record.config), record.updated_at.isoformat()
 
+    async def config(self, name: str) -> BaseModel | None:
+        """The target's current connection, None when there is no such target."""
+        resolved = await self.resolve(name)
+        return resolved[0] if resolved else None
+
     async def exists(self, name: str) -> bool:
         return name in self._configured or await self._store.get_target(name) is not None
 
@@ -68,8 +73,13 @@ class TargetService:
         """How many rules name each target, as each rule's kind reads its task document."""
         users: Counter[str] = Counter()
         for kind_name, document in await self._store.rule_tasks():
+            names = {document.get("target")}
             kind = self._registry.task_kinds.get(kind_name)
-            names = kind.targets(document) if kind else {document.get("target")}
+            if kind is not None:
+                try:
+                    names.update(name for _, name in kind.other_targets(kind.spec.model_validate(document)))
+                except ValidationError:
+                    pass  # a document its kind no longer reads: its main target still counts
             users.update(name for name in names if isinstance(name, str))
         return users
 
