@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import APIRouter, Depends, Query, Response
+from fastapi import APIRouter, Body, Depends, Query, Response
 from pydantic import BaseModel
 
 from task_scheduler.api.deps import Offset, Services, services
@@ -31,6 +31,20 @@ async def create_rule(spec: NewRule, svc: Svc) -> Rule:
     """Create a rule; its occurrences up to the horizon are stored at once (and one more, due
     now, with `run_now`)."""
     return await svc.rules.create(spec)
+
+
+MAX_BATCH = 100
+
+
+@router.post(
+    "/batch", status_code=201, response_model=list[Rule], responses={**Problem.BODY, **Problem.CONFLICT}
+)
+async def create_rules(
+    specs: Annotated[list[NewRule], Body(min_length=1, max_length=MAX_BATCH)], svc: Svc
+) -> list[Rule]:
+    """Create up to 100 rules at once, all or none (one transaction); a 422 names each bad
+    rule by its index in the list, a 409 a name already taken."""
+    return await svc.rules.create_many(specs)
 
 
 @router.get("", response_model=RulePage)

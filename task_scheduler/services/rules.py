@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Callable
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -36,6 +37,17 @@ from task_scheduler.storage.store import Store
 class Occurrence(BaseModel):
     utc: datetime = Field(description="The occurrence in UTC.")
     local: str = Field(description="The same instant in the rule's time zone (ISO 8601 with offset).")
+
+
+@dataclass(frozen=True)
+class _NewRule:
+    """A rule checked and planned, ready to store."""
+
+    spec: NewRule
+    columns: dict[str, Any]
+    recurrence: Recurrence
+    times: list[datetime]
+    until: datetime | None
 
 
 class RuleService:
@@ -187,29 +199,62 @@ class RuleService:
             )
         return resolved[0]
 
-    async def create(self, spec: NewRule) -> Rule:
-        now = self._clock.now()
+    async def _prepare(self, spec: NewRule, now: datetime) -> _NewRule:
+        """Everything about a new rule that needs no write: 422 for what is wrong with it."""
         zone_name, recurrence, schedule, kind, task = self._resolve(spec, now, spec.start_delay_s)
         target = await self._target(kind, task)
         if spec.run_now and not spec.enabled:
             raise Invalid.at(("run_now",), "a disabled rule does not run; enable it or drop run_now")
         times, until = self._expander.plan(recurrence, now, now) if spec.enabled else ([], None)
-        async with self._store.transaction():
-            record = await self._store.insert_rule(
-                **self._columns(spec, zone_name, schedule, kind, task, target),
-                expanded_until=until,
-                created_at=now,
-                updated_at=now,
-            )
-            await self._expander.store(record, times, now)
-            if spec.run_now:
-                await self._store.insert_task(self._extra_run(record, now))
-        self._expander.announce(record, times, now)
+        columns = self._columns(spec, zone_name, schedule, kind, task, target)
+        return _NewRule(spec, columns, recurrence, times, until)
+
+    async def _insert(self, new: _NewRule, now: datetime) -> RuleRecord:
+        """Store a prepared rule and its first occurrences (inside the caller's transaction)."""
+        record = await self._store.insert_rule(
+            **new.columns, expanded_until=new.until, created_at=now, updated_at=now
+        )
+        await self._expander.store(record, new.times, now)
+        if new.spec.run_now:
+            await self._store.insert_task(self._extra_run(record, now))
+        return record
+
+    def _created(self, new: _NewRule, record: RuleRecord, now: datetime) -> Rule:
+        """Announce a stored rule; its view."""
+        self._expander.announce(record, new.times, now)
         # A new rule only adds tasks: the dispatcher needs waking only for one due sooner
         # than it would look anyway.
-        first_due = now if spec.run_now else due_at(record, times[0]) if times else EXHAUSTED
+        first_due = now if new.spec.run_now else due_at(record, new.times[0]) if new.times else EXHAUSTED
         self._announce(EventType.rule_created, record, now, due_at=first_due)
-        return rule_view(record, now, recurrence)
+        return rule_view(record, now, new.recurrence)
+
+    async def create(self, spec: NewRule) -> Rule:
+        now = self._clock.now()
+        new = await self._prepare(spec, now)
+        async with self._store.transaction():
+            record = await self._insert(new, now)
+        return self._created(new, record, now)
+
+    async def create_many(self, specs: list[NewRule]) -> list[Rule]:
+        """Create every rule or none: one transaction; 422 names each bad rule by its index."""
+        now = self._clock.now()
+        prepared: list[_NewRule] = []
+        problems: list[tuple[tuple[str | int, ...], str]] = []
+        first_with: dict[str, int] = {}
+        for index, spec in enumerate(specs):
+            if first_with.setdefault(spec.name, index) != index:
+                problems.append(
+                    ((index, "name"), f"the same name as rule {first_with[spec.name]} of this batch")
+                )
+            try:
+                prepared.append(await self._prepare(spec, now))
+            except Invalid as exc:
+                problems += [((index, *loc), message) for loc, message in exc.problems]
+        if problems:
+            raise Invalid(problems)
+        async with self._store.transaction():
+            records = [await self._insert(new, now) for new in prepared]
+        return [self._created(new, record, now) for new, record in zip(prepared, records, strict=True)]
 
     async def replace(self, rule_id: int, spec: RuleSpec) -> Rule:
         """Edit the series: future untouched tasks are regenerated, edited ones kept."""

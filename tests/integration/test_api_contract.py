@@ -354,3 +354,26 @@ async def test_an_api_only_replica_runs_no_dispatcher(db_url, clock):
             ready = (await http.get("/readyz")).json()
     assert "expander" in loops and "dispatcher" not in loops
     assert ready["dispatching"] is False and ready["status"] == "ready"
+
+
+async def test_a_batch_of_rules_is_created_all_or_none(service):
+    batch = [rule(f"room {i}") for i in range(3)]
+    made = await service.http.post("/rules/batch", json=batch)
+    assert made.status_code == 201, made.text
+    assert [r["name"] for r in made.json()] == ["room 0", "room 1", "room 2"]
+    assert (await service.http.get("/tasks")).json()["total"] > 0
+
+    # One bad rule (and a name given twice) and nothing of the batch is stored.
+    bad = [rule("room 3"), rule("room 4", timezone="Mars/Olympus"), rule("room 3")]
+    refused = await service.http.post("/rules/batch", json=bad)
+    assert refused.status_code == 422
+    assert [p["loc"] for p in refused.json()["detail"]] == [["body", 1, "timezone"], ["body", 2, "name"]]
+    clash = await service.http.post("/rules/batch", json=[rule("room 5"), rule("room 0")])
+    assert clash.status_code == 409
+    assert (await service.http.get("/rules")).json()["total"] == 3
+
+
+async def test_a_batch_holds_at_most_100_rules(service):
+    assert (await service.http.post("/rules/batch", json=[])).status_code == 422
+    response = await service.http.post("/rules/batch", json=[rule(f"r{i}") for i in range(101)])
+    assert response.status_code == 422 and response.json()["detail"][0]["loc"] == ["body"]
