@@ -40,6 +40,14 @@ class Service:
     async def expand(self) -> int:
         return await self.app.state.expander.run_pass()
 
+    async def dispatch(self) -> int:
+        """One dispatcher pass: claim what is due at the fake clock's now and dispatch it."""
+        return await self.app.state.services.dispatcher.run_pass()
+
+    @property
+    def services(self):
+        return self.app.state.services
+
 
 @pytest.fixture
 async def service(db_url: str, clock: FakeClock) -> AsyncIterator[Service]:

@@ -25,15 +25,6 @@ CLEAN = {"kind": "rmf", "request": {"category": "clean", "description": {"zone":
 MINUTELY = {"kind": "interval", "every": 60, "unit": "seconds"}
 
 
-class Engine(Service):
-    async def dispatch(self) -> int:
-        return await self.app.state.services.dispatcher.run_pass()
-
-    @property
-    def services(self):
-        return self.app.state.services
-
-
 @pytest.fixture
 async def fleet() -> AsyncIterator[Any]:
     async with running_fake_fleet() as handle:
@@ -41,7 +32,7 @@ async def fleet() -> AsyncIterator[Any]:
 
 
 @pytest.fixture
-async def engine(db_url, clock, fleet) -> AsyncIterator[Engine]:
+async def engine(db_url, clock, fleet) -> AsyncIterator[Service]:
     settings = build_settings(
         {
             "db_url": db_url,
@@ -54,21 +45,21 @@ async def engine(db_url, clock, fleet) -> AsyncIterator[Engine]:
     async with app.router.lifespan_context(app):
         transport = httpx.ASGITransport(app=app)
         async with httpx.AsyncClient(transport=transport, base_url="http://scheduler") as http:
-            yield Engine(app=app, clock=clock, http=http)
+            yield Service(app=app, clock=clock, http=http)
 
 
-async def create(engine: Engine, **overrides: Any) -> dict[str, Any]:
+async def create(engine: Service, **overrides: Any) -> dict[str, Any]:
     body = {"name": "lobby", "schedule": MINUTELY, "task": CLEAN, **overrides}
     response = await engine.http.post("/rules", json=body)
     assert response.status_code == 201, response.text
     return response.json()
 
 
-async def task(engine: Engine, task_id: str) -> dict[str, Any]:
+async def task(engine: Service, task_id: str) -> dict[str, Any]:
     return (await engine.http.get(f"/tasks/{task_id}")).json()
 
 
-async def runs_of(engine: Engine, task_id: str) -> list[dict[str, Any]]:
+async def runs_of(engine: Service, task_id: str) -> list[dict[str, Any]]:
     return (await engine.http.get(f"/tasks/{task_id}/runs")).json()
 
 
@@ -141,7 +132,7 @@ async def test_failure_is_retried_with_backoff_and_checked_at_the_fleet_first(en
     assert fleet.recorder.counts("task_scheduler.task") == {task_id: 1}
 
 
-async def retry_until_settled(engine: Engine, task_id: str, fleet_url: str, back_after: int | None) -> int:
+async def retry_until_settled(engine: Service, task_id: str, fleet_url: str, back_after: int | None) -> int:
     """Move the clock to each planned retry and dispatch it, pointing the target at the fleet
     after ``back_after`` attempts; return the attempts made."""
     attempts = 0
@@ -382,7 +373,7 @@ async def test_secrets_never_come_back_even_in_errors(engine, fleet):
     assert "s3cret" not in response.text
 
 
-async def claim_as_dead_replica(engine: Engine, lease_s: float = 1.0) -> list[TaskRecord]:
+async def claim_as_dead_replica(engine: Service, lease_s: float = 1.0) -> list[TaskRecord]:
     now = engine.clock.now()
     return await engine.services.store.claim_due(now, "replica-dead", now + timedelta(seconds=lease_s), 10)
 

@@ -25,9 +25,6 @@ HOURLY = {"kind": "interval", "every": 1, "unit": "hours"}
 
 
 class Files(Service):
-    async def dispatch(self) -> None:
-        await self.app.state.services.dispatcher.run_pass()
-
     async def runs(self, rule: dict[str, Any]) -> list[dict[str, Any]]:
         page = (await self.http.get("/runs", params={"rule_id": rule["id"]})).json()
         return sorted(page["items"], key=lambda run: run["started_at"])

@@ -94,15 +94,6 @@ async def web_server() -> AsyncIterator[Web]:
         await runner.cleanup()
 
 
-class Engine(Service):
-    async def dispatch(self) -> int:
-        return await self.app.state.services.dispatcher.run_pass()
-
-    @property
-    def services(self):
-        return self.app.state.services
-
-
 def _settings(db_url: str, web_url: str, **options: Any):
     targets = {
         "default": {"kind": "rmf_http", "base_url": "http://127.0.0.1:9"},
@@ -118,21 +109,21 @@ def _settings(db_url: str, web_url: str, **options: Any):
 
 
 @pytest.fixture
-async def engine(db_url, clock, web_server) -> AsyncIterator[Engine]:
+async def engine(db_url, clock, web_server) -> AsyncIterator[Service]:
     app = get_app(_settings(db_url, web_server.url), clock=clock, run_background=False)
     async with app.router.lifespan_context(app):
         async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://s") as http:
-            yield Engine(app=app, clock=clock, http=http)
+            yield Service(app=app, clock=clock, http=http)
 
 
-async def create(engine: Engine, task: dict[str, Any], **overrides: Any) -> dict[str, Any]:
+async def create(engine: Service, task: dict[str, Any], **overrides: Any) -> dict[str, Any]:
     body = {"name": "check", "schedule": EVERY_10_S, "task": task, **overrides}
     response = await engine.http.post("/rules", json=body)
     assert response.status_code == 201, response.text
     return response.json()
 
 
-async def runs(engine: Engine, **params: Any) -> list[dict[str, Any]]:
+async def runs(engine: Service, **params: Any) -> list[dict[str, Any]]:
     return (await engine.http.get("/runs", params=params)).json()["items"]
 
 
@@ -322,7 +313,7 @@ async def test_outbound_calls_only_reach_hosts_the_allowlist_names(db_url, clock
     )
     async with app.router.lifespan_context(app):
         async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://s") as http:
-            engine = Engine(app=app, clock=clock, http=http)
+            engine = Service(app=app, clock=clock, http=http)
             for name, url in (
                 ("address", f"{web_server.url}/health"),
                 ("name", f"http://localhost:{port}/health"),
@@ -343,7 +334,7 @@ async def test_tricks_around_the_allowlist_do_not_work(db_url, clock, web_server
     app = get_app(settings, clock=clock, run_background=False)
     async with app.router.lifespan_context(app):
         async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://s") as http:
-            engine = Engine(app=app, clock=clock, http=http)
+            engine = Service(app=app, clock=clock, http=http)
             tricks = {
                 "decimal": f"http://2130706433:{port}/health",  # 127.0.0.1 written as one number
                 "mapped": f"http://[::ffff:127.0.0.1]:{port}/health",
@@ -376,7 +367,7 @@ async def test_a_name_is_allowed_by_name_or_by_every_address_it_resolves_to(db_u
         )
         async with app.router.lifespan_context(app):
             async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://s") as http:
-                engine = Engine(app=app, clock=clock, http=http)
+                engine = Service(app=app, clock=clock, http=http)
                 rule = await create(engine, {"kind": "http", "url": f"http://localhost:{port}/health"})
                 engine.clock.advance(seconds=10)
                 await engine.dispatch()
