@@ -20,24 +20,27 @@ from typing import Any
 from pydantic import BaseModel, ValidationError
 
 from task_scheduler.domain.errors import Invalid
-from task_scheduler.domain.targets import HttpTarget, RmfHttpTarget, RmfWsTarget
+from task_scheduler.domain.targets import DatabaseTarget, HttpTarget, RmfHttpTarget, RmfWsTarget
 from task_scheduler.kinds.base import TargetKind, TaskKind
 from task_scheduler.kinds.http import HttpKind
 from task_scheduler.kinds.rmf import RmfKind
+from task_scheduler.kinds.sql import SqlKind
 from task_scheduler.transports.http import HttpTransport
 from task_scheduler.transports.rmf_http import RmfHttpTransport
 from task_scheduler.transports.rmf_ws import RmfWsTransport
+from task_scheduler.transports.sql import SqlTransport
 
 TASK_KINDS_GROUP = "rmf_task_scheduler.task_kinds"
 TARGET_KINDS_GROUP = "rmf_task_scheduler.target_kinds"
 
-BUILTIN_TASK_KINDS: tuple[type[TaskKind], ...] = (RmfKind, HttpKind)
+BUILTIN_TASK_KINDS: tuple[type[TaskKind], ...] = (RmfKind, HttpKind, SqlKind)
 BUILTIN_TARGET_KINDS = (
     TargetKind(
         "rmf_http", RmfHttpTarget, lambda config, ctx: RmfHttpTransport(config, ctx.http, ctx.allowlist)
     ),
     TargetKind("rmf_ws", RmfWsTarget, lambda config, ctx: RmfWsTransport(config, ctx.allowlist)),
     TargetKind("http", HttpTarget, lambda config, ctx: HttpTransport(config, ctx)),
+    TargetKind("database", DatabaseTarget, lambda config, ctx: SqlTransport(config, ctx.allowlist)),
 )
 
 
