@@ -9,13 +9,20 @@ from __future__ import annotations
 
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field
 
 from task_scheduler.domain.sql import parse
 from task_scheduler.domain.targets import DatabaseTarget, dialect_of
 from task_scheduler.kinds.base import Occurrence, Problems, TaskKind
 
-Scalar = str | int | float | bool | None
+
+def _scalar(value: Any) -> Any:
+    if value is not None and not isinstance(value, (str, int, float, bool)):
+        raise ValueError("a parameter is a JSON scalar: a string, number, boolean or null")
+    return value
+
+
+Scalar = Annotated[Any, AfterValidator(_scalar)]
 
 
 class SqlTask(BaseModel):
@@ -31,9 +38,7 @@ class SqlTask(BaseModel):
         examples=["purge_old"],
         description="The name of a query the target configures.",
     )
-    params: dict[
-        Annotated[str, Field(max_length=63)], Annotated[Scalar, Field(union_mode="left_to_right")]
-    ] = Field(
+    params: dict[Annotated[str, Field(max_length=63)], Scalar] = Field(
         default_factory=dict,
         max_length=100,
         examples=[{"days": 30}],

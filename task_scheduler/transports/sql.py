@@ -35,6 +35,8 @@ from task_scheduler.transports.base import RESPONSE_LIMIT, Delivery, LookupFaile
 logger = logging.getLogger(__name__)
 
 CLOSE_TIMEOUT_S: Final = 5.0
+CLIENT_GRACE_S: Final = 1.0
+"""How much longer than the target's timeout_s the client waits before it cancels."""
 _PG_RETRYABLE: Final = ("40", "53", "08", "55P03", "57P01", "57P02", "57P03")
 """SQLSTATE classes and codes worth retrying: transaction rollback (deadlock,
 serialization), insufficient resources, connection trouble, lock not available, shutdown."""
@@ -100,9 +102,22 @@ class SqlTransport:
         timeout_s = self._config.timeout_s
         async with self._slots:
             try:
-                result = await asyncio.wait_for(run(text, args, query, progress), timeout_s)
+                # The server's own limit normally ends a slow statement first, and cleanly.
+                result = await asyncio.wait_for(run(text, args, query, progress), timeout_s + CLIENT_GRACE_S)
             except NotAllowed as error:
                 return logged(logger, where, Delivery(Outcome.REJECTED, error=str(error)))
+            except TimeoutError:
+                if not progress.connected:
+                    delivery = Delivery(
+                        Outcome.FAILED, error=f"cannot connect within {timeout_s:g} s", reached=False
+                    )
+                else:
+                    delivery = Delivery(
+                        Outcome.TIMEOUT,
+                        error=f"cancelled after the target's timeout_s ({timeout_s:g} s)",
+                        ambiguous=progress.committing,
+                    )
+                return logged(logger, where, delivery)
             except _Unreachable as error:
                 return logged(
                     logger, where, Delivery(Outcome.FAILED, error=f"cannot connect: {error}", reached=False)
@@ -116,18 +131,6 @@ class SqlTransport:
                     ambiguous=progress.committing,
                     reached=progress.connected,
                 )
-                return logged(logger, where, delivery)
-            except TimeoutError:
-                if not progress.connected:
-                    delivery = Delivery(
-                        Outcome.FAILED, error=f"cannot connect within {timeout_s:g} s", reached=False
-                    )
-                else:
-                    delivery = Delivery(
-                        Outcome.TIMEOUT,
-                        error=f"cancelled after the target's timeout_s ({timeout_s:g} s)",
-                        ambiguous=progress.committing,
-                    )
                 return logged(logger, where, delivery)
             except Exception as error:
                 outcome = self._outcome(error)
@@ -300,7 +303,8 @@ async def _kill_mysql(where: dict[str, Any], thread_id: int) -> None:
     try:
         killer = await asyncio.shield(asyncmy.connect(**where))
         try:
-            await asyncio.shield(killer.kill(thread_id))
+            async with killer.cursor() as cursor:
+                await asyncio.shield(cursor.execute(f"KILL QUERY {int(thread_id)}"))
         finally:
             killer.close()
     except Exception:
