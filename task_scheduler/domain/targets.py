@@ -250,7 +250,7 @@ class DatabaseTarget(_Target):
 
     secret_fields: ClassVar[tuple[str, ...]] = ("password",)
 
-    kind: Literal["database"] = "database"
+    kind: Literal["database"] = Field("database", description="A database for sql tasks.")
     url: str = Field(
         max_length=2048,
         examples=["postgres://reporter@db.example.com:5432/reports", "sqlite:////var/lib/site/jobs.sqlite3"],

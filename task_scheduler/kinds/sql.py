@@ -30,7 +30,7 @@ class SqlTask(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    kind: Literal["sql"]
+    kind: Literal["sql"] = Field(description="Run a query configured on a database target.")
     target: str = Field(min_length=1, max_length=128, description="A database target; see /targets.")
     query: str = Field(
         min_length=1,
