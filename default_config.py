@@ -49,6 +49,13 @@ config = {
     #             writable (False: read only), max_file_bytes (10 MiB) read or written.
     #             File tasks never leave it: no "..", no absolute path, no symbolic
     #             link followed below path, writes atomic (temporary file + rename).
+    #   database: for sql tasks: url (postgres://user@host/db, mysql://user@host/db or
+    #             sqlite:////abs/path), password (secret), queries ({name: {"sql": "...
+    #             :param ...", "mode": "read"|"write", "max_rows": 100}}: the only SQL
+    #             rules can run), timeout_s (60), max_connections (4). Example:
+    #             "reports": {"kind": "database", "url": "postgres://reporter@127.0.0.1/reports",
+    #                         "password": "...", "queries": {"purge_old": {"mode": "write",
+    #                         "sql": "DELETE FROM audit_log WHERE age_days > :days"}}}
     # Authentication: a ready bearer "token", or "jwt_secret" to mint HS256 tokens with the
     # claims the RMF api-server checks (aud=jwt_audience, iss=jwt_issuer,
     # preferred_username=username).  timeout_s bounds each request; an rmf_http target has

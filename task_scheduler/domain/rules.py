@@ -90,17 +90,19 @@ def _task_union() -> Any:
     # Imported here: the kinds' modules import this one for RmfTask.
     from task_scheduler.kinds.file import FileTask
     from task_scheduler.kinds.http import HttpTask
+    from task_scheduler.kinds.sql import SqlTask
 
     return Annotated[
         Annotated[RmfTask, Tag("rmf")]
         | Annotated[HttpTask, Tag("http")]
         | Annotated[FileTask, Tag("file")]
+        | Annotated[SqlTask, Tag("sql")]
         | Annotated[PluginTask, Tag("plugin")],
         Discriminator(_task_tag),
     ]
 
 
-BUILTIN_KINDS = ("rmf", "http", "file")
+BUILTIN_KINDS = ("rmf", "http", "sql", "file")
 
 
 class Policy(_Strict):
@@ -145,7 +147,7 @@ class RuleSpec(_Strict):
     )
     enabled: bool = True
     schedule: Schedule
-    task: TaskSpec = Field(description="What to do: a document of one task kind (rmf, http, ...).")
+    task: TaskSpec = Field(description="What to do: a document of one task kind (rmf, http, sql, ...).")
     policy: Policy = Field(default_factory=Policy)
     metadata: dict[str, Any] = Field(default_factory=dict)
     channel: str | None = Field(

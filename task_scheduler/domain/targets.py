@@ -1,7 +1,8 @@
 """Target configurations: named, reusable connections the dispatcher sends tasks through.
 
 Built in: an Open-RMF api-server (``rmf_http``) or websocket bridge (``rmf_ws``), a web
-service (``http``), a directory (``directory``); plug-in target kinds arrive as
+service (``http``), a database (``database``), a directory (``directory``); plug-in
+target kinds arrive as
 :class:`PluginTarget` and are validated by their own model (see ``kinds.registry``).
 A target's secrets (each model's ``secret_fields``) stay server-side: they are hidden
 from ``repr()``, left out of :func:`public_view` (what the API shows), and the text of
@@ -10,6 +11,7 @@ validation errors never echoes the input, since it may hold them.
 
 from __future__ import annotations
 
+import importlib.util
 import os
 import re
 from typing import Annotated, Any, ClassVar, Literal
@@ -22,9 +24,12 @@ from pydantic import (
     Field,
     Tag,
     TypeAdapter,
+    ValidationInfo,
     field_validator,
     model_validator,
 )
+
+from task_scheduler.domain.sql import Dialect, SqlError, parse
 
 _Text = Annotated[str, Field(min_length=1, max_length=256)]
 
@@ -219,7 +224,117 @@ class DirectoryTarget(_Target):
         return os.path.normpath(value)
 
 
-BUILTIN_TARGET_KINDS = ("rmf_http", "rmf_ws", "http", "directory")
+DRIVERS = {"postgres": ("asyncpg", "postgres"), "mysql": ("asyncmy", "mysql"), "sqlite": ("aiosqlite", None)}
+"""For each database: its driver module and the extra of this package that installs it."""
+_SCHEMES = {"postgres": "postgres", "postgresql": "postgres", "mysql": "mysql", "sqlite": "sqlite"}
+_IDENTIFIER = r"^[A-Za-z_][A-Za-z0-9_]{0,62}$"
+
+
+def dialect_of(url: str) -> Dialect:
+    """Which database a (checked) database target URL names."""
+    return _SCHEMES[url.split("://", 1)[0]]  # type: ignore[return-value]
+
+
+def check_database_url(value: str) -> str:
+    """A database URL without a password, or ``ValueError``: postgres[ql]://, mysql://
+    (user@host[:port]/database) or sqlite:///absolute/path."""
+    value = value.strip()
+    try:
+        parts = urlsplit(value)
+        _ = parts.port  # reading it validates it
+    except ValueError as error:
+        raise ValueError(f"not a valid URL: {error}") from None
+    dialect = _SCHEMES.get(parts.scheme)
+    if dialect is None:
+        raise ValueError("the scheme must be postgres://, mysql:// or sqlite:///")
+    if parts.password is not None or "password" in parts.query.lower():
+        raise ValueError("the password does not belong in the URL: give it as password (secret)")
+    if parts.fragment or value.endswith("#"):
+        raise ValueError("a fragment is not allowed")
+    if dialect == "sqlite":
+        if parts.netloc or not parts.path.startswith("/") or parts.query:
+            raise ValueError("a SQLite database is sqlite:///absolute/path (three slashes)")
+        return value
+    if not parts.hostname:
+        raise ValueError("a host is required")
+    if not parts.path.strip("/"):
+        raise ValueError("name the database: ...://user@host/database")
+    if dialect == "mysql" and parts.query:
+        raise ValueError("a mysql:// URL takes no query options")
+    module, extra = DRIVERS[dialect]
+    if importlib.util.find_spec(module) is None:
+        raise ValueError(f"the {module} driver is not installed: pip install 'rmf-task-scheduler[{extra}]'")
+    return value
+
+
+class DatabaseQuery(BaseModel):
+    """One statement an admin allows: rules pick it by name and give its ``:name`` parameters."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    sql: str = Field(
+        min_length=1,
+        max_length=100_000,
+        examples=["DELETE FROM audit_log WHERE created_at < now() - make_interval(days => :days)"],
+        description="One statement; parameters written :name (bound, never pasted into the text).",
+    )
+    mode: Literal["read", "write"] = Field(
+        description="read: the rows are kept in the run (read-only transaction); write: the rows affected."
+    )
+    max_rows: int = Field(100, ge=1, le=10_000, description="The most rows of a read kept in a run.")
+
+
+class DatabaseTarget(_Target):
+    """A database that ``sql`` tasks run the queries configured here against; nothing else."""
+
+    secret_fields: ClassVar[tuple[str, ...]] = ("password",)
+
+    kind: Literal["database"] = Field("database", description="A database for sql tasks.")
+    url: str = Field(
+        max_length=2048,
+        examples=["postgres://reporter@db.example.com:5432/reports", "sqlite:////var/lib/site/jobs.sqlite3"],
+        description=(
+            "postgres://, mysql:// (user@host[:port]/database) or sqlite:///absolute/path; no password"
+            " (see password). Network hosts must be in outbound_allowlist."
+        ),
+    )
+    password: str | None = Field(
+        None, min_length=1, max_length=1024, repr=False, description="The database password (secret)."
+    )
+    queries: dict[Annotated[str, Field(pattern=_IDENTIFIER)], DatabaseQuery] = Field(
+        min_length=1,
+        max_length=200,
+        description="The statements rules may run, by name. There is no way to send other SQL.",
+    )
+    timeout_s: float = Field(
+        60.0, gt=0, le=86400, description="Seconds a run may take; the statement is cancelled after."
+    )
+    max_connections: int = Field(
+        4, ge=1, le=64, description="Runs against this database at once, a connection each; more wait."
+    )
+
+    @field_validator("url")
+    @classmethod
+    def _url(cls, value: str) -> str:
+        return check_database_url(value)
+
+    @field_validator("queries")
+    @classmethod
+    def _queries_parse(
+        cls, value: dict[str, DatabaseQuery], info: ValidationInfo
+    ) -> dict[str, DatabaseQuery]:
+        if "url" not in info.data:
+            return value  # the URL's own error says what is wrong
+        dialect = dialect_of(info.data["url"])
+        for name, query in value.items():
+            try:
+                parse(query.sql, dialect)
+            except SqlError as error:
+                raise ValueError(f"query {name!r}: {error}") from None
+        return value
+
+
+BUILTIN_TARGET_KINDS = ("rmf_http", "rmf_ws", "http", "database", "directory")
 
 
 class PluginTarget(BaseModel):
@@ -247,6 +362,7 @@ TargetConfig = Annotated[
     | Annotated[RmfWsTarget, Tag("rmf_ws")]
     | Annotated[HttpTarget, Tag("http")]
     | Annotated[DirectoryTarget, Tag("directory")]
+    | Annotated[DatabaseTarget, Tag("database")]
     | Annotated[PluginTarget, Tag("plugin")],
     Discriminator(_target_tag),
 ]

@@ -20,20 +20,28 @@ from typing import Any
 from pydantic import BaseModel, ValidationError
 
 from task_scheduler.domain.errors import Invalid
-from task_scheduler.domain.targets import DirectoryTarget, HttpTarget, RmfHttpTarget, RmfWsTarget
+from task_scheduler.domain.targets import (
+    DatabaseTarget,
+    DirectoryTarget,
+    HttpTarget,
+    RmfHttpTarget,
+    RmfWsTarget,
+)
 from task_scheduler.kinds.base import TargetKind, TaskKind
 from task_scheduler.kinds.file import FileKind
 from task_scheduler.kinds.http import HttpKind
 from task_scheduler.kinds.rmf import RmfKind
+from task_scheduler.kinds.sql import SqlKind
 from task_scheduler.transports.file import FileTransport
 from task_scheduler.transports.http import HttpTransport
 from task_scheduler.transports.rmf_http import RmfHttpTransport
 from task_scheduler.transports.rmf_ws import RmfWsTransport
+from task_scheduler.transports.sql import SqlTransport
 
 TASK_KINDS_GROUP = "rmf_task_scheduler.task_kinds"
 TARGET_KINDS_GROUP = "rmf_task_scheduler.target_kinds"
 
-BUILTIN_TASK_KINDS: tuple[type[TaskKind], ...] = (RmfKind, HttpKind, FileKind)
+BUILTIN_TASK_KINDS: tuple[type[TaskKind], ...] = (RmfKind, HttpKind, SqlKind, FileKind)
 BUILTIN_TARGET_KINDS = (
     TargetKind(
         "rmf_http", RmfHttpTarget, lambda config, ctx: RmfHttpTransport(config, ctx.http, ctx.allowlist)
@@ -41,6 +49,7 @@ BUILTIN_TARGET_KINDS = (
     TargetKind("rmf_ws", RmfWsTarget, lambda config, ctx: RmfWsTransport(config, ctx.allowlist)),
     TargetKind("http", HttpTarget, lambda config, ctx: HttpTransport(config, ctx)),
     TargetKind("directory", DirectoryTarget, lambda config, ctx: FileTransport(ctx)),
+    TargetKind("database", DatabaseTarget, lambda config, ctx: SqlTransport(config, ctx.allowlist)),
 )
 
 

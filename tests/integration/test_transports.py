@@ -152,7 +152,10 @@ def test_a_target_of_a_kind_nothing_installed_is_refused_naming_the_known_kinds(
     with pytest.raises(Invalid) as refused:
         registry.target(target_adapter.validate_python({"kind": "ftp", "host": "files"}))
     assert refused.value.problems == [
-        (("config", "kind"), "no target kind 'ftp' is installed (known: directory, http, rmf_http, rmf_ws)")
+        (
+            ("config", "kind"),
+            "no target kind 'ftp' is installed (known: database, directory, http, rmf_http, rmf_ws)",
+        )
     ]
 
 
