@@ -7,7 +7,7 @@ from typing import Annotated
 from fastapi import APIRouter, Depends, Query, Response
 from pydantic import BaseModel
 
-from task_scheduler.api.deps import Offset, Services, services
+from task_scheduler.api.deps import KindQuery, Offset, Services, services
 from task_scheduler.api.errors import Problem
 from task_scheduler.domain.rules import Rule, RuleSpec
 from task_scheduler.services.occurrences import TaskView
@@ -38,11 +38,15 @@ async def list_rules(
     enabled: bool | None = None,
     category: Annotated[str | None, Query(description="RMF task category, e.g. clean.")] = None,
     name: Annotated[str | None, Query(description="Case-insensitive substring of the name.")] = None,
+    kind: KindQuery = None,
+    target: Annotated[
+        str | None, Query(min_length=1, max_length=128, description="Name of the target the rule sends to.")
+    ] = None,
     limit: Annotated[int, Query(ge=1, le=1000)] = 100,
     offset: Offset = 0,
 ) -> RulePage:
     items, total = await svc.rules.list(
-        enabled=enabled, category=category, name=name, limit=limit, offset=offset
+        enabled=enabled, category=category, name=name, kind=kind, target=target, limit=limit, offset=offset
     )
     return RulePage(items=items, total=total, limit=limit, offset=offset)
 

@@ -8,7 +8,7 @@ from typing import Annotated
 from fastapi import APIRouter, Depends, Query, Response
 from pydantic import BaseModel
 
-from task_scheduler.api.deps import Offset, RuleIdQuery, Services, UtcDatetime, services
+from task_scheduler.api.deps import KindQuery, Offset, RuleIdQuery, Services, UtcDatetime, services
 from task_scheduler.api.errors import Problem
 from task_scheduler.domain.errors import Invalid
 from task_scheduler.domain.tasks import TaskPatch, TaskStatus
@@ -39,6 +39,7 @@ async def list_tasks(
     rule_id: RuleIdQuery = None,
     status: TaskStatus | None = None,
     category: Annotated[str | None, Query(description="RMF task category, e.g. clean.")] = None,
+    kind: KindQuery = None,
     limit: Annotated[int, Query(ge=1, le=1000)] = 100,
     offset: Offset = 0,
 ) -> TaskPage:
@@ -51,7 +52,14 @@ async def list_tasks(
     if end <= start:
         raise Invalid.at(("query", "end"), "end must be after start")
     items, total = await svc.tasks.list(
-        start=start, end=end, rule_id=rule_id, status=status, category=category, limit=limit, offset=offset
+        start=start,
+        end=end,
+        rule_id=rule_id,
+        status=status,
+        category=category,
+        kind=kind,
+        limit=limit,
+        offset=offset,
     )
     return TaskPage(items=items, total=total, limit=limit, offset=offset, start=start, end=end)
 

@@ -107,10 +107,24 @@ class RuleService:
         return rule_view(await self._get(rule_id), self._clock.now())
 
     async def list(
-        self, *, enabled: bool | None, category: str | None, name: str | None, limit: int, offset: int
+        self,
+        *,
+        enabled: bool | None,
+        category: str | None,
+        name: str | None,
+        kind: str | None,
+        target: str | None,
+        limit: int,
+        offset: int,
     ) -> tuple[list[Rule], int]:
         records, total = await self._store.list_rules(
-            enabled=enabled, category=category, name_contains=name, limit=limit, offset=offset
+            enabled=enabled,
+            category=category,
+            name_contains=name,
+            kind=kind,
+            target=target,
+            limit=limit,
+            offset=offset,
         )
         now = self._clock.now()
         return [rule_view(record, now) for record in records], total

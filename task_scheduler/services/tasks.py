@@ -58,12 +58,18 @@ class TaskService:
         rule_id: int | None,
         status: TaskStatus | None,
         category: str | None,
+        kind: str | None,
         limit: int,
         offset: int,
     ) -> tuple[list[TaskView], int]:
         """Occurrences scheduled in [start, end), stored and computed, by time then id."""
-        filters = {"rule_id": rule_id, "status": status.value if status else None, "category": category}
-        computing = await self._computing_rules(end, rule_id, status, category)
+        filters = {
+            "rule_id": rule_id,
+            "status": status.value if status else None,
+            "category": category,
+            "kind": kind,
+        }
+        computing = await self._computing_rules(end, rule_id, status, category, kind)
         if not computing:
             total = await self._store.count_tasks(start, end, **filters)
             records = await self._store.list_tasks(start, end, limit=limit, offset=offset, **filters)
@@ -85,12 +91,17 @@ class TaskService:
         return merged[offset : offset + limit], len(merged)
 
     async def _computing_rules(
-        self, end: datetime, rule_id: int | None, status: TaskStatus | None, category: str | None
+        self,
+        end: datetime,
+        rule_id: int | None,
+        status: TaskStatus | None,
+        category: str | None,
+        kind: str | None,
     ) -> list[RuleRecord]:
         """Enabled rules with occurrences before ``end`` that are not stored yet."""
         if status not in (None, TaskStatus.scheduled):
             return []
-        return await self._store.rules_unexpanded_before(end, rule_id=rule_id, category=category)
+        return await self._store.rules_unexpanded_before(end, rule_id=rule_id, category=category, kind=kind)
 
     async def _views(self, records: list[TaskRecord]) -> list[TaskView]:
         rules = await self._store.rules_by_ids(r.rule_id for r in records if r.rule_id is not None)

@@ -62,6 +62,8 @@ class Store:
         enabled: bool | None = None,
         category: str | None = None,
         name_contains: str | None = None,
+        kind: str | None = None,
+        target: str | None = None,
         limit: int,
         offset: int,
     ) -> tuple[list[RuleRecord], int]:
@@ -70,6 +72,10 @@ class Store:
             query = query.filter(enabled=enabled)
         if category is not None:
             query = query.filter(category=category)
+        if kind is not None:
+            query = query.filter(task_kind=kind)
+        if target is not None:
+            query = query.filter(target=target)
         if name_contains:
             query = query.filter(name__icontains=name_contains)
         total = await query.count()
@@ -99,7 +105,12 @@ class Store:
         await RuleRecord.filter(id=rule_id).update(expanded_until=until)
 
     async def rules_unexpanded_before(
-        self, until: datetime, *, rule_id: int | None = None, category: str | None = None
+        self,
+        until: datetime,
+        *,
+        rule_id: int | None = None,
+        category: str | None = None,
+        kind: str | None = None,
     ) -> list[RuleRecord]:
         """Enabled rules with occurrences not yet stored before ``until`` (computed on the fly)."""
         query = RuleRecord.filter(enabled=True, expanded_until__lt=until)
@@ -107,6 +118,8 @@ class Store:
             query = query.filter(id=rule_id)
         if category is not None:
             query = query.filter(category=category)
+        if kind is not None:
+            query = query.filter(task_kind=kind)
         return await query.order_by("id")
 
     # -- tasks ---------------------------------------------------------------------------
@@ -142,6 +155,7 @@ class Store:
         rule_id: int | None,
         status: str | None,
         category: str | None,
+        kind: str | None,
     ):
         query = TaskRecord.filter(scheduled_at__gte=start, scheduled_at__lt=end)
         if rule_id is not None:
@@ -150,6 +164,8 @@ class Store:
             query = query.filter(status=status)
         if category is not None:
             query = query.filter(category=category)
+        if kind is not None:
+            query = query.filter(kind=kind)
         return query
 
     async def count_tasks(self, start: datetime, end: datetime, **filters: Any) -> int:
