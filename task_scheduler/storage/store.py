@@ -497,9 +497,9 @@ class Store:
     async def last_run(self, rule_id: int) -> RunRecord | None:
         return await RunRecord.filter(rule_id=rule_id).order_by("-started_at", "-id").first()
 
-    async def delete_runs(self, before: datetime) -> int:
-        async with self.transaction():
-            return await RunRecord.filter(started_at__lt=before).delete()
+    async def delete_runs(self, **filters: Any) -> int:
+        """Remove the runs matching every filter (those ``list_runs`` takes), in one statement."""
+        return await self._run_query(**filters).delete()
 
     # -- targets ---------------------------------------------------------------------------
 

@@ -277,3 +277,27 @@ def ad_hoc(task_id: str, *, kind: str) -> dict[str, Any]:
         "created_at": T0,
         "updated_at": T0,
     }
+
+
+async def test_runs_purge_by_period_rule_and_task(service):
+    for i, (task_id, rule_id, outcome) in enumerate(
+        [("1-a", 1, "succeeded"), ("1-b", 1, "failed"), ("2-a", 2, "succeeded"), ("2-b", 2, "failed")]
+    ):
+        await RunRecord.create(**{**run_of(task_id, rule_id, outcome), "started_at": T0 + timedelta(hours=i)})
+
+    async def purge(**params: Any) -> int:
+        params = {k: (v.isoformat() if isinstance(v, datetime) else v) for k, v in params.items()}
+        response = await service.http.delete("/runs", params=params)
+        assert response.status_code == 200, response.text
+        return response.json()["deleted"]
+
+    assert error_locs(await service.http.delete("/runs")) == [["query"]]
+    backwards = {"start": (T0 + timedelta(hours=1)).isoformat(), "end": T0.isoformat()}
+    assert error_locs(await service.http.delete("/runs", params=backwards)) == [["query", "end"]]
+    assert await purge(rule_id=3) == 0
+    assert await purge(start=T0 + timedelta(hours=1), end=T0 + timedelta(hours=2), rule_id=2) == 0
+    assert await purge(start=T0 + timedelta(hours=1), end=T0 + timedelta(hours=2)) == 1  # 1-b
+    assert await purge(task_id="2-b", status="failed") == 1
+    assert await purge(start=T0 + timedelta(hours=2)) == 1  # 2-a
+    assert await purge(before=T0 + timedelta(hours=5), end=T0 + timedelta(minutes=1)) == 1  # 1-a
+    assert await RunRecord.all().count() == 0
