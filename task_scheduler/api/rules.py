@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-from typing import Annotated
+from typing import Annotated, Literal
 
 from fastapi import APIRouter, Depends, Query, Response
-from pydantic import BaseModel
+from pydantic import BaseModel, Field
 
 from task_scheduler.api.deps import KindQuery, Offset, Services, services
 from task_scheduler.api.errors import Problem
@@ -49,6 +49,28 @@ async def list_rules(
         enabled=enabled, category=category, name=name, kind=kind, target=target, limit=limit, offset=offset
     )
     return RulePage(items=items, total=total, limit=limit, offset=offset)
+
+
+class RulesDeleted(BaseModel):
+    deleted: int = Field(description="How many rules were deleted.")
+    tasks_deleted: int = Field(description="How many of their occurrences not run yet went with them.")
+
+
+# admin
+@router.delete("", response_model=RulesDeleted)
+async def delete_all_rules(
+    svc: Svc,
+    confirm: Annotated[
+        Literal["delete-all-rules"],
+        Query(
+            description="Must be exactly delete-all-rules; anything else (or nothing) is refused with 422."
+        ),
+    ],
+) -> RulesDeleted:
+    """Delete every rule, each as DELETE /rules/{id} does (its occurrences not run yet go,
+    tasks already run stay as history), in one transaction."""
+    rules, tasks = await svc.rules.delete_all()
+    return RulesDeleted(deleted=rules, tasks_deleted=tasks)
 
 
 @router.post("/preview", response_model=list[Occurrence], responses=Problem.BODY)

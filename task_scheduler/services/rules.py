@@ -232,6 +232,19 @@ class RuleService:
             await self._store.delete_rule(rule_id)
         self._announce(EventType.rule_deleted, record, now)
 
+    async def delete_all(self) -> tuple[int, int]:
+        """Delete every rule as ``delete`` does one, in one transaction; return how many rules
+        and how many of their occurrences not run yet were removed."""
+        now = self._clock.now()
+        async with self._store.transaction():
+            rule_ids = await self._store.lock_all_rules()
+            tasks = await self._store.delete_rules(rule_ids, now)
+        if rule_ids:
+            self._changed(None)
+            data = {"action": "delete all", "count": len(rule_ids)}
+            self._events.publish(Event(type=EventType.rule_deleted, at=now, data=data))
+        return len(rule_ids), tasks
+
     async def reset_attempts(self, rule_id: int) -> Rule:
         """Resume a rule that paused itself after failing occurrences in a row."""
         now = self._clock.now()

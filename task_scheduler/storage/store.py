@@ -121,6 +121,19 @@ class Store:
     async def delete_rule(self, rule_id: int) -> None:
         await RuleRecord.filter(id=rule_id).delete()
 
+    async def lock_all_rules(self) -> list[int]:
+        """Every rule's id, each rule locked until the caller's transaction ends."""
+        return list(await RuleRecord.all().order_by("id").select_for_update().values_list("id", flat=True))
+
+    async def delete_rules(self, rule_ids: Sequence[int], after: datetime) -> int:
+        """Remove these rules and their occurrences not run yet after ``after`` (see
+        ``delete_future_tasks``); return how many such occurrences went with them."""
+        removed = 0
+        for chunk in _chunks(rule_ids, 1000):  # bounded statements, whatever the number of rules
+            removed += await self._not_run_after(after).filter(rule_id__in=chunk).delete()
+            await RuleRecord.filter(id__in=chunk).delete()
+        return removed
+
     async def rules_to_expand(self, below: datetime, after_id: int, limit: int) -> list[RuleRecord]:
         """Enabled rules whose stored occurrences end before ``below``, in id order from ``after_id``."""
         return (
@@ -286,14 +299,17 @@ class Store:
 
     async def delete_future_tasks(self, rule_id: int, after: datetime, *, keep_edited: bool) -> int:
         """Remove a rule's occurrences not yet run after ``after``; optionally keep edited ones."""
-        # A task already attempted (waiting for a retry) stays: resending it must go through
-        # the fleet lookup its attempt counter triggers.
-        query = TaskRecord.filter(rule_id=rule_id, status=TaskStatus.scheduled.value, attempts=0).filter(
-            Q(scheduled_at__gt=after) | Q(original_at__gt=after)
-        )
+        query = self._not_run_after(after).filter(rule_id=rule_id)
         if keep_edited:
             query = query.filter(edited=False)
         return await query.delete()
+
+    def _not_run_after(self, after: datetime) -> QuerySet[TaskRecord]:
+        # A task already attempted (waiting for a retry) stays: resending it must go through
+        # the fleet lookup its attempt counter triggers.
+        return TaskRecord.filter(status=TaskStatus.scheduled.value, attempts=0).filter(
+            Q(scheduled_at__gt=after) | Q(original_at__gt=after)
+        )
 
     async def update_scheduled_copies(
         self, rule_id: int, category: str | None, target: str | None, kind: str
@@ -525,6 +541,10 @@ class Store:
 
     async def rules_using_target(self, name: str) -> int:
         return await RuleRecord.filter(target=name).count()
+
+
+def _chunks(items: Sequence[int], size: int) -> Iterable[Sequence[int]]:
+    return (items[i : i + size] for i in range(0, len(items), size))
 
 
 def _not_for(query: QuerySet[TaskRecord], targets: Iterable[str]) -> QuerySet[TaskRecord]:

@@ -301,3 +301,38 @@ async def test_runs_purge_by_period_rule_and_task(service):
     assert await purge(start=T0 + timedelta(hours=2)) == 1  # 2-a
     assert await purge(before=T0 + timedelta(hours=5), end=T0 + timedelta(minutes=1)) == 1  # 1-a
     assert await RunRecord.all().count() == 0
+
+
+async def test_deleting_all_rules_needs_the_confirmation_and_is_one_transaction(service, monkeypatch):
+    lobby = (await create(service, name="lobby"))["id"]
+    await create(service, name="patrol", schedule=daily_at("09:00"))
+    await TaskRecord.filter(id=tid(lobby, 6)).update(status="dispatched")  # history: stays
+    await TaskRecord.create(**ad_hoc("timer-1", kind="http"))  # no rule: not the rules' to delete
+    for params in ({}, {"confirm": "yes"}, {"confirm": "DELETE-ALL-RULES"}):
+        assert error_locs(await service.http.delete("/rules", params=params)) == [["query", "confirm"]]
+    store = service.app.state.services.store
+    delete_rules = store.delete_rules
+
+    async def fail_after_deleting(rule_ids, after):
+        await delete_rules(rule_ids, after)
+        raise ConnectionError("database went away")
+
+    monkeypatch.setattr(store, "delete_rules", fail_after_deleting)
+    with pytest.raises(ConnectionError):
+        await service.http.delete("/rules", params={"confirm": "delete-all-rules"})
+    assert await RuleRecord.all().count() == 2 and await TaskRecord.all().count() == 3
+    monkeypatch.undo()
+
+    seen = []
+    service.app.state.services.events.stream.subscribe(seen.append)
+    response = await service.http.delete("/rules", params={"confirm": "delete-all-rules"})
+    assert response.status_code == 200, response.text
+    assert response.json() == {"deleted": 2, "tasks_deleted": 1}  # patrol's Jan 6 occurrence
+    assert (await service.http.get("/rules")).json()["total"] == 0
+    assert await statuses() == {tid(lobby, 6): "dispatched", "timer-1": "scheduled"}
+    assert (await tasks(service, start=T0, end=T0 + timedelta(days=30), status="scheduled"))["total"] == 1
+    assert [(e.type, dict(e.data)) for e in seen] == [
+        (EventType.rule_deleted, {"action": "delete all", "count": 2})
+    ]
+    again = await service.http.delete("/rules", params={"confirm": "delete-all-rules"})
+    assert again.json() == {"deleted": 0, "tasks_deleted": 0}
