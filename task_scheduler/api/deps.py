@@ -55,6 +55,11 @@ def _utc(value: datetime) -> datetime:
 UtcDatetime = Annotated[AwareDatetime, AfterValidator(_utc)]
 # Rule ids are 32-bit columns: a larger filter value is refused rather than sent to the database.
 RuleIdQuery = Annotated[int | None, Query(ge=1, le=2**31 - 1)]
+# Task kinds are plug-ins (rmf, http, sql, file, ...): any name that fits the column.
+KindQuery = Annotated[
+    str | None,
+    Query(min_length=1, max_length=32, description="Task kind, e.g. rmf, http, sql or file."),
+]
 # Paging offsets within what every database accepts as a number.
 Offset = Annotated[int, Query(ge=0, le=2**31 - 1)]
 

@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-from typing import Annotated
+from typing import Annotated, Literal
 
 from fastapi import APIRouter, Body, Depends, Query, Response
-from pydantic import BaseModel
+from pydantic import BaseModel, Field
 
-from task_scheduler.api.deps import Offset, Services, services
+from task_scheduler.api.deps import KindQuery, Offset, Services, services
 from task_scheduler.api.errors import Problem
 from task_scheduler.domain.rules import NewRule, Rule, RuleSpec
 from task_scheduler.services.occurrences import TaskView
@@ -53,13 +53,39 @@ async def list_rules(
     enabled: bool | None = None,
     category: Annotated[str | None, Query(description="RMF task category, e.g. clean.")] = None,
     name: Annotated[str | None, Query(description="Case-insensitive substring of the name.")] = None,
+    kind: KindQuery = None,
+    target: Annotated[
+        str | None, Query(min_length=1, max_length=128, description="Name of the target the rule sends to.")
+    ] = None,
     limit: Annotated[int, Query(ge=1, le=1000)] = 100,
     offset: Offset = 0,
 ) -> RulePage:
     items, total = await svc.rules.list(
-        enabled=enabled, category=category, name=name, limit=limit, offset=offset
+        enabled=enabled, category=category, name=name, kind=kind, target=target, limit=limit, offset=offset
     )
     return RulePage(items=items, total=total, limit=limit, offset=offset)
+
+
+class RulesDeleted(BaseModel):
+    deleted: int = Field(description="How many rules were deleted.")
+    tasks_deleted: int = Field(description="How many of their occurrences not run yet went with them.")
+
+
+# admin
+@router.delete("", response_model=RulesDeleted)
+async def delete_all_rules(
+    svc: Svc,
+    confirm: Annotated[
+        Literal["delete-all-rules"],
+        Query(
+            description="Must be exactly delete-all-rules; anything else (or nothing) is refused with 422."
+        ),
+    ],
+) -> RulesDeleted:
+    """Delete every rule, each as DELETE /rules/{id} does (its occurrences not run yet go,
+    tasks already run stay as history), in one transaction."""
+    rules, tasks = await svc.rules.delete_all()
+    return RulesDeleted(deleted=rules, tasks_deleted=tasks)
 
 
 @router.post("/preview", response_model=list[Occurrence], responses=Problem.BODY)

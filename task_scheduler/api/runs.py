@@ -5,9 +5,10 @@ from __future__ import annotations
 from typing import Annotated
 
 from fastapi import APIRouter, Depends, Query
-from pydantic import BaseModel
+from pydantic import BaseModel, Field
 
 from task_scheduler.api.deps import Offset, RuleIdQuery, Services, UtcDatetime, services
+from task_scheduler.domain.errors import Invalid
 from task_scheduler.services.runs import RunView
 from task_scheduler.transports.base import Outcome
 
@@ -23,7 +24,7 @@ class RunPage(BaseModel):
 
 
 class Deleted(BaseModel):
-    deleted: int
+    deleted: int = Field(description="How many runs were removed.")
 
 
 @router.get("", response_model=RunPage)
@@ -52,7 +53,25 @@ async def list_runs(
 
 @router.delete("", response_model=Deleted)
 async def purge_runs(
-    svc: Svc, before: Annotated[UtcDatetime, Query(description="Delete runs started before this.")]
+    svc: Svc,
+    before: Annotated[
+        UtcDatetime | None, Query(description="Delete runs started before this (the same as end).")
+    ] = None,
+    start: Annotated[UtcDatetime | None, Query(description="Delete runs started at or after this.")] = None,
+    end: Annotated[UtcDatetime | None, Query(description="Delete runs started before this.")] = None,
+    rule_id: RuleIdQuery = None,
+    task_id: Annotated[
+        str | None, Query(min_length=1, max_length=64, description="Delete this task's runs.")
+    ] = None,
+    status: Annotated[Outcome | None, Query(description="Delete runs with this outcome.")] = None,
 ) -> Deleted:
-    """Purge history older than a point in time; says how many runs were removed."""
-    return Deleted(deleted=await svc.runs.purge(before))
+    """Purge history: the runs matching every filter given, in one transaction; at least one
+    filter is required (422 otherwise).  Says how many runs were removed."""
+    if before is not None:
+        end = min(before, end or before)
+    if start and end and end <= start:
+        raise Invalid.at(("query", "end"), "end must be after start")
+    removed = await svc.runs.purge(
+        rule_id=rule_id, task_id=task_id, outcome=status.value if status else None, start=start, end=end
+    )
+    return Deleted(deleted=removed)

@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+from dataclasses import asdict
 from datetime import datetime, timedelta
 from typing import Annotated
 
 from fastapi import APIRouter, Depends, Query, Response
-from pydantic import BaseModel
+from pydantic import BaseModel, Field, StringConstraints
 
-from task_scheduler.api.deps import Offset, RuleIdQuery, Services, UtcDatetime, services
+from task_scheduler.api.deps import KindQuery, Offset, RuleIdQuery, Services, UtcDatetime, services
 from task_scheduler.api.errors import Problem
 from task_scheduler.domain.errors import Invalid
 from task_scheduler.domain.tasks import TaskPatch, TaskStatus
@@ -18,6 +19,7 @@ from task_scheduler.services.runs import RunView
 router = APIRouter(prefix="/tasks", tags=["tasks"])
 Svc = Annotated[Services, Depends(services)]
 DEFAULT_WINDOW = timedelta(days=7)
+MAX_IDS = 1000  # ids one bulk delete may name
 
 
 class TaskPage(BaseModel):
@@ -39,6 +41,7 @@ async def list_tasks(
     rule_id: RuleIdQuery = None,
     status: TaskStatus | None = None,
     category: Annotated[str | None, Query(description="RMF task category, e.g. clean.")] = None,
+    kind: KindQuery = None,
     limit: Annotated[int, Query(ge=1, le=1000)] = 100,
     offset: Offset = 0,
 ) -> TaskPage:
@@ -51,9 +54,67 @@ async def list_tasks(
     if end <= start:
         raise Invalid.at(("query", "end"), "end must be after start")
     items, total = await svc.tasks.list(
-        start=start, end=end, rule_id=rule_id, status=status, category=category, limit=limit, offset=offset
+        start=start,
+        end=end,
+        rule_id=rule_id,
+        status=status,
+        category=category,
+        kind=kind,
+        limit=limit,
+        offset=offset,
     )
     return TaskPage(items=items, total=total, limit=limit, offset=offset, start=start, end=end)
+
+
+class TasksDeleted(BaseModel):
+    """What a bulk delete did; deleted + skipped + in_flight is every task it matched."""
+
+    deleted: int = Field(
+        description="Tasks removed: history (dispatched, failed, missed, skipped, cancelled; their runs"
+        " stay, see DELETE /runs), ad-hoc tasks, a deleted rule's, and pending occurrences already past."
+    )
+    skipped: int = Field(
+        description="Occurrences their rule would otherwise bring back (pending ones, stored or only"
+        " computed so far, and any sent ahead of their time): kept with status skipped and status_reason"
+        " deleted, as DELETE /tasks/{id} does; includes ones that were skipped already."
+    )
+    in_flight: int = Field(
+        description="Tasks being dispatched right now (status dispatching, lease not run out): left alone."
+    )
+
+
+@router.delete("", response_model=TasksDeleted)
+async def delete_tasks(
+    svc: Svc,
+    kind: KindQuery = None,
+    rule_id: RuleIdQuery = None,
+    ids: Annotated[
+        list[Annotated[str, StringConstraints(min_length=1, max_length=64)]] | None,
+        Query(
+            alias="id",
+            max_length=MAX_IDS,
+            description=f"A task id; repeat for several (at most {MAX_IDS}). Unknown ids are passed over.",
+        ),
+    ] = None,
+    start: Annotated[UtcDatetime | None, Query(description="Tasks scheduled at or after this.")] = None,
+    end: Annotated[
+        UtcDatetime | None,
+        Query(
+            description="Tasks scheduled before this; with it, occurrences only computed so far count too."
+        ),
+    ] = None,
+    status: TaskStatus | None = None,
+) -> TasksDeleted:
+    """Delete every task that matches all the filters given, in one transaction; at least one filter
+    is required (422 otherwise).  Each task goes the only way that keeps it deleted: history and
+    tasks no rule would bring back are removed, occurrences a rule would bring back are kept as
+    skipped, tasks being dispatched right now are left (see the answer's fields)."""
+    if start and end and end <= start:
+        raise Invalid.at(("query", "end"), "end must be after start")
+    done = await svc.tasks.delete_many(
+        kind=kind, rule_id=rule_id, ids=ids or [], start=start, end=end, status=status
+    )
+    return TasksDeleted(**asdict(done))
 
 
 @router.get("/{task_id}", response_model=TaskView, responses=Problem.NOT_FOUND)

@@ -29,6 +29,7 @@ class TaskView(BaseModel):
     materialized: bool = Field(description="Stored in the database (false: computed on the fly).")
     edited: bool = Field(description="Individually edited; kept when the series changes.")
     category: str | None = None
+    kind: str = Field(description="Task kind (rmf, http, sql, file, ...): its rule's, or its own if ad hoc.")
     request: dict[str, Any] = Field(description="The request it will send (its own or the rule's).")
 
 
@@ -125,6 +126,7 @@ def task_view(task: TaskRecord, rule: RuleRecord | None) -> TaskView:
         materialized=True,
         edited=task.edited,
         category=task.category,
+        kind=task.kind,
         request=request,
     )
 
@@ -141,5 +143,6 @@ def computed_view(rule: RuleRecord, original_at: datetime) -> TaskView:
         materialized=False,
         edited=False,
         category=rule.category,
+        kind=rule.task_kind,
         request=_shown_request(rule.task),
     )

@@ -133,10 +133,24 @@ class RuleService:
         return rule_view(await self._get(rule_id), self._clock.now())
 
     async def list(
-        self, *, enabled: bool | None, category: str | None, name: str | None, limit: int, offset: int
+        self,
+        *,
+        enabled: bool | None,
+        category: str | None,
+        name: str | None,
+        kind: str | None,
+        target: str | None,
+        limit: int,
+        offset: int,
     ) -> tuple[list[Rule], int]:
         records, total = await self._store.list_rules(
-            enabled=enabled, category=category, name_contains=name, limit=limit, offset=offset
+            enabled=enabled,
+            category=category,
+            name_contains=name,
+            kind=kind,
+            target=target,
+            limit=limit,
+            offset=offset,
         )
         now = self._clock.now()
         return [rule_view(record, now) for record in records], total
@@ -306,6 +320,19 @@ class RuleService:
             await self._store.delete_future_tasks(rule_id, now, keep_edited=False)
             await self._store.delete_rule(rule_id)
         self._announce(EventType.rule_deleted, record, now)
+
+    async def delete_all(self) -> tuple[int, int]:
+        """Delete every rule as ``delete`` does one, in one transaction; return how many rules
+        and how many of their occurrences not run yet were removed."""
+        now = self._clock.now()
+        async with self._store.transaction():
+            rule_ids = await self._store.lock_all_rules()
+            tasks = await self._store.delete_rules(rule_ids, now)
+        if rule_ids:
+            self._changed(None)
+            data = {"action": "delete all", "count": len(rule_ids)}
+            self._events.publish(Event(type=EventType.rule_deleted, at=now, data=data))
+        return len(rule_ids), tasks
 
     async def reset_attempts(self, rule_id: int) -> Rule:
         """Resume a rule that paused itself after failing occurrences in a row."""

@@ -7,7 +7,7 @@ from typing import Any
 
 from pydantic import BaseModel, Field
 
-from task_scheduler.domain.errors import NotFound
+from task_scheduler.domain.errors import Invalid, NotFound
 from task_scheduler.storage.orm import RunRecord
 from task_scheduler.storage.store import Store
 
@@ -53,8 +53,23 @@ class RunService:
         records, total = await self._store.list_runs(limit=limit, offset=offset, **filters)
         return [run_view(r) for r in records], total
 
-    async def purge(self, before: datetime) -> int:
-        return await self._store.delete_runs(before)
+    async def purge(
+        self,
+        *,
+        rule_id: int | None,
+        task_id: str | None,
+        outcome: str | None,
+        start: datetime | None,
+        end: datetime | None,
+    ) -> int:
+        """Remove the runs matching every filter given; without any, nothing (wiping the whole
+        history is never what a client meant)."""
+        filters = {"rule_id": rule_id, "task_id": task_id, "outcome": outcome, "start": start, "end": end}
+        if all(value is None for value in filters.values()):
+            raise Invalid.at(
+                ("query",), "name at least one filter: before, start, end, rule_id, task_id or status"
+            )
+        return await self._store.delete_runs(**filters)
 
     async def rule_status(self, rule_id: int) -> RuleStatus:
         rule = await self._store.get_rule(rule_id)

@@ -7,7 +7,8 @@ so the expander and series edits leave it alone.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
+from dataclasses import asdict, replace
 from datetime import datetime, timezone
 from typing import Any
 from zoneinfo import ZoneInfo
@@ -28,10 +29,12 @@ from task_scheduler.services.occurrences import (
     task_view,
 )
 from task_scheduler.storage.orm import RuleRecord, TaskRecord
-from task_scheduler.storage.store import Store
+from task_scheduler.storage.store import Store, TaskDeletion, TaskMatch
 
 # A listing window may hold at most this many occurrences; larger ones must be narrowed.
 MAX_WINDOW_OCCURRENCES = 100_000
+# A bulk delete stores at most this many computed occurrences as skipped, in one transaction.
+MAX_BULK_SKIPS = 10_000
 
 
 class TaskService:
@@ -58,12 +61,18 @@ class TaskService:
         rule_id: int | None,
         status: TaskStatus | None,
         category: str | None,
+        kind: str | None,
         limit: int,
         offset: int,
     ) -> tuple[list[TaskView], int]:
         """Occurrences scheduled in [start, end), stored and computed, by time then id."""
-        filters = {"rule_id": rule_id, "status": status.value if status else None, "category": category}
-        computing = await self._computing_rules(end, rule_id, status, category)
+        filters = {
+            "rule_id": rule_id,
+            "status": status.value if status else None,
+            "category": category,
+            "kind": kind,
+        }
+        computing = await self._computing_rules(end, rule_id, status, category, kind)
         if not computing:
             total = await self._store.count_tasks(start, end, **filters)
             records = await self._store.list_tasks(start, end, limit=limit, offset=offset, **filters)
@@ -74,23 +83,25 @@ class TaskService:
         stored = await self._store.list_tasks(start, end, **filters)
         taken = await self._store.stored_original_times([r.id for r in computing], start, end)
         computed: list[TaskView] = []
-        for rule in computing:
-            after = max(rule.expanded_until, start - SMALLEST_STEP)
-            for t in recurrence_of(rule).between(after, end - SMALLEST_STEP):
-                if (rule.id, t) not in taken:
-                    computed.append(computed_view(rule, t))
-                    if len(computed) + len(stored) > MAX_WINDOW_OCCURRENCES:
-                        raise _window_too_large()
+        for rule, t in _unstored(computing, start, end, taken):
+            computed.append(computed_view(rule, t))
+            if len(computed) + len(stored) > MAX_WINDOW_OCCURRENCES:
+                raise _window_too_large()
         merged = sorted([*await self._views(stored), *computed], key=lambda v: (v.scheduled_at, v.id))
         return merged[offset : offset + limit], len(merged)
 
     async def _computing_rules(
-        self, end: datetime, rule_id: int | None, status: TaskStatus | None, category: str | None
+        self,
+        end: datetime,
+        rule_id: int | None,
+        status: TaskStatus | None,
+        category: str | None,
+        kind: str | None,
     ) -> list[RuleRecord]:
         """Enabled rules with occurrences before ``end`` that are not stored yet."""
         if status not in (None, TaskStatus.scheduled):
             return []
-        return await self._store.rules_unexpanded_before(end, rule_id=rule_id, category=category)
+        return await self._store.rules_unexpanded_before(end, rule_id=rule_id, category=category, kind=kind)
 
     async def _views(self, records: list[TaskRecord]) -> list[TaskView]:
         rules = await self._store.rules_by_ids(r.rule_id for r in records if r.rule_id is not None)
@@ -110,8 +121,7 @@ class TaskService:
             raise NotFound("task", task_id)
         rule_id, original_at = parsed
         rule = await self._store.get_rule(rule_id)
-        stored_until = (rule.expanded_until or self._clock.now()) if rule else None
-        if rule is None or original_at <= stored_until or not recurrence_of(rule).contains(original_at):
+        if rule is None or not _computed_occurrence(rule, original_at, self._clock.now()):
             raise NotFound("task", task_id)
         return rule, original_at
 
@@ -186,13 +196,7 @@ class TaskService:
     async def delete(self, task_id: str) -> None:
         """Skip the occurrence for good; the record stays so the series never regenerates it."""
         now = self._clock.now()
-        skipped = {
-            "status": TaskStatus.skipped.value,
-            "status_reason": "deleted",
-            "enabled": False,
-            "edited": True,
-            "updated_at": now,
-        }
+        skipped = _deleted(now)
         async with self._store.transaction():
             record, rule, original_at = await self._editable(task_id)
             if record is None:
@@ -202,6 +206,96 @@ class TaskService:
             else:
                 return
         self._announce(record, rule, "deleted", now)
+
+    async def delete_many(
+        self,
+        *,
+        kind: str | None,
+        rule_id: int | None,
+        ids: list[str],
+        start: datetime | None,
+        end: datetime | None,
+        status: TaskStatus | None,
+    ) -> TaskDeletion:
+        """Delete every task the filters match, in one transaction (``Store.delete_tasks``
+        says what happens to each row).  Occurrences only computed so far are stored as
+        skipped, as ``delete`` does for one, so that the series never brings them back.
+        Without any filter nothing is deleted: wiping every task is never what a client meant."""
+        match = TaskMatch(
+            kind=kind,
+            rule_id=rule_id,
+            ids=tuple(ids),
+            start=start,
+            end=end,
+            status=status.value if status else None,
+        )
+        if match == TaskMatch():
+            raise Invalid.at(("query",), "name at least one filter: kind, rule_id, id, start, end or status")
+        now = self._clock.now()
+        skipped = _deleted(now)
+        async with self._store.transaction():
+            computed = await self._unstored_matches(match, now)
+            done = await self._store.delete_tasks(match, now, skipped=skipped)
+            await self._store.insert_tasks([new_task_record(rule, t, now, **skipped) for rule, t in computed])
+            rule = await self._store.get_rule(match.rule_id) if match.rule_id is not None else None
+        done = replace(done, skipped=done.skipped + len(computed))
+        if done.deleted or done.skipped:
+            self._changed()
+            data = {"action": "bulk delete", **asdict(done)}
+            channel = rule.channel if rule else None
+            event = Event(
+                type=EventType.task_updated, at=now, rule_id=match.rule_id, channel=channel, data=data
+            )
+            self._events.publish(event)
+        return done
+
+    async def _unstored_matches(self, match: TaskMatch, now: datetime) -> list[tuple[RuleRecord, datetime]]:
+        """The computed occurrences a bulk delete matches, their rules locked until it ends.
+
+        By id: those ``delete`` would store for each.  Otherwise, given an end: those the
+        listing computes for the window (a series without an end has no last occurrence).
+        """
+        if match.status not in (None, TaskStatus.scheduled.value):
+            return []
+        if match.ids:
+            return await self._unstored_by_id(match, now)
+        if match.end is None:
+            return []
+        rules = await self._store.rules_unexpanded_before(
+            match.end, rule_id=match.rule_id, kind=match.kind, for_update=True
+        )
+        if not rules:
+            return []
+        since = match.start or min(rule.expanded_until for rule in rules)
+        taken = await self._store.stored_original_times([r.id for r in rules], since, match.end)
+        found = []
+        for occurrence in _unstored(rules, match.start, match.end, taken):
+            found.append(occurrence)
+            if len(found) > MAX_BULK_SKIPS:
+                raise Invalid.at(
+                    ("query", "end"),
+                    f"the period holds more than {MAX_BULK_SKIPS} occurrences not stored yet; narrow it,"
+                    " or disable or delete the rule",
+                )
+        return found
+
+    async def _unstored_by_id(self, match: TaskMatch, now: datetime) -> list[tuple[RuleRecord, datetime]]:
+        stored = await self._store.stored_task_ids(match.ids)
+        wanted = {parsed for i in set(match.ids) - stored if (parsed := parse_task_id(i)) is not None}
+        rules = await self._store.rules_by_ids((rule_id for rule_id, _ in wanted), for_update=True)
+        found = []
+        for rule_id, t in sorted(wanted):
+            rule = rules.get(rule_id)
+            if (
+                rule is not None
+                and match.rule_id in (None, rule_id)
+                and match.kind in (None, rule.task_kind)
+                and (match.start is None or match.start <= t)
+                and (match.end is None or t < match.end)
+                and _computed_occurrence(rule, t, now)
+            ):
+                found.append((rule, t))
+        return found
 
     async def dispatch_now(self, task_id: str) -> TaskView:
         """Send this occurrence now instead of at its time (it counts as moved to now)."""
@@ -222,6 +316,39 @@ class TaskService:
                 await self._store.save_task(record, **changes)
         self._announce(record, rule, "dispatch now", now)
         return task_view(record, rule)
+
+
+def _deleted(now: datetime) -> dict[str, Any]:
+    """How a deleted occurrence is kept: skipped for good, so its series never brings it back."""
+    return {
+        "status": TaskStatus.skipped.value,
+        "status_reason": "deleted",
+        "enabled": False,
+        "edited": True,
+        "lease_owner": None,
+        "lease_until": None,
+        "updated_at": now,
+    }
+
+
+def _computed_occurrence(rule: RuleRecord, original_at: datetime, now: datetime) -> bool:
+    """Whether ``original_at`` is an occurrence of ``rule`` that is not stored yet but will be."""
+    stored_until = rule.expanded_until or now
+    return original_at > stored_until and recurrence_of(rule).contains(original_at)
+
+
+def _unstored(
+    rules: list[RuleRecord], start: datetime | None, end: datetime, taken: set[tuple[int, datetime]]
+) -> Iterator[tuple[RuleRecord, datetime]]:
+    """Each rule's occurrences in [start, end) past its stored ones, except those in ``taken``."""
+    for rule in rules:
+        # Subtracting only where start is past the stored ones: the earliest datetime has no predecessor.
+        after = (
+            rule.expanded_until if start is None or start <= rule.expanded_until else start - SMALLEST_STEP
+        )
+        for t in recurrence_of(rule).between(after, end - SMALLEST_STEP):
+            if (rule.id, t) not in taken:
+                yield rule, t
 
 
 def _as_utc(value: datetime, zone: str) -> datetime:

@@ -12,7 +12,7 @@ from datetime import datetime
 from typing import Any
 
 from tortoise.exceptions import IntegrityError
-from tortoise.expressions import F, Q
+from tortoise.expressions import F, Q, Subquery
 from tortoise.queryset import QuerySet
 from tortoise.transactions import in_transaction
 
@@ -21,6 +21,29 @@ from task_scheduler.domain.tasks import TaskStatus
 from task_scheduler.storage.orm import RuleRecord, RunRecord, TargetRecord, TaskRecord
 
 MAX_ID = 2**31 - 1  # ids are 32-bit columns
+
+
+@dataclass(frozen=True)
+class TaskMatch:
+    """Which stored tasks a bulk change applies to: every given filter at once."""
+
+    kind: str | None = None
+    rule_id: int | None = None
+    ids: tuple[str, ...] = ()
+    start: datetime | None = None
+    """scheduled_at at or after this"""
+    end: datetime | None = None
+    """scheduled_at before this"""
+    status: str | None = None
+
+
+@dataclass(frozen=True)
+class TaskDeletion:
+    """What a bulk delete did to the tasks it matched (see ``Store.delete_tasks``)."""
+
+    deleted: int = 0
+    skipped: int = 0
+    in_flight: int = 0
 
 
 @dataclass(frozen=True)
@@ -50,11 +73,16 @@ class Store:
             query = query.select_for_update()
         return await query.first()
 
-    async def rules_by_ids(self, rule_ids: Iterable[int]) -> dict[int, RuleRecord]:
+    async def rules_by_ids(
+        self, rule_ids: Iterable[int], *, for_update: bool = False
+    ) -> dict[int, RuleRecord]:
         ids = list(set(rule_ids))
         if not ids:
             return {}
-        return {record.id: record for record in await RuleRecord.filter(id__in=ids)}
+        query = RuleRecord.filter(id__in=ids)
+        if for_update:
+            query = query.select_for_update()
+        return {record.id: record for record in await query}
 
     async def list_rules(
         self,
@@ -62,6 +90,8 @@ class Store:
         enabled: bool | None = None,
         category: str | None = None,
         name_contains: str | None = None,
+        kind: str | None = None,
+        target: str | None = None,
         limit: int,
         offset: int,
     ) -> tuple[list[RuleRecord], int]:
@@ -70,6 +100,10 @@ class Store:
             query = query.filter(enabled=enabled)
         if category is not None:
             query = query.filter(category=category)
+        if kind is not None:
+            query = query.filter(task_kind=kind)
+        if target is not None:
+            query = query.filter(target=target)
         if name_contains:
             query = query.filter(name__icontains=name_contains)
         total = await query.count()
@@ -87,6 +121,19 @@ class Store:
     async def delete_rule(self, rule_id: int) -> None:
         await RuleRecord.filter(id=rule_id).delete()
 
+    async def lock_all_rules(self) -> list[int]:
+        """Every rule's id, each rule locked until the caller's transaction ends."""
+        return list(await RuleRecord.all().order_by("id").select_for_update().values_list("id", flat=True))
+
+    async def delete_rules(self, rule_ids: Sequence[int], after: datetime) -> int:
+        """Remove these rules and their occurrences not run yet after ``after`` (see
+        ``delete_future_tasks``); return how many such occurrences went with them."""
+        removed = 0
+        for chunk in _chunks(rule_ids, 1000):  # bounded statements, whatever the number of rules
+            removed += await self._not_run_after(after).filter(rule_id__in=chunk).delete()
+            await RuleRecord.filter(id__in=chunk).delete()
+        return removed
+
     async def rules_to_expand(self, below: datetime, after_id: int, limit: int) -> list[RuleRecord]:
         """Enabled rules whose stored occurrences end before ``below``, in id order from ``after_id``."""
         return (
@@ -99,14 +146,27 @@ class Store:
         await RuleRecord.filter(id=rule_id).update(expanded_until=until)
 
     async def rules_unexpanded_before(
-        self, until: datetime, *, rule_id: int | None = None, category: str | None = None
+        self,
+        until: datetime,
+        *,
+        rule_id: int | None = None,
+        category: str | None = None,
+        kind: str | None = None,
+        for_update: bool = False,
     ) -> list[RuleRecord]:
-        """Enabled rules with occurrences not yet stored before ``until`` (computed on the fly)."""
+        """Enabled rules with occurrences not yet stored before ``until`` (computed on the fly).
+
+        ``for_update`` locks them: neither the expander nor a series edit stores their
+        occurrences until the caller's transaction ends."""
         query = RuleRecord.filter(enabled=True, expanded_until__lt=until)
         if rule_id is not None:
             query = query.filter(id=rule_id)
         if category is not None:
             query = query.filter(category=category)
+        if kind is not None:
+            query = query.filter(task_kind=kind)
+        if for_update:
+            query = query.select_for_update()
         return await query.order_by("id")
 
     # -- tasks ---------------------------------------------------------------------------
@@ -114,7 +174,7 @@ class Store:
     async def insert_tasks(self, records: Sequence[TaskRecord]) -> None:
         """Store occurrences; ones already stored (same rule and original time) are kept as they are."""
         if records:
-            await TaskRecord.bulk_create(records, ignore_conflicts=True)
+            await TaskRecord.bulk_create(records, batch_size=500, ignore_conflicts=True)
 
     async def get_task(self, task_id: str, *, for_update: bool = False) -> TaskRecord | None:
         query = TaskRecord.filter(id=task_id)
@@ -142,6 +202,7 @@ class Store:
         rule_id: int | None,
         status: str | None,
         category: str | None,
+        kind: str | None,
     ):
         query = TaskRecord.filter(scheduled_at__gte=start, scheduled_at__lt=end)
         if rule_id is not None:
@@ -150,6 +211,8 @@ class Store:
             query = query.filter(status=status)
         if category is not None:
             query = query.filter(category=category)
+        if kind is not None:
+            query = query.filter(kind=kind)
         return query
 
     async def count_tasks(self, start: datetime, end: datetime, **filters: Any) -> int:
@@ -175,16 +238,78 @@ class Store:
         ).values_list("rule_id", "original_at")
         return {(rule_id, original_at) for rule_id, original_at in rows}
 
+    async def stored_task_ids(self, task_ids: Iterable[str]) -> set[str]:
+        ids = list(set(task_ids))
+        if not ids:
+            return set()
+        return set(await TaskRecord.filter(id__in=ids).values_list("id", flat=True))
+
+    def _matching(self, match: TaskMatch) -> QuerySet[TaskRecord]:
+        query = TaskRecord.all()
+        if match.kind is not None:
+            query = query.filter(kind=match.kind)
+        if match.rule_id is not None:
+            query = query.filter(rule_id=match.rule_id)
+        if match.ids:
+            query = query.filter(id__in=list(match.ids))
+        if match.start is not None:
+            query = query.filter(scheduled_at__gte=match.start)
+        if match.end is not None:
+            query = query.filter(scheduled_at__lt=match.end)
+        if match.status is not None:
+            query = query.filter(status=match.status)
+        return query
+
+    async def _returnable(self, now: datetime) -> Q:
+        """Tasks whose occurrence their rule would bring back if the row went away.
+
+        A rule stores, lists and (after an edit) regenerates only occurrences after now,
+        or after where its stored ones end when it lags behind (downtime); a lagging rule
+        is given the earliest such end of all, which errs towards keeping a row.
+        """
+        current = RuleRecord.filter(Q(expanded_until__isnull=True) | Q(expanded_until__gte=now))
+        returnable = Q(rule_id__in=Subquery(current.values("id")), original_at__gt=now)
+        lagging = RuleRecord.filter(expanded_until__lt=now)
+        oldest = await lagging.order_by("expanded_until").first().values_list("expanded_until", flat=True)
+        if oldest is not None:
+            returnable |= Q(rule_id__in=Subquery(lagging.values("id")), original_at__gt=oldest)
+        return returnable
+
+    async def delete_tasks(self, match: TaskMatch, now: datetime, *, skipped: dict[str, Any]) -> TaskDeletion:
+        """Delete the matching tasks, each the only way that keeps it deleted:
+
+        - one being dispatched under a live lease is left alone (``in_flight``);
+        - an occurrence its rule would bring back (see ``_returnable``) stays as a marker,
+          set to ``skipped`` (one skipped already stays as it is);
+        - any other (history, ad-hoc tasks, a deleted rule's, pending ones already past)
+          is removed (``deleted``).
+        Run it inside the caller's transaction, so the three go together or not at all.
+        """
+        query = self._matching(match)
+        busy = Q(status=TaskStatus.dispatching.value, lease_until__gte=now)
+        returnable = await self._returnable(now)
+        marked = query.filter(~busy).filter(returnable)
+        already = await marked.filter(status=TaskStatus.skipped.value).count()
+        newly = await marked.exclude(status=TaskStatus.skipped.value).update(**skipped)
+        # rule_id NULL makes the negated condition unknown: ad-hoc tasks are named outright.
+        removable = query.filter(~busy).filter(Q(rule_id__isnull=True) | ~returnable)
+        deleted = await removable.delete()
+        in_flight = await query.filter(busy).count()
+        return TaskDeletion(deleted=deleted, skipped=already + newly, in_flight=in_flight)
+
     async def delete_future_tasks(self, rule_id: int, after: datetime, *, keep_edited: bool) -> int:
         """Remove a rule's occurrences not yet run after ``after``; optionally keep edited ones."""
-        # A task already attempted (waiting for a retry) stays: resending it must go through
-        # the fleet lookup its attempt counter triggers.
-        query = TaskRecord.filter(rule_id=rule_id, status=TaskStatus.scheduled.value, attempts=0).filter(
-            Q(scheduled_at__gt=after) | Q(original_at__gt=after)
-        )
+        query = self._not_run_after(after).filter(rule_id=rule_id)
         if keep_edited:
             query = query.filter(edited=False)
         return await query.delete()
+
+    def _not_run_after(self, after: datetime) -> QuerySet[TaskRecord]:
+        # A task already attempted (waiting for a retry) stays: resending it must go through
+        # the fleet lookup its attempt counter triggers.
+        return TaskRecord.filter(status=TaskStatus.scheduled.value, attempts=0).filter(
+            Q(scheduled_at__gt=after) | Q(original_at__gt=after)
+        )
 
     async def update_scheduled_copies(
         self, rule_id: int, category: str | None, target: str | None, kind: str
@@ -398,9 +523,9 @@ class Store:
     async def last_run(self, rule_id: int) -> RunRecord | None:
         return await RunRecord.filter(rule_id=rule_id).order_by("-started_at", "-id").first()
 
-    async def delete_runs(self, before: datetime) -> int:
-        async with self.transaction():
-            return await RunRecord.filter(started_at__lt=before).delete()
+    async def delete_runs(self, **filters: Any) -> int:
+        """Remove the runs matching every filter (those ``list_runs`` takes), in one statement."""
+        return await self._run_query(**filters).delete()
 
     # -- targets ---------------------------------------------------------------------------
 
@@ -431,6 +556,10 @@ class Store:
     async def delete_targets(self, names: Iterable[str]) -> int:
         names = list(names)
         return await TargetRecord.filter(name__in=names).delete() if names else 0
+
+
+def _chunks(items: Sequence[int], size: int) -> Iterable[Sequence[int]]:
+    return (items[i : i + size] for i in range(0, len(items), size))
 
 
 def _not_for(query: QuerySet[TaskRecord], targets: Iterable[str]) -> QuerySet[TaskRecord]:
