@@ -12,11 +12,18 @@ from task_scheduler.config import ConfigError, Settings, load_settings
 logger = logging.getLogger("task_scheduler")
 
 
+QUIET_LOGGERS = ("tortoise.db_client", "aiosqlite", "asyncmy")
+"""Database drivers whose DEBUG lines carry SQL parameters, which may hold targets' secrets
+(passwords, tokens): they log at INFO at most, whatever ``log_level`` says."""
+
+
 def _configure_logging(settings: Settings) -> None:
     logging.basicConfig(
         level=settings.log_level,
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
     )
+    for name in QUIET_LOGGERS:
+        logging.getLogger(name).setLevel(max(logging.INFO, logging.getLevelName(settings.log_level)))
 
 
 def _serve(settings: Settings) -> int:

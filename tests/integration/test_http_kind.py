@@ -7,6 +7,7 @@ received is what the service sent.
 from __future__ import annotations
 
 import asyncio
+import logging
 import time
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
@@ -441,3 +442,17 @@ async def test_unused_targets_are_listed_and_deleted_in_bulk_while_used_ones_sta
     assert deleted == {"deleted": 2, "names": ["spare", "spare-2"]}  # configured ones stay
     assert [t["name"] for t in (await engine.http.get("/targets")).json()] == ["default", "status", "in-use"]
     assert (await engine.http.delete("/targets/in-use")).status_code == 409
+
+
+async def test_secrets_stay_out_of_the_logs_even_at_debug(engine, caplog, monkeypatch):
+    from task_scheduler import cli
+
+    for name in cli.QUIET_LOGGERS:
+        monkeypatch.setattr(logging.getLogger(name), "level", logging.getLogger(name).level)
+    cli._configure_logging(build_settings({"log_level": "DEBUG"}, environ={}))
+    caplog.set_level(logging.DEBUG)
+    secret = "s3cret-for-the-logs"
+    body = {"name": "keyed", "config": {"kind": "http", "base_url": "http://127.0.0.1:9", "token": secret}}
+    assert (await engine.http.post("/targets", json=body)).status_code == 201
+    assert (await engine.http.get("/targets/keyed")).status_code == 200
+    assert caplog.records and secret not in caplog.text
