@@ -149,7 +149,8 @@ class RuleService:
         if not await self._targets.exists(spec.task.target):
             raise Invalid.at(("task", "target"), f"no target named {spec.task.target!r}; see /targets")
 
-    async def create(self, spec: RuleSpec) -> Rule:
+    async def create(self, spec: RuleSpec, *, by: str | None) -> Rule:
+        """``by``: the user creating it (None when authentication is off)."""
         now = self._clock.now()
         zone_name, recurrence, schedule = self._resolve(spec, now)
         await self._check_target(spec)
@@ -160,6 +161,8 @@ class RuleService:
                 expanded_until=until,
                 created_at=now,
                 updated_at=now,
+                created_by=by,
+                updated_by=by,
             )
             await self._expander.store(record, times, now)
         self._expander.announce(record, times, now)
@@ -169,7 +172,7 @@ class RuleService:
         self._announce(EventType.rule_created, record, now, due_at=first_due)
         return rule_view(record, now, recurrence)
 
-    async def replace(self, rule_id: int, spec: RuleSpec) -> Rule:
+    async def replace(self, rule_id: int, spec: RuleSpec, *, by: str | None) -> Rule:
         """Edit the series: future untouched tasks are regenerated, edited ones kept."""
         now = self._clock.now()
         zone_name, recurrence, schedule = self._resolve(spec, now)
@@ -182,6 +185,7 @@ class RuleService:
                 **self._columns(spec, zone_name, schedule),
                 expanded_until=now if spec.enabled else None,
                 updated_at=now,
+                updated_by=by,
             )
             await self._store.update_scheduled_copies(rule_id, record.category, record.target)
             times = await self._expander.expand(record, now, recurrence) if record.enabled else []
@@ -189,7 +193,7 @@ class RuleService:
         self._announce(EventType.rule_updated, record, now)
         return rule_view(record, now, recurrence)
 
-    async def set_enabled(self, rule_id: int, enabled: bool) -> Rule:
+    async def set_enabled(self, rule_id: int, enabled: bool, *, by: str | None) -> Rule:
         """Disabling drops the rule's future untouched tasks; enabling regenerates them from now."""
         now = self._clock.now()
         times: list[datetime] = []
@@ -199,7 +203,11 @@ class RuleService:
                 if not enabled:
                     await self._store.delete_future_tasks(rule_id, now, keep_edited=True)
                 await self._store.save_rule(
-                    record, enabled=enabled, expanded_until=now if enabled else None, updated_at=now
+                    record,
+                    enabled=enabled,
+                    expanded_until=now if enabled else None,
+                    updated_at=now,
+                    updated_by=by,
                 )
                 if enabled:
                     times = await self._expander.expand(record, now)
@@ -216,12 +224,14 @@ class RuleService:
             await self._store.delete_rule(rule_id)
         self._announce(EventType.rule_deleted, record, now)
 
-    async def reset_attempts(self, rule_id: int) -> Rule:
+    async def reset_attempts(self, rule_id: int, *, by: str | None) -> Rule:
         """Resume a rule that paused itself after failing occurrences in a row."""
         now = self._clock.now()
         async with self._store.transaction():
             record = await self._get(rule_id, for_update=True)
-            await self._store.save_rule(record, consecutive_failures=0, paused_reason=None, updated_at=now)
+            await self._store.save_rule(
+                record, consecutive_failures=0, paused_reason=None, updated_at=now, updated_by=by
+            )
         self._announce(EventType.rule_updated, record, now)
         return rule_view(record, now)
 

@@ -308,6 +308,7 @@ async def test_readiness_reports_missing_migrations(tmp_path, clock):
         "0_20261122000000_init.py",
         "1_20261122200000_dispatch.py",
         "2_20261122230000_task_target.py",
+        "4_20261123100000_users.py",
     ]
 
 
