@@ -100,4 +100,36 @@ config = {
     # ("10.0.0.0/8", "::1"), or "*" for any. A name not listed is called only when every
     # address it resolves to is in a listed network. Default: this machine only.
     "outbound_allowlist": ["localhost", "127.0.0.0/8", "::1"],
+    # Require a bearer token on every route except /healthz, /readyz, /metrics, /docs,
+    # /openapi.json and /auth/login.  Off, anyone who can reach the API acts as an admin:
+    # for local development and demos only.  Roles: viewer reads; operator also creates,
+    # edits, enables, disables and runs rules and tasks; admin also manages targets and
+    # users and purges run history.  See the README's "Authentication".
+    "auth_enabled": False,
+    # HS256 secret that signs the tokens POST /auth/login hands out: at least 32
+    # characters, required when auth_enabled is True (there is no built-in default).
+    # Best set from the environment: RMF_TASK_SCHEDULER_AUTH_JWT_SECRET.
+    "auth_jwt_secret": None,
+    # How long (seconds) a token from /auth/login stays valid.
+    "auth_token_ttl_s": 3600,
+    # The first admin: created at start-up (or, if the name exists, made an enabled admin
+    # with this password) only while no enabled admin exists.  Set both or neither; the
+    # password needs 10 characters or more (RMF_TASK_SCHEDULER_AUTH_ADMIN_PASSWORD keeps it
+    # out of the file).  `task_scheduler create-admin --username NAME` does the same by hand.
+    "auth_admin_username": None,
+    "auth_admin_password": None,
+    # An external identity provider (the RMF dashboard's Keycloak, say): its RS256 public
+    # key in PEM ("-----BEGIN PUBLIC KEY-----..."), and the aud and iss its tokens must
+    # carry (the issuer is required with a key).  The user is the token's
+    # preferred_username, as for the RMF api-server.  None accepts only built-in tokens.
+    "auth_external_public_key": None,
+    "auth_external_audience": "rmf_api_server",
+    "auth_external_issuer": None,
+    # An external user's role: the highest role auth_external_role_map gives to a value of
+    # this claim (a dotted path to a string or a list: "roles", or Keycloak's
+    # "realm_access.roles"), else auth_external_default_role (None refuses such users with
+    # 403).  Built-in users of the same name never change an external user's role.
+    "auth_external_role_claim": None,
+    "auth_external_role_map": {"viewer": "viewer", "operator": "operator", "admin": "admin"},
+    "auth_external_default_role": "viewer",
 }

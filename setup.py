@@ -30,7 +30,8 @@ setup(
         "pydantic>=2.7,<3",
         "jsonschema>=4.23,<5",
         "referencing>=0.35,<1",
-        "PyJWT>=2.8,<3",
+        "PyJWT[crypto]>=2.8,<3",
+        "argon2-cffi>=23.1,<26",
         "prometheus_client>=0.20,<1",
         "aiohttp>=3.10,<4",
         # Patterns of http tasks, searched with a time limit.

@@ -12,13 +12,13 @@ import logging
 import os
 import socket
 from collections.abc import AsyncIterator
-from datetime import datetime
+from datetime import datetime, timedelta
 
 import aiohttp
 from fastapi import FastAPI
 
 from task_scheduler import __version__
-from task_scheduler.api import errors, events, health, metrics, rules, runs, targets, tasks, timers
+from task_scheduler.api import auth, errors, events, health, metrics, rules, runs, targets, tasks, timers
 from task_scheduler.api.deps import Services
 from task_scheduler.clock import Clock, SystemClock
 from task_scheduler.config import Settings, load_settings
@@ -27,6 +27,7 @@ from task_scheduler.events import EventBus
 from task_scheduler.kinds.base import TransportContext
 from task_scheduler.kinds.registry import load_registry
 from task_scheduler.metrics import Metrics
+from task_scheduler.services.auth import AuthService, AuthSettings
 from task_scheduler.services.dispatcher import Dispatcher, DispatchSettings
 from task_scheduler.services.expander import Expander
 from task_scheduler.services.rules import RuleService
@@ -44,6 +45,20 @@ logger = logging.getLogger(__name__)
 
 def default_replica_id() -> str:
     return f"{socket.gethostname()}-{os.getpid()}"[:64]
+
+
+def auth_settings(settings: Settings) -> AuthSettings:
+    return AuthSettings(
+        enabled=settings.auth_enabled,
+        secret=settings.auth_jwt_secret,
+        token_ttl=timedelta(seconds=settings.auth_token_ttl_s),
+        external_public_key=settings.auth_external_public_key,
+        external_audience=settings.auth_external_audience,
+        external_issuer=settings.auth_external_issuer,
+        external_role_claim=settings.auth_external_role_claim,
+        external_role_map=dict(settings.auth_external_role_map),
+        external_default_role=settings.auth_external_default_role,
+    )
 
 
 def get_app(
@@ -101,6 +116,8 @@ def get_app(
             batch=settings.expansion_batch,
             poll_s=settings.expansion_poll_s,
         )
+        auth_service = AuthService(store, clock, auth_settings(settings))
+        await auth_service.start(settings.auth_admin_username, settings.auth_admin_password)
         app.state.services = Services(
             database=database,
             store=store,
@@ -129,6 +146,7 @@ def get_app(
             events=bus,
             metrics=registry,
             dispatching=settings.run_dispatcher,
+            auth=auth_service,
         )
         app.state.expander = expander
         loops = []
@@ -143,6 +161,10 @@ def get_app(
             database.dialect,
             "" if settings.run_dispatcher else ", API only (run_dispatcher is off)",
         )
+        if not settings.auth_enabled:
+            logger.warning(
+                "authentication is off (auth_enabled is False): anyone who can reach the API is an admin"
+            )
         try:
             yield
         finally:
@@ -169,6 +191,6 @@ def get_app(
         max_body_size=settings.max_body_bytes,
     )
     errors.install(app)
-    for module in (rules, tasks, runs, targets, timers, events, metrics, health):
+    for module in (rules, tasks, runs, targets, timers, auth, events, metrics, health):
         app.include_router(module.router)
     return app

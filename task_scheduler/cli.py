@@ -1,10 +1,12 @@
-"""The ``task_scheduler`` command: serve the API (default), or apply migrations."""
+"""The ``task_scheduler`` command: serve the API (default), apply migrations, or create an admin."""
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import getpass
 import logging
+import re
 import sys
 
 from task_scheduler.config import ConfigError, Settings, load_settings
@@ -53,6 +55,56 @@ def _migrate(settings: Settings) -> int:
     return 0
 
 
+def _read_password() -> str:
+    """From a prompt (asked twice) on a terminal, else the first line of stdin; never argv,
+    which other users of the machine can read in the process list."""
+    if sys.stdin.isatty():
+        password = getpass.getpass("password: ")
+        if getpass.getpass("again: ") != password:
+            raise ValueError("the two passwords differ")
+        return password
+    return sys.stdin.readline().rstrip("\r\n")
+
+
+def _create_admin(settings: Settings, username: str) -> int:
+    from task_scheduler.app import auth_settings
+    from task_scheduler.clock import SystemClock
+    from task_scheduler.domain.auth import USERNAME_PATTERN, check_password
+    from task_scheduler.domain.errors import Conflict
+    from task_scheduler.services.auth import AuthService
+    from task_scheduler.storage.database import Database
+    from task_scheduler.storage.store import Store
+
+    if not re.match(USERNAME_PATTERN, username):
+        logger.error("--username: letters, digits and . _ @ + - only, at most 128")
+        return 2
+    try:
+        password = _read_password()
+    except ValueError as exc:
+        logger.error("%s", exc)
+        return 2
+    if problem := check_password(password):
+        logger.error("password: %s", problem)
+        return 2
+
+    async def run() -> None:
+        database = Database(settings.db_url)
+        await database.open(migrate=settings.migrate_on_start)
+        try:
+            users = AuthService(Store(), SystemClock(), auth_settings(settings))
+            await users.create_admin(username, password)
+        finally:
+            await database.close()
+
+    try:
+        asyncio.run(run())
+    except Conflict as exc:
+        logger.error("%s", exc)
+        return 1
+    logger.info("admin %r created", username)
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
         prog="task_scheduler",
@@ -62,10 +114,14 @@ def main(argv: list[str] | None = None) -> int:
         "command",
         nargs="?",
         default="serve",
-        choices=["serve", "migrate", "check-config"],
-        help="serve the API (default), apply the schema migrations, or only validate the configuration",
+        choices=["serve", "migrate", "check-config", "create-admin"],
+        help="serve the API (default), apply the schema migrations, only validate the configuration, "
+        "or create an admin user (password from a prompt or stdin)",
     )
+    parser.add_argument("--username", help="create-admin: the new admin's name")
     args = parser.parse_args(argv)
+    if args.command == "create-admin" and not args.username:
+        parser.error("create-admin needs --username")
     try:
         settings = load_settings()
     except ConfigError as exc:
@@ -77,4 +133,6 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     if args.command == "migrate":
         return _migrate(settings)
+    if args.command == "create-admin":
+        return _create_admin(settings, args.username)
     return _serve(settings)

@@ -18,9 +18,10 @@ from types import UnionType
 from typing import Any, Literal, Union, get_args, get_origin
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from task_scheduler.domain.allowlist import DEFAULT_ALLOWLIST, check_entry
+from task_scheduler.domain.auth import USERNAME_PATTERN, Role, check_password
 from task_scheduler.domain.rmf_schema import check_extra_categories
 from task_scheduler.domain.targets import RmfHttpTarget, TargetConfig
 
@@ -60,6 +61,19 @@ class Settings(BaseModel):
     shutdown_grace_s: float = Field(10.0, ge=0, le=600)
     run_dispatcher: bool = True
     outbound_allowlist: list[str] = Field(default_factory=lambda: list(DEFAULT_ALLOWLIST), max_length=1000)
+    auth_enabled: bool = False
+    auth_jwt_secret: str | None = Field(None, min_length=32)
+    auth_token_ttl_s: int = Field(3600, ge=60, le=30 * 86400)
+    auth_admin_username: str | None = Field(None, pattern=USERNAME_PATTERN)
+    auth_admin_password: str | None = None
+    auth_external_public_key: str | None = None
+    auth_external_audience: str = Field("rmf_api_server", min_length=1)
+    auth_external_issuer: str | None = Field(None, min_length=1)
+    auth_external_role_claim: str | None = Field(None, min_length=1)
+    auth_external_role_map: dict[str, Role] = Field(
+        default_factory=lambda: {role.value: role for role in Role}
+    )
+    auth_external_default_role: Role | None = Role.viewer
 
     @field_validator("timezone")
     @classmethod
@@ -85,6 +99,42 @@ class Settings(BaseModel):
     @classmethod
     def _upper(cls, value: Any) -> Any:
         return value.upper() if isinstance(value, str) else value
+
+    @field_validator("auth_admin_password")
+    @classmethod
+    def _strong_enough(cls, value: str | None) -> str | None:
+        if value is not None and (problem := check_password(value)):
+            raise ValueError(problem)  # says how long, never echoes the value
+        return value
+
+    @field_validator("auth_external_public_key")
+    @classmethod
+    def _rsa_public_key(cls, value: str | None) -> str | None:
+        if value is None:
+            return value
+        from cryptography.hazmat.primitives.asymmetric.rsa import RSAPublicKey
+        from cryptography.hazmat.primitives.serialization import load_pem_public_key
+
+        try:
+            key = load_pem_public_key(value.encode())
+        except ValueError:
+            raise ValueError("not a PEM public key (-----BEGIN PUBLIC KEY-----...)") from None
+        if not isinstance(key, RSAPublicKey):
+            raise ValueError("RS256 needs an RSA public key")
+        return value
+
+    @model_validator(mode="after")
+    def _auth_complete(self) -> Settings:
+        if self.auth_enabled and self.auth_jwt_secret is None:
+            raise ValueError(
+                "auth_jwt_secret: required when auth_enabled is True (at least 32 random characters, e.g. "
+                "python -c 'import secrets; print(secrets.token_urlsafe(48))')"
+            )
+        if (self.auth_admin_username is None) != (self.auth_admin_password is None):
+            raise ValueError("auth_admin_username and auth_admin_password go together: set both or neither")
+        if self.auth_external_public_key is not None and self.auth_external_issuer is None:
+            raise ValueError("auth_external_issuer: required with auth_external_public_key")
+        return self
 
     @field_validator("db_url")
     @classmethod

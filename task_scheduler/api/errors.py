@@ -1,4 +1,4 @@
-"""Map domain errors to answers a client can act on: 404, 409 and 422 with the field."""
+"""Map domain errors to answers a client can act on: 401, 403, 404, 409 and 422 with the field."""
 
 from __future__ import annotations
 
@@ -6,11 +6,27 @@ from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 
-from task_scheduler.domain.errors import Conflict, Invalid, NotFound
+from task_scheduler.domain.errors import Conflict, Forbidden, Invalid, NotFound, Unauthenticated
 
 
 class Problem:
     """Documented error shapes for OpenAPI."""
+
+    UNAUTHENTICATED = {
+        401: {
+            "description": "No valid bearer token (missing, malformed, expired, or its user disabled)",
+            "headers": {"WWW-Authenticate": {"description": "Bearer", "schema": {"type": "string"}}},
+            "content": {"application/json": {"example": {"detail": "a bearer token is required"}}},
+        }
+    }
+    AUTH = {
+        **UNAUTHENTICATED,
+        403: {
+            "description": "The caller's role does not allow this",
+            "content": {"application/json": {"example": {"detail": "needs the operator role"}}},
+        },
+    }
+    """What every guarded route may answer when authentication is on."""
 
     NOT_FOUND = {
         404: {
@@ -37,6 +53,16 @@ def install(app: FastAPI) -> None:
         # Field and reason only: echoing the input could send a target's secrets back.
         detail = [{"loc": list(e["loc"]), "msg": e["msg"], "type": e["type"]} for e in exc.errors()]
         return JSONResponse(status_code=422, content={"detail": detail})
+
+    @app.exception_handler(Unauthenticated)
+    async def _unauthenticated(_: Request, exc: Unauthenticated) -> JSONResponse:
+        return JSONResponse(
+            status_code=401, content={"detail": str(exc)}, headers={"WWW-Authenticate": "Bearer"}
+        )
+
+    @app.exception_handler(Forbidden)
+    async def _forbidden(_: Request, exc: Forbidden) -> JSONResponse:
+        return JSONResponse(status_code=403, content={"detail": str(exc)})
 
     @app.exception_handler(NotFound)
     async def _not_found(_: Request, exc: NotFound) -> JSONResponse:

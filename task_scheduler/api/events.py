@@ -9,6 +9,8 @@ import logging
 from fastapi import APIRouter, WebSocket, WebSocketDisconnect
 from starlette.websockets import WebSocketDisconnected
 
+from task_scheduler.api.security import allow
+from task_scheduler.domain.auth import Role
 from task_scheduler.events import EventBus, EventSubscription
 
 router = APIRouter(tags=["events"])
@@ -21,7 +23,7 @@ OVERFLOW_REASON = "too slow: events were dropped; reconnect and reload state"
 SHUTDOWN_REASON = "server shutting down"
 
 
-@router.websocket("/events")
+@router.websocket("/events", dependencies=[allow(Role.viewer)])
 async def events(websocket: WebSocket, channel: str | None = None) -> None:
     """Stream every event (or only those of ``channel``) as ``Event.to_json()`` text.
 
@@ -30,6 +32,9 @@ async def events(websocket: WebSocket, channel: str | None = None) -> None:
     closed with 1013 and a reason (it has missed events: reconnect and reload through
     the REST API); when the service shuts down the socket closes with 1001 (or the
     server's own 1012).  Messages from the client are read only to notice it leaving.
+    With authentication on, the viewer role is needed: a bearer token in the
+    ``Authorization`` header or as ``?token=``; without one the socket is closed with
+    1008 before it opens.
     """
     bus: EventBus = websocket.app.state.services.events
     subscription = bus.subscribe_queue(channel=channel or None)

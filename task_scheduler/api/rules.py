@@ -9,12 +9,14 @@ from pydantic import BaseModel, Field
 
 from task_scheduler.api.deps import KindQuery, Offset, Services, services
 from task_scheduler.api.errors import Problem
+from task_scheduler.api.security import Caller, allow
+from task_scheduler.domain.auth import Role
 from task_scheduler.domain.rules import NewRule, Rule, RuleSpec
 from task_scheduler.services.occurrences import TaskView
 from task_scheduler.services.rules import Occurrence
 from task_scheduler.services.runs import RuleStatus
 
-router = APIRouter(prefix="/rules", tags=["rules"])
+router = APIRouter(prefix="/rules", tags=["rules"], responses=Problem.AUTH)
 Svc = Annotated[Services, Depends(services)]
 PreviewCount = Annotated[int, Query(ge=1, le=1000, description="How many occurrences to return.")]
 
@@ -26,28 +28,38 @@ class RulePage(BaseModel):
     offset: int
 
 
-@router.post("", status_code=201, response_model=Rule, responses={**Problem.BODY, **Problem.CONFLICT})
-async def create_rule(spec: NewRule, svc: Svc) -> Rule:
+@router.post(
+    "",
+    status_code=201,
+    response_model=Rule,
+    dependencies=[allow(Role.operator)],
+    responses={**Problem.BODY, **Problem.CONFLICT},
+)
+async def create_rule(spec: NewRule, svc: Svc, caller: Caller) -> Rule:
     """Create a rule; its occurrences up to the horizon are stored at once (and one more, due
     now, with `run_now`)."""
-    return await svc.rules.create(spec)
+    return await svc.rules.create(spec, by=caller.username)
 
 
 MAX_BATCH = 100
 
 
 @router.post(
-    "/batch", status_code=201, response_model=list[Rule], responses={**Problem.BODY, **Problem.CONFLICT}
+    "/batch",
+    status_code=201,
+    response_model=list[Rule],
+    dependencies=[allow(Role.operator)],
+    responses={**Problem.BODY, **Problem.CONFLICT},
 )
 async def create_rules(
-    specs: Annotated[list[NewRule], Body(min_length=1, max_length=MAX_BATCH)], svc: Svc
+    specs: Annotated[list[NewRule], Body(min_length=1, max_length=MAX_BATCH)], svc: Svc, caller: Caller
 ) -> list[Rule]:
     """Create up to 100 rules at once, all or none (one transaction); a 422 names each bad
     rule by its index in the list, a 409 a name already taken."""
-    return await svc.rules.create_many(specs)
+    return await svc.rules.create_many(specs, by=caller.username)
 
 
-@router.get("", response_model=RulePage)
+@router.get("", response_model=RulePage, dependencies=[allow(Role.viewer)])
 async def list_rules(
     svc: Svc,
     enabled: bool | None = None,
@@ -71,8 +83,7 @@ class RulesDeleted(BaseModel):
     tasks_deleted: int = Field(description="How many of their occurrences not run yet went with them.")
 
 
-# admin
-@router.delete("", response_model=RulesDeleted)
+@router.delete("", response_model=RulesDeleted, dependencies=[allow(Role.admin)])
 async def delete_all_rules(
     svc: Svc,
     confirm: Annotated[
@@ -88,66 +99,96 @@ async def delete_all_rules(
     return RulesDeleted(deleted=rules, tasks_deleted=tasks)
 
 
-@router.post("/preview", response_model=list[Occurrence], responses=Problem.BODY)
+@router.post(
+    "/preview", response_model=list[Occurrence], dependencies=[allow(Role.operator)], responses=Problem.BODY
+)
 async def preview_unsaved_rule(spec: RuleSpec, svc: Svc, count: PreviewCount = 10) -> list[Occurrence]:
     """Next occurrences of an unsaved rule: from its start, or from now once the start has passed."""
     return svc.rules.preview(spec, count)
 
 
-@router.get("/{rule_id}", response_model=Rule, responses=Problem.NOT_FOUND)
+@router.get("/{rule_id}", response_model=Rule, dependencies=[allow(Role.viewer)], responses=Problem.NOT_FOUND)
 async def get_rule(rule_id: int, svc: Svc) -> Rule:
     return await svc.rules.get(rule_id)
 
 
 @router.put(
-    "/{rule_id}", response_model=Rule, responses={**Problem.BODY, **Problem.NOT_FOUND, **Problem.CONFLICT}
+    "/{rule_id}",
+    response_model=Rule,
+    dependencies=[allow(Role.operator)],
+    responses={**Problem.BODY, **Problem.NOT_FOUND, **Problem.CONFLICT},
 )
-async def replace_rule(rule_id: int, spec: RuleSpec, svc: Svc) -> Rule:
+async def replace_rule(rule_id: int, spec: RuleSpec, svc: Svc, caller: Caller) -> Rule:
     """Edit the series: future untouched occurrences are regenerated, individually edited ones kept."""
-    return await svc.rules.replace(rule_id, spec)
+    return await svc.rules.replace(rule_id, spec, by=caller.username)
 
 
-@router.delete("/{rule_id}", status_code=204, responses=Problem.NOT_FOUND)
+@router.delete(
+    "/{rule_id}", status_code=204, dependencies=[allow(Role.operator)], responses=Problem.NOT_FOUND
+)
 async def delete_rule(rule_id: int, svc: Svc) -> Response:
     """Delete the rule and its occurrences not yet run; tasks already run stay as history."""
     await svc.rules.delete(rule_id)
     return Response(status_code=204)
 
 
-@router.post("/{rule_id}/enable", response_model=Rule, responses=Problem.NOT_FOUND)
-async def enable_rule(rule_id: int, svc: Svc) -> Rule:
+@router.post(
+    "/{rule_id}/enable", response_model=Rule, dependencies=[allow(Role.operator)], responses=Problem.NOT_FOUND
+)
+async def enable_rule(rule_id: int, svc: Svc, caller: Caller) -> Rule:
     """Resume the rule: occurrences from now on are scheduled again."""
-    return await svc.rules.set_enabled(rule_id, True)
+    return await svc.rules.set_enabled(rule_id, True, by=caller.username)
 
 
-@router.post("/{rule_id}/disable", response_model=Rule, responses=Problem.NOT_FOUND)
-async def disable_rule(rule_id: int, svc: Svc) -> Rule:
+@router.post(
+    "/{rule_id}/disable",
+    response_model=Rule,
+    dependencies=[allow(Role.operator)],
+    responses=Problem.NOT_FOUND,
+)
+async def disable_rule(rule_id: int, svc: Svc, caller: Caller) -> Rule:
     """Pause the rule: its future occurrences are dropped (individually edited ones are kept)."""
-    return await svc.rules.set_enabled(rule_id, False)
+    return await svc.rules.set_enabled(rule_id, False, by=caller.username)
 
 
-@router.get("/{rule_id}/preview", response_model=list[Occurrence], responses=Problem.NOT_FOUND)
+@router.get(
+    "/{rule_id}/preview",
+    response_model=list[Occurrence],
+    dependencies=[allow(Role.viewer)],
+    responses=Problem.NOT_FOUND,
+)
 async def preview_rule(rule_id: int, svc: Svc, count: PreviewCount = 10) -> list[Occurrence]:
     """The rule's next occurrences: from its start, or from now once the start has passed."""
     return await svc.rules.preview_stored(rule_id, count)
 
 
-@router.get("/{rule_id}/status", response_model=RuleStatus, responses=Problem.NOT_FOUND)
+@router.get(
+    "/{rule_id}/status",
+    response_model=RuleStatus,
+    dependencies=[allow(Role.viewer)],
+    responses=Problem.NOT_FOUND,
+)
 async def rule_status(rule_id: int, svc: Svc) -> RuleStatus:
     """The latest run (time, outcome, error, fleet answer, duration) and the failure count."""
     return await svc.runs.rule_status(rule_id)
 
 
-@router.post("/{rule_id}/reset-attempts", response_model=Rule, responses=Problem.NOT_FOUND)
-async def reset_attempts(rule_id: int, svc: Svc) -> Rule:
+@router.post(
+    "/{rule_id}/reset-attempts",
+    response_model=Rule,
+    dependencies=[allow(Role.operator)],
+    responses=Problem.NOT_FOUND,
+)
+async def reset_attempts(rule_id: int, svc: Svc, caller: Caller) -> Rule:
     """Resume a rule that paused itself after too many failed occurrences in a row."""
-    return await svc.rules.reset_attempts(rule_id)
+    return await svc.rules.reset_attempts(rule_id, by=caller.username)
 
 
 @router.post(
     "/{rule_id}/run",
     status_code=202,
     response_model=TaskView,
+    dependencies=[allow(Role.operator)],
     responses={**Problem.NOT_FOUND, **Problem.CONFLICT},
 )
 async def run_rule_now(rule_id: int, svc: Svc) -> TaskView:

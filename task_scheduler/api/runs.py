@@ -8,11 +8,14 @@ from fastapi import APIRouter, Depends, Query
 from pydantic import BaseModel, Field
 
 from task_scheduler.api.deps import Offset, RuleIdQuery, Services, UtcDatetime, services
+from task_scheduler.api.errors import Problem
+from task_scheduler.api.security import allow
+from task_scheduler.domain.auth import Role
 from task_scheduler.domain.errors import Invalid
 from task_scheduler.services.runs import RunView
 from task_scheduler.transports.base import Outcome
 
-router = APIRouter(prefix="/runs", tags=["runs"])
+router = APIRouter(prefix="/runs", tags=["runs"], responses=Problem.AUTH)
 Svc = Annotated[Services, Depends(services)]
 
 
@@ -27,7 +30,7 @@ class Deleted(BaseModel):
     deleted: int = Field(description="How many runs were removed.")
 
 
-@router.get("", response_model=RunPage)
+@router.get("", response_model=RunPage, dependencies=[allow(Role.viewer)])
 async def list_runs(
     svc: Svc,
     rule_id: RuleIdQuery = None,
@@ -51,7 +54,7 @@ async def list_runs(
     return RunPage(items=items, total=total, limit=limit, offset=offset)
 
 
-@router.delete("", response_model=Deleted)
+@router.delete("", response_model=Deleted, dependencies=[allow(Role.admin)])
 async def purge_runs(
     svc: Svc,
     before: Annotated[

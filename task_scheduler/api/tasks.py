@@ -11,12 +11,14 @@ from pydantic import BaseModel, Field, StringConstraints
 
 from task_scheduler.api.deps import KindQuery, Offset, RuleIdQuery, Services, UtcDatetime, services
 from task_scheduler.api.errors import Problem
+from task_scheduler.api.security import allow
+from task_scheduler.domain.auth import Role
 from task_scheduler.domain.errors import Invalid
 from task_scheduler.domain.tasks import TaskPatch, TaskStatus
 from task_scheduler.services.occurrences import TaskView
 from task_scheduler.services.runs import RunView
 
-router = APIRouter(prefix="/tasks", tags=["tasks"])
+router = APIRouter(prefix="/tasks", tags=["tasks"], responses=Problem.AUTH)
 Svc = Annotated[Services, Depends(services)]
 DEFAULT_WINDOW = timedelta(days=7)
 MAX_IDS = 1000  # ids one bulk delete may name
@@ -31,7 +33,7 @@ class TaskPage(BaseModel):
     end: datetime
 
 
-@router.get("", response_model=TaskPage)
+@router.get("", response_model=TaskPage, dependencies=[allow(Role.viewer)])
 async def list_tasks(
     svc: Svc,
     start: Annotated[UtcDatetime | None, Query(description="Window start (inclusive); default now.")] = None,
@@ -83,7 +85,7 @@ class TasksDeleted(BaseModel):
     )
 
 
-@router.delete("", response_model=TasksDeleted)
+@router.delete("", response_model=TasksDeleted, dependencies=[allow(Role.admin)])
 async def delete_tasks(
     svc: Svc,
     kind: KindQuery = None,
@@ -117,27 +119,42 @@ async def delete_tasks(
     return TasksDeleted(**asdict(done))
 
 
-@router.get("/{task_id}", response_model=TaskView, responses=Problem.NOT_FOUND)
+@router.get(
+    "/{task_id}", response_model=TaskView, dependencies=[allow(Role.viewer)], responses=Problem.NOT_FOUND
+)
 async def get_task(task_id: str, svc: Svc) -> TaskView:
     return await svc.tasks.get(task_id)
 
 
 @router.patch(
-    "/{task_id}", response_model=TaskView, responses={**Problem.BODY, **Problem.NOT_FOUND, **Problem.CONFLICT}
+    "/{task_id}",
+    response_model=TaskView,
+    dependencies=[allow(Role.operator)],
+    responses={**Problem.BODY, **Problem.NOT_FOUND, **Problem.CONFLICT},
 )
 async def patch_task(task_id: str, patch: TaskPatch, svc: Svc) -> TaskView:
     """Disable/enable, move or give its own request to one occurrence, stored or not yet."""
     return await svc.tasks.patch(task_id, patch)
 
 
-@router.delete("/{task_id}", status_code=204, responses={**Problem.NOT_FOUND, **Problem.CONFLICT})
+@router.delete(
+    "/{task_id}",
+    status_code=204,
+    dependencies=[allow(Role.operator)],
+    responses={**Problem.NOT_FOUND, **Problem.CONFLICT},
+)
 async def delete_task(task_id: str, svc: Svc) -> Response:
     """Skip one occurrence for good; it stays listed with status skipped."""
     await svc.tasks.delete(task_id)
     return Response(status_code=204)
 
 
-@router.get("/{task_id}/runs", response_model=list[RunView], responses=Problem.NOT_FOUND)
+@router.get(
+    "/{task_id}/runs",
+    response_model=list[RunView],
+    dependencies=[allow(Role.viewer)],
+    responses=Problem.NOT_FOUND,
+)
 async def task_runs(task_id: str, svc: Svc) -> list[RunView]:
     """Every attempt of this task, newest first."""
     await svc.tasks.get(task_id)  # 404 for an unknown task
@@ -151,6 +168,7 @@ async def task_runs(task_id: str, svc: Svc) -> list[RunView]:
     "/{task_id}/dispatch",
     status_code=202,
     response_model=TaskView,
+    dependencies=[allow(Role.operator)],
     responses={**Problem.NOT_FOUND, **Problem.CONFLICT},
 )
 async def dispatch_task_now(task_id: str, svc: Svc) -> TaskView:

@@ -24,3 +24,11 @@ class Invalid(Exception):
     @classmethod
     def at(cls, loc: tuple[str | int, ...], message: str) -> Invalid:
         return cls([(loc, message)])
+
+
+class Unauthenticated(Exception):
+    """No usable credentials: no token, a bad or expired one, or a failed login (401)."""
+
+
+class Forbidden(Exception):
+    """The caller is known but their role does not allow this (403)."""

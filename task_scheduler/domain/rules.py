@@ -179,4 +179,8 @@ class Rule(RuleSpec):
     timezone: str
     created_at: datetime
     updated_at: datetime
+    created_by: str | None = Field(None, description="Who created the rule; null when authentication is off.")
+    updated_by: str | None = Field(
+        None, description="Who last changed the rule; null when authentication is off."
+    )
     next_at: datetime | None = Field(None, description="Next occurrence from now, in UTC.")

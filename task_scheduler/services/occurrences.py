@@ -61,6 +61,8 @@ def rule_view(record: RuleRecord, now: datetime, recurrence: Recurrence | None =
             "channel": record.channel,
             "created_at": record.created_at,
             "updated_at": record.updated_at,
+            "created_by": record.created_by,
+            "updated_by": record.updated_by,
             "next_at": next_at,
         }
     )

@@ -223,10 +223,15 @@ class RuleService:
         columns = self._columns(spec, zone_name, schedule, kind, task, target)
         return _NewRule(spec, columns, recurrence, times, until)
 
-    async def _insert(self, new: _NewRule, now: datetime) -> RuleRecord:
+    async def _insert(self, new: _NewRule, now: datetime, by: str | None) -> RuleRecord:
         """Store a prepared rule and its first occurrences (inside the caller's transaction)."""
         record = await self._store.insert_rule(
-            **new.columns, expanded_until=new.until, created_at=now, updated_at=now
+            **new.columns,
+            expanded_until=new.until,
+            created_at=now,
+            updated_at=now,
+            created_by=by,
+            updated_by=by,
         )
         await self._expander.store(record, new.times, now)
         if new.spec.run_now:
@@ -242,14 +247,15 @@ class RuleService:
         self._announce(EventType.rule_created, record, now, due_at=first_due)
         return rule_view(record, now, new.recurrence)
 
-    async def create(self, spec: NewRule) -> Rule:
+    async def create(self, spec: NewRule, *, by: str | None) -> Rule:
+        """``by``: the user creating it (None when authentication is off)."""
         now = self._clock.now()
         new = await self._prepare(spec, now)
         async with self._store.transaction():
-            record = await self._insert(new, now)
+            record = await self._insert(new, now, by)
         return self._created(new, record, now)
 
-    async def create_many(self, specs: list[NewRule]) -> list[Rule]:
+    async def create_many(self, specs: list[NewRule], *, by: str | None) -> list[Rule]:
         """Create every rule or none: one transaction; 422 names each bad rule by its index."""
         now = self._clock.now()
         prepared: list[_NewRule] = []
@@ -267,10 +273,10 @@ class RuleService:
         if problems:
             raise Invalid(problems)
         async with self._store.transaction():
-            records = [await self._insert(new, now) for new in prepared]
+            records = [await self._insert(new, now, by) for new in prepared]
         return [self._created(new, record, now) for new, record in zip(prepared, records, strict=True)]
 
-    async def replace(self, rule_id: int, spec: RuleSpec) -> Rule:
+    async def replace(self, rule_id: int, spec: RuleSpec, *, by: str | None) -> Rule:
         """Edit the series: future untouched tasks are regenerated, edited ones kept."""
         now = self._clock.now()
         zone_name, recurrence, schedule, kind, task = self._resolve(spec, now)
@@ -285,6 +291,7 @@ class RuleService:
                 **self._columns(spec, zone_name, schedule, kind, task, target),
                 expanded_until=now if spec.enabled else None,
                 updated_at=now,
+                updated_by=by,
             )
             await self._store.update_scheduled_copies(
                 rule_id, record.category, record.target, record.task_kind
@@ -294,7 +301,7 @@ class RuleService:
         self._announce(EventType.rule_updated, record, now)
         return rule_view(record, now, recurrence)
 
-    async def set_enabled(self, rule_id: int, enabled: bool) -> Rule:
+    async def set_enabled(self, rule_id: int, enabled: bool, *, by: str | None) -> Rule:
         """Disabling drops the rule's future untouched tasks; enabling regenerates them from now."""
         now = self._clock.now()
         times: list[datetime] = []
@@ -304,7 +311,11 @@ class RuleService:
                 if not enabled:
                     await self._store.delete_future_tasks(rule_id, now, keep_edited=True)
                 await self._store.save_rule(
-                    record, enabled=enabled, expanded_until=now if enabled else None, updated_at=now
+                    record,
+                    enabled=enabled,
+                    expanded_until=now if enabled else None,
+                    updated_at=now,
+                    updated_by=by,
                 )
                 if enabled:
                     times = await self._expander.expand(record, now)
@@ -334,12 +345,14 @@ class RuleService:
             self._events.publish(Event(type=EventType.rule_deleted, at=now, data=data))
         return len(rule_ids), tasks
 
-    async def reset_attempts(self, rule_id: int) -> Rule:
+    async def reset_attempts(self, rule_id: int, *, by: str | None) -> Rule:
         """Resume a rule that paused itself after failing occurrences in a row."""
         now = self._clock.now()
         async with self._store.transaction():
             record = await self._get(rule_id, for_update=True)
-            await self._store.save_rule(record, consecutive_failures=0, paused_reason=None, updated_at=now)
+            await self._store.save_rule(
+                record, consecutive_failures=0, paused_reason=None, updated_at=now, updated_by=by
+            )
         self._announce(EventType.rule_updated, record, now)
         return rule_view(record, now)
 

@@ -32,6 +32,10 @@ class RuleRecord(Model):
     expanded_until = fields.DatetimeField(null=True, db_index=True)
     created_at = fields.DatetimeField()
     updated_at = fields.DatetimeField()
+    # Who created and last changed the rule; NULL when authentication is off, and for rules
+    # stored before users existed.
+    created_by = fields.CharField(max_length=128, null=True)
+    updated_by = fields.CharField(max_length=128, null=True)
 
     class Meta:
         table = "rules"
@@ -106,3 +110,18 @@ class TargetRecord(Model):
 
     class Meta:
         table = "targets"
+
+
+class UserRecord(Model):
+    """A built-in user; the password is kept only as an argon2id hash."""
+
+    id = fields.IntField(primary_key=True)
+    username = fields.CharField(max_length=128, unique=True)
+    password_hash = fields.CharField(max_length=255)
+    role = fields.CharField(max_length=16)
+    enabled = fields.BooleanField(default=True)
+    created_at = fields.DatetimeField()
+    updated_at = fields.DatetimeField()
+
+    class Meta:
+        table = "users"

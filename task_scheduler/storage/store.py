@@ -18,7 +18,7 @@ from tortoise.transactions import in_transaction
 
 from task_scheduler.domain.errors import Conflict
 from task_scheduler.domain.tasks import TaskStatus
-from task_scheduler.storage.orm import RuleRecord, RunRecord, TargetRecord, TaskRecord
+from task_scheduler.storage.orm import RuleRecord, RunRecord, TargetRecord, TaskRecord, UserRecord
 
 MAX_ID = 2**31 - 1  # ids are 32-bit columns
 
@@ -556,6 +556,39 @@ class Store:
     async def delete_targets(self, names: Iterable[str]) -> int:
         names = list(names)
         return await TargetRecord.filter(name__in=names).delete() if names else 0
+
+    # -- users -----------------------------------------------------------------------------
+
+    async def get_user(self, username: str, *, for_update: bool = False) -> UserRecord | None:
+        query = UserRecord.filter(username=username)
+        if for_update:
+            query = query.select_for_update()
+        return await query.first()
+
+    async def list_users(self) -> list[UserRecord]:
+        return await UserRecord.all().order_by("username")
+
+    async def insert_user(self, **values: Any) -> UserRecord:
+        try:
+            return await UserRecord.create(**values)
+        except IntegrityError:
+            raise Conflict(f"a user named {values['username']!r} already exists") from None
+
+    async def save_user(self, record: UserRecord, **values: Any) -> UserRecord:
+        record.update_from_dict(values)
+        await record.save()
+        return record
+
+    async def delete_user(self, username: str) -> int:
+        return await UserRecord.filter(username=username).delete()
+
+    async def enabled_admins(self, *, for_update: bool = False) -> list[str]:
+        """Usernames of the enabled admins; ``for_update`` locks their rows, so two admins
+        cannot demote each other at once and leave none."""
+        query = UserRecord.filter(role="admin", enabled=True)
+        if for_update:
+            query = query.select_for_update()
+        return [record.username for record in await query.order_by("username")]
 
 
 def _chunks(items: Sequence[int], size: int) -> Iterable[Sequence[int]]:

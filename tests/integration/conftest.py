@@ -4,16 +4,23 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
-from datetime import datetime, timezone
+from datetime import datetime, timedelta, timezone
 
 import httpx
+import jwt
 import pytest
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric import rsa
 
 from task_scheduler.app import get_app
 from task_scheduler.clock import FakeClock
 from task_scheduler.config import build_settings
+from task_scheduler.domain.auth import Role
 from tests.databases import clean_database
 
+SECRET = "a-test-secret-that-is-long-enough-0123456789"
+ADMIN, ADMIN_PASSWORD = "root", "root password 1"
+ISSUER = "https://sso.example/realms/rmf"
 # A Monday, away from any DST change, so tests never depend on the day they run.
 T0 = datetime(2026, 1, 5, 12, 0, tzinfo=timezone.utc)
 
@@ -57,3 +64,74 @@ async def service(db_url: str, clock: FakeClock) -> AsyncIterator[Service]:
         transport = httpx.ASGITransport(app=app)
         async with httpx.AsyncClient(transport=transport, base_url="http://scheduler") as http:
             yield Service(app=app, clock=clock, http=http)
+
+
+def rsa_pair() -> tuple[rsa.RSAPrivateKey, str]:
+    key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+    pem = key.public_key().public_bytes(
+        serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo
+    )
+    return key, pem.decode()
+
+
+@dataclass
+class Secured:
+    """An app with authentication on: a configured admin, an operator and a viewer, each
+    logged in, and an identity provider whose RS256 tokens it accepts."""
+
+    app: object
+    clock: FakeClock
+    http: httpx.AsyncClient
+    idp_key: rsa.RSAPrivateKey
+    tokens: dict[Role, str]
+
+    def auth(self, role: Role) -> dict[str, str]:
+        return {"Authorization": f"Bearer {self.tokens[role]}"}
+
+    def external(self, username: str, **claims) -> dict[str, str]:
+        claims = {
+            "preferred_username": username,
+            "aud": "rmf_api_server",
+            "iss": ISSUER,
+            "exp": int((self.clock.now() + timedelta(minutes=5)).timestamp()),
+            **claims,
+        }
+        return {"Authorization": "Bearer " + jwt.encode(claims, self.idp_key, algorithm="RS256")}
+
+    async def login(self, username: str, password: str) -> httpx.Response:
+        return await self.http.post("/auth/login", json={"username": username, "password": password})
+
+
+@pytest.fixture
+async def secured(db_url: str, clock: FakeClock) -> AsyncIterator[Secured]:
+    key, public = rsa_pair()
+    settings = build_settings(
+        {
+            "db_url": db_url,
+            "auth_enabled": True,
+            "auth_jwt_secret": SECRET,
+            "auth_token_ttl_s": 3600,
+            "auth_admin_username": ADMIN,
+            "auth_admin_password": ADMIN_PASSWORD,
+            "auth_external_public_key": public,
+            "auth_external_issuer": ISSUER,
+            "auth_external_role_claim": "realm_access.roles",
+            "auth_external_role_map": {"rmf-operator": "operator", "rmf-admin": "admin"},
+        },
+        environ={},
+    )
+    app = get_app(settings, clock=clock, run_background=False)
+    async with app.router.lifespan_context(app):
+        transport = httpx.ASGITransport(app=app)
+        async with httpx.AsyncClient(transport=transport, base_url="http://scheduler") as http:
+            secured = Secured(app=app, clock=clock, http=http, idp_key=key, tokens={})
+            secured.tokens[Role.admin] = (await secured.login(ADMIN, ADMIN_PASSWORD)).json()["access_token"]
+            for role in (Role.operator, Role.viewer):
+                user = {"username": role.value, "password": f"{role.value} password", "role": role.value}
+                assert (
+                    await http.post("/auth/register", json=user, headers=secured.auth(Role.admin))
+                ).status_code == 201
+                secured.tokens[role] = (await secured.login(role.value, f"{role.value} password")).json()[
+                    "access_token"
+                ]
+            yield secured

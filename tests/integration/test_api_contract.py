@@ -307,11 +307,12 @@ async def test_readiness_reports_missing_migrations(tmp_path, clock):
     from task_scheduler.storage.database import MIGRATIONS_DIR
 
     shipped = sorted(path.name for path in (MIGRATIONS_DIR / "models").glob("[0-9]*_*.py"))
-    assert shipped[:4] == [
+    assert shipped == [
         "0_20261122000000_init.py",
         "1_20261122200000_dispatch.py",
         "2_20261122230000_task_target.py",
         "3_20261123090000_task_kind.py",
+        "4_20261123100000_users.py",
     ]
     assert ready.json()["pending_migrations"] == shipped
 

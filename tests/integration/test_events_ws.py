@@ -28,6 +28,7 @@ from websockets.exceptions import ConnectionClosed
 from task_scheduler.api import events as events_api
 from task_scheduler.events import Event, EventBus, EventType
 from task_scheduler.metrics import Metrics
+from task_scheduler.services.auth import AuthService, AuthSettings
 
 T0 = datetime(2026, 1, 5, 12, 0, tzinfo=timezone.utc)
 DEADLINE = 5.0
@@ -102,7 +103,8 @@ async def served() -> AsyncIterator[Served]:
 
     app = FastAPI(lifespan=lifespan)
     app.include_router(events_api.router)
-    app.state.services = types.SimpleNamespace(events=bus, metrics=Metrics())
+    auth = AuthService(None, None, AuthSettings(enabled=False, secret=None, token_ttl=timedelta(hours=1)))
+    app.state.services = types.SimpleNamespace(events=bus, metrics=Metrics(), auth=auth)
     sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
     sock.bind(("127.0.0.1", 0))

@@ -50,3 +50,23 @@ async def test_the_task_kind_column_takes_each_rules_kind_and_goes_on_downgrade(
 
     await connection.execute_script(await TASK_KIND.upgrade(connection))
     assert set(await TaskRecord.all().values_list("kind", flat=True)) == {"http"}
+
+
+USERS = importlib.import_module("task_scheduler.storage.migrations.models.4_20261123100000_users")
+
+
+async def test_rules_stored_before_users_existed_have_no_author_and_the_users_migration_reverses(
+    service, db_url
+):
+    body = {"name": "lobby", "schedule": {"kind": "interval", "every": 1, "unit": "hours"}, "task": CLEAN}
+    assert (await service.http.post("/rules", json=body)).status_code == 201
+    connection = connections.get(connection_name(db_url))
+
+    await connection.execute_script(await USERS.downgrade(connection))
+    _, rows = await connection.execute_query("SELECT * FROM rules")
+    assert "created_by" not in dict(rows[0])
+    await connection.execute_script(await USERS.upgrade(connection))
+
+    rule = (await service.http.get("/rules/1")).json()
+    assert rule["name"] == "lobby" and rule["created_by"] is None and rule["updated_by"] is None
+    assert await service.app.state.services.auth.list_users() == []

@@ -1,0 +1,158 @@
+"""Who may do what: roles, the caller, and the bearer tokens that name them.
+
+Pure logic: tokens are signed and checked here with the time passed in, so expiry is
+tested with a fake clock; looking users up and hashing passwords happen in the service.
+"""
+
+from __future__ import annotations
+
+import enum
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any, Final
+
+import jwt
+
+USERNAME_PATTERN: Final = r"^[A-Za-z0-9._@+-]{1,128}$"
+"""Fits the ``created_by``/``updated_by`` columns and reads safely in logs and URLs."""
+MIN_PASSWORD_LENGTH: Final = 10
+MAX_PASSWORD_LENGTH: Final = 1024
+"""Bounds the work a login costs: argon2 hashes any length, but a megabyte is no password."""
+ISSUER: Final = "rmf_task_scheduler"
+"""``iss`` and ``aud`` of the tokens /auth/login mints (not those it sends to fleets)."""
+CLOCK_SKEW: Final = timedelta(seconds=30)
+"""Leeway for ``exp`` and ``nbf``: an identity provider's clock may run a little apart."""
+
+
+class Role(str, enum.Enum):
+    """``viewer`` reads; ``operator`` also changes rules and tasks; ``admin`` also targets,
+    users and bulk deletes.  Each role may do everything the ones below it may."""
+
+    viewer = "viewer"
+    operator = "operator"
+    admin = "admin"
+
+    @property
+    def rank(self) -> int:
+        return _RANK[self]
+
+    def allows(self, required: Role) -> bool:
+        return self.rank >= required.rank
+
+
+_RANK = {Role.viewer: 0, Role.operator: 1, Role.admin: 2}
+
+
+@dataclass(frozen=True)
+class Principal:
+    """The caller of a request.  ``username`` is None when authentication is switched off."""
+
+    username: str | None
+    role: Role
+    source: str
+    """``builtin`` (a token from /auth/login), ``external`` (the identity provider's) or ``off``."""
+
+
+ANONYMOUS = Principal(username=None, role=Role.admin, source="off")
+"""Everyone, when ``auth_enabled`` is False: local development and the embedded demo."""
+
+
+class BadToken(Exception):
+    """The token is not one this service accepts; the message says why, without secrets."""
+
+
+def check_password(password: str) -> str | None:
+    """Why ``password`` is not acceptable, or None when it is."""
+    if len(password) < MIN_PASSWORD_LENGTH:
+        return f"at least {MIN_PASSWORD_LENGTH} characters"
+    if len(password) > MAX_PASSWORD_LENGTH:
+        return f"at most {MAX_PASSWORD_LENGTH} characters"
+    return None
+
+
+def role_from_claims(
+    claims: Mapping[str, Any], claim: str | None, mapping: Mapping[str, Role], default: Role | None
+) -> Role | None:
+    """An external user's role: the highest role that ``mapping`` gives to a value of the
+    ``claim`` (a dotted path such as ``realm_access.roles``; a string or a list of them),
+    else ``default``.  None means the user may not use the service at all."""
+    value: Any = claims
+    for part in (claim or "").split(".") if claim else ():
+        value = value.get(part) if isinstance(value, Mapping) else None
+    names = [value] if isinstance(value, str) else value if isinstance(value, list) else []
+    granted = [mapping[name] for name in names if isinstance(name, str) and name in mapping]
+    return max(granted, key=lambda role: role.rank) if granted else default
+
+
+def mint(username: str, role: Role, secret: str, now: datetime, ttl: timedelta) -> tuple[str, datetime]:
+    """A signed HS256 token for a built-in user, and when it expires."""
+    expires = now + ttl
+    claims = {
+        "iss": ISSUER,
+        "aud": ISSUER,
+        "sub": username,
+        "preferred_username": username,
+        "role": role.value,
+        "iat": int(now.timestamp()),
+        "exp": int(expires.timestamp()),
+    }
+    return jwt.encode(claims, secret, algorithm="HS256"), expires
+
+
+def _decode(
+    token: str, key: Any, algorithm: str, audience: str, issuer: str, now: datetime
+) -> dict[str, Any]:
+    """Check signature, audience and issuer with PyJWT, and the times against ``now``
+    (PyJWT would read the system clock)."""
+    try:
+        claims = jwt.decode(
+            token,
+            key,
+            algorithms=[algorithm],
+            audience=audience,
+            issuer=issuer,
+            options={
+                "require": ["exp", "aud", "iss"],
+                "verify_exp": False,
+                "verify_nbf": False,
+                "verify_iat": False,
+            },
+        )
+    except jwt.InvalidTokenError as exc:
+        raise BadToken(f"invalid token: {exc}") from None
+    stamp = now.timestamp()
+    skew = CLOCK_SKEW.total_seconds()
+    if not isinstance(claims["exp"], (int, float)) or claims["exp"] <= stamp - skew:
+        raise BadToken("the token has expired")
+    if isinstance(claims.get("nbf"), (int, float)) and claims["nbf"] > stamp + skew:
+        raise BadToken("the token is not valid yet")
+    return claims
+
+
+def token_algorithm(token: str) -> str:
+    """The ``alg`` a token's header claims; it only picks which key to check it with."""
+    try:
+        return str(jwt.get_unverified_header(token).get("alg"))
+    except jwt.InvalidTokenError:
+        raise BadToken("malformed token") from None
+
+
+def verify_builtin(token: str, secret: str, now: datetime) -> str:
+    """The username of a valid token minted by ``mint``."""
+    claims = _decode(token, secret, "HS256", ISSUER, ISSUER, now)
+    username = claims.get("sub")
+    if not isinstance(username, str) or not username:
+        raise BadToken("the token names no user")
+    return username
+
+
+def verify_external(token: str, public_key: str, audience: str, issuer: str, now: datetime) -> dict[str, Any]:
+    """The claims of a valid RS256 token from the identity provider; ``preferred_username``
+    (the RMF api-server's convention) names the user."""
+    claims = _decode(token, public_key, "RS256", audience, issuer, now)
+    username = claims.get("preferred_username")
+    if not isinstance(username, str) or not re.match(USERNAME_PATTERN, username):
+        raise BadToken("the token has no usable preferred_username")
+    return claims

@@ -1,0 +1,160 @@
+"""Who may call what, with authentication on, on every database.
+
+``REQUIRED`` classifies every route of the app: the test that enumerates ``app.routes``
+fails for a route missing from it (or listed but gone), so each new route has to be
+given a role here, and the sweep then checks that the route behaves so: no token 401,
+the role just below 403, the role itself let through.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from datetime import timedelta
+
+import httpx
+from fastapi.routing import APIWebSocketRoute, iter_route_contexts
+
+from task_scheduler.app import get_app
+from task_scheduler.config import build_settings
+from task_scheduler.domain.auth import Role
+from tests.integration.conftest import T0
+
+OPEN = None
+
+REQUIRED: dict[tuple[str, str], Role | None] = {
+    ("GET", "/rules"): Role.viewer,
+    ("POST", "/rules"): Role.operator,
+    ("POST", "/rules/batch"): Role.operator,
+    ("DELETE", "/rules"): Role.admin,
+    ("POST", "/rules/preview"): Role.operator,
+    ("GET", "/rules/{rule_id}"): Role.viewer,
+    ("PUT", "/rules/{rule_id}"): Role.operator,
+    ("DELETE", "/rules/{rule_id}"): Role.operator,
+    ("POST", "/rules/{rule_id}/enable"): Role.operator,
+    ("POST", "/rules/{rule_id}/disable"): Role.operator,
+    ("GET", "/rules/{rule_id}/preview"): Role.viewer,
+    ("GET", "/rules/{rule_id}/status"): Role.viewer,
+    ("POST", "/rules/{rule_id}/reset-attempts"): Role.operator,
+    ("POST", "/rules/{rule_id}/run"): Role.operator,
+    ("GET", "/tasks"): Role.viewer,
+    ("DELETE", "/tasks"): Role.admin,
+    ("GET", "/tasks/{task_id}"): Role.viewer,
+    ("PATCH", "/tasks/{task_id}"): Role.operator,
+    ("DELETE", "/tasks/{task_id}"): Role.operator,
+    ("GET", "/tasks/{task_id}/runs"): Role.viewer,
+    ("POST", "/tasks/{task_id}/dispatch"): Role.operator,
+    ("GET", "/runs"): Role.viewer,
+    ("DELETE", "/runs"): Role.admin,
+    ("GET", "/targets"): Role.viewer,
+    ("POST", "/targets"): Role.admin,
+    ("DELETE", "/targets"): Role.admin,
+    ("POST", "/timers"): Role.operator,
+    ("GET", "/timers/{timer_id}"): Role.viewer,
+    ("GET", "/targets/{name}"): Role.viewer,
+    ("PUT", "/targets/{name}"): Role.admin,
+    ("DELETE", "/targets/{name}"): Role.admin,
+    ("POST", "/auth/login"): OPEN,
+    ("POST", "/auth/register"): Role.admin,
+    ("GET", "/auth/me"): Role.viewer,
+    ("GET", "/auth/users"): Role.admin,
+    ("PATCH", "/auth/users/{username}"): Role.admin,
+    ("DELETE", "/auth/users/{username}"): Role.admin,
+    ("WEBSOCKET", "/events"): Role.viewer,
+    ("GET", "/metrics"): OPEN,  # Prometheus scrapers carry no token
+    ("GET", "/healthz"): OPEN,
+    ("GET", "/readyz"): OPEN,
+    ("GET", "/openapi.json"): OPEN,
+    ("GET", "/docs"): OPEN,
+    ("GET", "/docs/oauth2-redirect"): OPEN,
+    ("GET", "/redoc"): OPEN,
+}
+BELOW = {Role.operator: Role.viewer, Role.admin: Role.operator}
+PARAMS = {
+    "{rule_id}": "1",
+    "{task_id}": "1-20260105T120000Z",
+    "{name}": "nowhere",
+    "{username}": "nobody",
+    "{timer_id}": "timer-0",
+}
+
+
+def declared_routes(app) -> set[tuple[str, str]]:
+    found = set()
+    for context in iter_route_contexts(app.routes):
+        if isinstance(context.original_route, APIWebSocketRoute):
+            found.add(("WEBSOCKET", context.path))
+        else:
+            found |= {(method, context.path) for method in context.methods - {"HEAD"}}
+    return found
+
+
+def test_every_route_is_classified():
+    app = get_app(build_settings({}, environ={}))
+    routes = declared_routes(app)
+    assert routes - REQUIRED.keys() == set(), "give these routes a role in REQUIRED"
+    assert REQUIRED.keys() - routes == set(), "these routes are gone: remove them from REQUIRED"
+
+
+async def test_each_route_answers_401_without_a_token_403_below_its_role_and_serves_its_role(secured):
+    for (method, template), role in REQUIRED.items():
+        if method == "WEBSOCKET":
+            continue  # test_the_event_stream_needs_a_viewer_token
+        path = template
+        for placeholder, value in PARAMS.items():
+            path = path.replace(placeholder, value)
+        body = {} if method in ("POST", "PUT", "PATCH") else None
+
+        async def call(headers: dict[str, str]) -> httpx.Response:
+            return await secured.http.request(method, path, json=body, headers=headers)  # noqa: B023
+
+        bare = await call({})
+        if role is OPEN:
+            assert bare.status_code not in (401, 403), (method, template, bare.status_code)
+            continue
+        assert bare.status_code == 401, (method, template, bare.status_code)
+        assert bare.headers["www-authenticate"] == "Bearer" and bare.json()["detail"]
+        if role in BELOW:
+            refused = await call(secured.auth(BELOW[role]))
+            assert refused.status_code == 403, (method, template, refused.status_code)
+            assert f"needs the {role.value} role" in refused.json()["detail"]
+        allowed = await call(secured.auth(role))
+        assert allowed.status_code not in (401, 403), (method, template, allowed.status_code, allowed.text)
+
+
+async def handshake(app, query: str = "", headers: dict[str, str] | None = None) -> dict:
+    """Open ``/events`` on the app in this loop; the server's first message (accept or
+    close), after which the client leaves."""
+    sent: asyncio.Queue[dict] = asyncio.Queue()
+    incoming: asyncio.Queue[dict] = asyncio.Queue()
+    incoming.put_nowait({"type": "websocket.connect"})
+    scope = {
+        "type": "websocket",
+        "asgi": {"version": "3.0"},
+        "scheme": "ws",
+        "path": "/events",
+        "raw_path": b"/events",
+        "root_path": "",
+        "query_string": query.encode(),
+        "headers": [(k.lower().encode(), v.encode()) for k, v in (headers or {}).items()],
+        "server": ("scheduler", 80),
+        "client": ("127.0.0.1", 50000),
+        "subprotocols": [],
+    }
+    serving = asyncio.create_task(app(scope, incoming.get, sent.put))
+    first = await asyncio.wait_for(sent.get(), 5)
+    incoming.put_nowait({"type": "websocket.disconnect", "code": 1000})
+    await asyncio.wait_for(serving, 5)
+    return first
+
+
+async def test_the_event_stream_needs_a_viewer_token_in_the_header_or_the_query(secured):
+    refused = await handshake(secured.app)
+    assert refused["type"] == "websocket.close" and refused["code"] == 1008
+    assert "bearer token is required" in refused["reason"]
+    expired = secured.external("grace", exp=int((T0 - timedelta(hours=1)).timestamp()))
+    assert (await handshake(secured.app, headers=expired))["code"] == 1008
+
+    assert (await handshake(secured.app, f"token={secured.tokens[Role.viewer]}"))[
+        "type"
+    ] == "websocket.accept"
+    assert (await handshake(secured.app, headers=secured.auth(Role.viewer)))["type"] == "websocket.accept"
