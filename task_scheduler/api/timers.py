@@ -12,7 +12,7 @@ from task_scheduler.api.security import allow
 from task_scheduler.domain.auth import Role
 from task_scheduler.services.timers import TimerSpec, TimerView
 
-router = APIRouter(prefix="/timers", tags=["timers"])
+router = APIRouter(prefix="/timers", tags=["timers"], responses=Problem.AUTH)
 Svc = Annotated[Services, Depends(services)]
 
 
