@@ -19,6 +19,7 @@ from fastapi import FastAPI
 
 from task_scheduler import __version__
 from task_scheduler.api import auth, errors, events, health, metrics, rules, runs, targets, tasks, timers
+from task_scheduler.api.admission import AdmissionLimit
 from task_scheduler.api.deps import Services
 from task_scheduler.clock import Clock, SystemClock
 from task_scheduler.config import Settings, load_settings
@@ -191,6 +192,7 @@ def get_app(
         max_body_size=settings.max_body_bytes,
     )
     errors.install(app)
+    app.add_middleware(AdmissionLimit, limit=settings.api_concurrency)
     for module in (rules, tasks, runs, targets, timers, auth, events, metrics, health):
         app.include_router(module.router)
     return app

@@ -1,0 +1,52 @@
+"""The admission limit: a few requests at a time, in order; health checks never wait."""
+
+from __future__ import annotations
+
+import asyncio
+
+from task_scheduler.api.admission import AdmissionLimit
+
+
+class Slow:
+    """An ASGI app whose requests finish when released, counting how many run at once."""
+
+    def __init__(self) -> None:
+        self.running = 0
+        self.most = 0
+        self.order: list[str] = []
+        self.release = asyncio.Event()
+
+    async def __call__(self, scope, receive, send) -> None:
+        self.running += 1
+        self.most = max(self.most, self.running)
+        self.order.append(scope["path"])
+        if scope["path"] != "/healthz":
+            await self.release.wait()
+        self.running -= 1
+
+
+async def test_at_most_limit_requests_run_at_once_and_the_rest_go_in_order():
+    inner = Slow()
+    app = AdmissionLimit(inner, limit=2)
+    calls = [asyncio.create_task(app({"type": "http", "path": f"/r{i}"}, None, None)) for i in range(5)]
+    await asyncio.sleep(0)
+    assert inner.running == 2 and inner.order == ["/r0", "/r1"]
+
+    await app({"type": "http", "path": "/healthz"}, None, None)  # not queued behind them
+    assert inner.order[-1] == "/healthz"
+
+    inner.release.set()
+    await asyncio.gather(*calls)
+    assert inner.most == 3  # two admitted, and the health check beside them
+    assert [path for path in inner.order if path != "/healthz"] == [f"/r{i}" for i in range(5)]
+
+
+async def test_websockets_and_lifespan_are_not_counted():
+    inner = Slow()
+    app = AdmissionLimit(inner, limit=1)
+    socket = asyncio.create_task(app({"type": "websocket", "path": "/events"}, None, None))
+    request = asyncio.create_task(app({"type": "http", "path": "/rules"}, None, None))
+    await asyncio.sleep(0)
+    assert inner.running == 2  # the websocket holds no slot
+    inner.release.set()
+    await asyncio.gather(socket, request)
