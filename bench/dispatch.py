@@ -85,6 +85,7 @@ import httpx
 from bench.server import running_service
 from task_scheduler.domain.messages import RULE_LABEL, TASK_LABEL, build_message
 from task_scheduler.domain.tasks import task_id
+from task_scheduler.storage.database import TABLES
 from task_scheduler.testing.fake_fleet import FakeFleetProcess
 from task_scheduler.testing.service_process import die_with_parent
 
@@ -331,7 +332,7 @@ def reset_postgres() -> str:
     async def reset() -> str:
         connection = await asyncpg.connect(POSTGRES_URL, timeout=5)
         try:
-            await connection.execute("DROP TABLE IF EXISTS runs, targets, tasks, rules, aerich CASCADE")
+            await connection.execute(f"DROP TABLE IF EXISTS {', '.join(TABLES)} CASCADE")
             return await connection.fetchval("SHOW server_version")
         finally:
             await connection.close()

@@ -15,12 +15,13 @@ from pathlib import Path
 
 import pytest
 
+from task_scheduler.storage.database import TABLES
+
 # A database of the tests' own on each server, created on first use, so that the tests
 # never touch other data there.
 POSTGRES_URL = os.environ.get("TEST_POSTGRES_URL", "postgres://postgres@127.0.0.1:5432/task_scheduler_test")
 MYSQL_URL = os.environ.get("TEST_MYSQL_URL", "mysql://root:@127.0.0.1:3306/task_scheduler_test")
 REQUIRE_DBS = os.environ.get("RMF_TASK_SCHEDULER_REQUIRE_DBS") == "1"
-TABLES = ("runs", "targets", "tasks", "rules", "users", "aerich")
 
 
 def _parts(url: str) -> tuple[str, str, str, int, str]:

@@ -18,6 +18,8 @@ logger = logging.getLogger(__name__)
 
 MIGRATIONS_DIR = Path(__file__).with_name("migrations")
 APP = "models"
+TABLES = ("runs", "targets", "tasks", "rules", "users", "aerich")
+"""Every table the migrations make: what a scratch database drops to start afresh."""
 
 
 def connection_name(db_url: str) -> str:

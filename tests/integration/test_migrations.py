@@ -6,7 +6,7 @@ import importlib
 
 from tortoise import connections
 
-from task_scheduler.storage.database import connection_name
+from task_scheduler.storage.database import TABLES, connection_name
 from task_scheduler.storage.orm import RuleRecord, TaskRecord
 
 TASK_TARGET = importlib.import_module("task_scheduler.storage.migrations.models.2_20261122230000_task_target")
@@ -70,3 +70,14 @@ async def test_rules_stored_before_users_existed_have_no_author_and_the_users_mi
     rule = (await service.http.get("/rules/1")).json()
     assert rule["name"] == "lobby" and rule["created_by"] is None and rule["updated_by"] is None
     assert await service.app.state.services.auth.list_users() == []
+
+
+async def test_the_migrations_make_exactly_the_tables_a_scratch_database_drops(service, db_url):
+    connection = connections.get(connection_name(db_url))
+    listing = {
+        "sqlite": "SELECT name FROM sqlite_master WHERE type = 'table' AND name NOT LIKE 'sqlite_%'",
+        "postgres": "SELECT tablename FROM pg_tables WHERE schemaname = current_schema()",
+        "mysql": "SELECT table_name FROM information_schema.tables WHERE table_schema = DATABASE()",
+    }[connection_name(db_url)]
+    _, rows = await connection.execute_query(listing)
+    assert {next(iter(dict(row).values())) for row in rows} == set(TABLES)
