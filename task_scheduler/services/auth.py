@@ -146,9 +146,11 @@ class AuthService:
         return self._settings.enabled
 
     async def start(self, admin_username: str | None, admin_password: str | None) -> None:
-        """Prepare the hash unknown users are checked against, and create the configured
-        first admin if there is no enabled admin yet."""
-        self._dummy_hash = await asyncio.to_thread(self._hasher.hash, "not a password of anyone's")
+        """Prepare the hash unknown users are checked against (with authentication on: each
+        argon2id hash takes 64 MiB for a moment), and create the configured first admin if
+        there is no enabled admin yet."""
+        if self.enabled:
+            self._dummy_hash = await asyncio.to_thread(self._hasher.hash, "not a password of anyone's")
         if admin_username is not None and admin_password is not None:
             await self.ensure_admin(admin_username, admin_password)
 
