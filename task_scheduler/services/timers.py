@@ -18,6 +18,7 @@ from pydantic import BaseModel, ConfigDict, Field, StrictInt, field_validator, m
 from task_scheduler.clock import Clock
 from task_scheduler.domain.allowlist import Allowlist
 from task_scheduler.domain.errors import Invalid, NotFound
+from task_scheduler.domain.schedule import whole_millis
 from task_scheduler.domain.targets import check_url
 from task_scheduler.domain.tasks import TaskStatus
 from task_scheduler.events import Event, EventBus, EventType
@@ -100,7 +101,7 @@ class TimerService:
         if refusal is not None:
             raise Invalid.at(("url",), refusal)
         now = self._clock.now()
-        due = now + timedelta(seconds=spec.total_s)
+        due = whole_millis(now + timedelta(seconds=spec.total_s))  # as fine as task times go
         timer_id = f"{TIMER_PREFIX}{uuid.uuid4().hex}"
         document = {"kind": "http", "method": spec.method, "url": spec.url}
         if spec.method != "GET":

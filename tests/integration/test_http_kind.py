@@ -377,11 +377,13 @@ async def test_a_name_is_allowed_by_name_or_by_every_address_it_resolves_to(db_u
 
 
 async def test_a_timer_calls_its_url_once_and_shows_in_tasks_and_runs(engine, web_server):
+    engine.clock.advance(seconds=0.0004567)  # a timer is due at a whole millisecond, like any task
     made = await engine.http.post(
         "/timers", json={"minutes": 5, "seconds": 3, "url": f"{web_server.url}/ring"}
     )
     assert made.status_code == 201, made.text
     timer = made.json()
+    assert timer["due_at"].endswith(":05:03Z")
     assert (
         timer["seconds_left"] == 303 and timer["id"].startswith("timer-") and timer["status"] == "scheduled"
     )
