@@ -75,6 +75,12 @@ class Registry:
             if cls.name in self.task_kinds:
                 raise PluginError(f"two task kinds are named {cls.name!r}")
             self.task_kinds[cls.name] = cls(settings)
+        self.kinds_naming_other_targets = [
+            name
+            for name, kind in self.task_kinds.items()
+            if type(kind).other_targets is not TaskKind.other_targets
+        ]
+        """The task kinds whose tasks may use targets besides their own (a copy's source)."""
         self.target_kinds: dict[str, TargetKind] = {}
         for target_kind in target_kinds:
             if target_kind.name in self.target_kinds:

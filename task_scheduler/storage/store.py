@@ -13,6 +13,7 @@ from typing import Any
 
 from tortoise.exceptions import IntegrityError
 from tortoise.expressions import F, Q, Subquery
+from tortoise.functions import Count
 from tortoise.queryset import QuerySet
 from tortoise.transactions import in_transaction
 
@@ -549,9 +550,20 @@ class Store:
     async def delete_target(self, name: str) -> int:
         return await TargetRecord.filter(name=name).delete()
 
-    async def rule_tasks(self) -> list[tuple[str, dict[str, Any]]]:
-        """Every rule's task kind and document: what a target's users are found in."""
-        return [tuple(row) for row in await RuleRecord.all().values_list("task_kind", "task")]
+    async def rules_per_target(self) -> dict[str, int]:
+        """How many rules name each target as theirs (the ``target`` column)."""
+        rows = await RuleRecord.annotate(rules=Count("id")).group_by("target").values_list("target", "rules")
+        return {target: count for target, count in rows if target is not None}
+
+    async def rule_tasks(self, kinds: Iterable[str]) -> list[tuple[str, dict[str, Any]]]:
+        """The task kind and document of every rule of these kinds."""
+        kinds = list(kinds)
+        if not kinds:
+            return []
+        return [
+            tuple(row)
+            for row in await RuleRecord.filter(task_kind__in=kinds).values_list("task_kind", "task")
+        ]
 
     async def delete_targets(self, names: Iterable[str]) -> int:
         names = list(names)

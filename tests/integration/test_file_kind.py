@@ -142,6 +142,10 @@ async def test_both_directories_of_a_copy_count_as_used(files):
     )
     used = {t["name"]: t["used_by"] for t in (await files.http.get("/targets")).json()}
     assert used == {"inbox": 1, "archive": 1, "small": 0, "fleet": 0}
+    within = {"target": "archive", "path": "b"}
+    await files.rule({"op": "copy", "source": within, "destination": within}, name="within one")
+    used = {t["name"]: t["used_by"] for t in (await files.http.get("/targets")).json()}
+    assert used == {"inbox": 1, "archive": 2, "small": 0, "fleet": 0}  # a rule counts once
 
 
 async def test_rules_that_would_leave_their_directories_are_refused_with_the_field(files):
