@@ -24,7 +24,7 @@ from collections import Counter
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from random import Random
-from typing import Any
+from typing import Any, NamedTuple
 
 from task_scheduler.clock import Clock
 from task_scheduler.domain.messages import task_label
@@ -62,6 +62,14 @@ leaves most dispatch slots to the others."""
 def _target_of(task: TaskRecord, rule: RuleRecord | None) -> str:
     """The target a task goes to: its own (copied from its rule when it was stored), else its rule's."""
     return task.target or (rule.target if rule else None) or "default"
+
+
+class _Carrier(NamedTuple):
+    """A target's transport, built for one version of its configuration."""
+
+    version: str
+    kind: str
+    transport: Transport
 
 
 def _kind_of(task: TaskRecord, rule: RuleRecord | None) -> str:
@@ -111,7 +119,7 @@ class Dispatcher:
         self._settings = settings
         self._rng = rng or Random()
         self._wakeup = Wakeup()
-        self._transports: dict[str, tuple[str, Transport]] = {}
+        self._transports: dict[str, _Carrier] = {}
         self._inflight: dict[str, asyncio.Task[None]] = {}
         self._per_target: Counter[str] = Counter()
         self._outages = Outages()
@@ -210,7 +218,7 @@ class Dispatcher:
             cached = self._transports.get(target)
             # Look again only when this opens room that was closed: a free slot after all were
             # taken, or a target down to one lot. Else the loop's own sleep is right.
-            if was_full or cached is None or held == cached[1].capacity:
+            if was_full or cached is None or held == cached.transport.capacity:
                 self._wakeup.poke()
 
         job.add_done_callback(done)
@@ -227,8 +235,8 @@ class Dispatcher:
         released = await self._store.release_claims(self.replica_id, self._clock.now())
         if released:
             logger.info("released %d claimed task(s) on shutdown", released)
-        for _, transport in self._transports.values():
-            await transport.aclose()
+        for carrier in self._transports.values():
+            await carrier.transport.aclose()
         self._transports.clear()
 
     async def _claim(self, limit: int) -> list[tuple[TaskRecord, RuleRecord | None]]:
@@ -253,8 +261,8 @@ class Dispatcher:
             rule = rules.get(task.rule_id) if task.rule_id is not None else None
             name = _target_of(task, rule)
             if name not in room:
-                transport = await self._transport(name)
-                room[name] = self._room(name, transport) if transport else len(tasks)
+                carrier = await self._carrier(name)
+                room[name] = self._room(name, carrier.transport) if carrier else len(tasks)
             if room[name] > 0:
                 room[name] -= 1
                 kept.append((task, rule))
@@ -272,7 +280,9 @@ class Dispatcher:
         """The most tasks one claim should take: the most room any known, unsaturated target
         has (a claim of one target's tasks then needs no give-back); no bound when none has."""
         saturated = self._saturated()
-        rooms = [self._room(name, t) for name, (_, t) in self._transports.items() if name not in saturated]
+        rooms = [
+            self._room(name, c.transport) for name, c in self._transports.items() if name not in saturated
+        ]
         return max(rooms) if rooms else self._settings.batch
 
     def _saturated(self) -> list[str]:
@@ -281,7 +291,7 @@ class Dispatcher:
         return [
             name
             for name, held in self._per_target.items()
-            if (cached := self._transports.get(name)) is not None and held > cached[1].capacity
+            if (cached := self._transports.get(name)) is not None and held > cached.transport.capacity
         ]
 
     # -- one task ------------------------------------------------------------------------
@@ -298,19 +308,19 @@ class Dispatcher:
     async def _dispatch(self, task: TaskRecord, rule: RuleRecord | None) -> None:
         policy = Policy.model_validate(rule.policy) if rule else Policy()
         target_name = _target_of(task, rule)
-        transport = await self._transport(target_name)
+        carrier = await self._carrier(target_name)
         kind = self._registry.task_kinds.get(_kind_of(task, rule))
         document = task_document(task, rule)
         started = self._clock.now()
         # URLs given without a target share one transport but not their hosts: no breaker.
-        breaker = transport is not None and target_name not in self._direct_targets
+        breaker = carrier is not None and target_name not in self._direct_targets
         last_call = started >= deadline(policy, task.scheduled_at) - LAST_CALL
         if breaker and not self._outages.admit(target_name, started, last_call=last_call):
             await self._hold(task, rule, policy, target_name, started)
             return
         probing = breaker and self._outages.get(target_name) is not None
         try:
-            await self._attempt(task, rule, policy, target_name, transport, kind, document, started)
+            await self._attempt(task, rule, policy, target_name, carrier, kind, document, started)
         finally:
             if probing:
                 self._outages.abandoned(target_name)  # a probe that did not reach it lets another go
@@ -321,11 +331,12 @@ class Dispatcher:
         rule: RuleRecord | None,
         policy: Policy,
         target_name: str,
-        transport: Transport | None,
+        carrier: _Carrier | None,
         kind: TaskKind | None,
         document: dict[str, Any],
         started: datetime,
     ) -> None:
+        transport = carrier.transport if carrier else None
         if transport is not None and task.attempts > 1:
             # An earlier claim may have reached the fleet before its replica died or its
             # answer was lost: settle that first, whatever the task's lateness now.
@@ -339,23 +350,17 @@ class Dispatcher:
             return
         if kind is None:
             delivery = Delivery(Outcome.REJECTED, error=f"no task kind {_kind_of(task, rule)!r} is installed")
-        elif transport is None:
+        elif carrier is None:
             delivery = Delivery(Outcome.FAILED, error=f"target {target_name!r} does not exist")
-        elif (target_kind := await self._target_kind(target_name)) not in kind.target_kinds:
+        elif carrier.kind not in kind.target_kinds:
             delivery = Delivery(
-                Outcome.REJECTED, error=f"{kind.name} tasks cannot go through a {target_kind} target"
+                Outcome.REJECTED, error=f"{kind.name} tasks cannot go through a {carrier.kind} target"
             )
         else:
             delivery = await self._deliver(task, target_name, transport, kind, document, policy, started)
         await self._settle_run(
             task, rule, policy, transport, delivery, started, self._clock.now(), kind, document
         )
-
-    async def _target_kind(self, name: str) -> str | None:
-        if name in self._direct_targets:
-            return self._direct_targets[name]
-        resolved = await self._targets.resolve(name)
-        return getattr(resolved[0], "kind", None) if resolved else None
 
     async def _hold(
         self, task: TaskRecord, rule: RuleRecord | None, policy: Policy, target_name: str, now: datetime
@@ -491,27 +496,31 @@ class Dispatcher:
                 return _found_at_fleet(found, label)
         return delivery
 
-    async def _transport(self, name: str) -> Transport | None:
+    async def _carrier(self, name: str) -> _Carrier | None:
+        """The target's transport and kind, rebuilt when its configuration has changed; None
+        when there is no such target."""
         cached = self._transports.get(name)
         if name in self._direct_targets:
             if cached is None:
-                cached = (
-                    "direct",
-                    self._registry.target_kinds[self._direct_targets[name]].transport(None, self._context),
+                kind = self._direct_targets[name]
+                cached = _Carrier(
+                    "direct", kind, self._registry.target_kinds[kind].transport(None, self._context)
                 )
                 self._transports[name] = cached
-            return cached[1]
+            return cached
         resolved = await self._targets.resolve(name)
         if resolved is None:
             return None
         config, version = resolved
-        if cached is not None and cached[0] == version:
-            return cached[1]
+        if cached is not None and cached.version == version:
+            return cached
         if cached is not None:
-            await cached[1].aclose()
-        transport = self._registry.target_kinds[config.kind].transport(config, self._context)
-        self._transports[name] = (version, transport)
-        return transport
+            await cached.transport.aclose()
+        carrier = _Carrier(
+            version, config.kind, self._registry.target_kinds[config.kind].transport(config, self._context)
+        )
+        self._transports[name] = carrier
+        return carrier
 
     # -- recording -----------------------------------------------------------------------
 
