@@ -151,8 +151,8 @@ class TaskService:
                     raise Invalid.at(
                         ("scheduled_at",), "cannot move an occurrence into the past; dispatch it now instead"
                     )
-                if rule is not None:
-                    changes["due_at"] = due_at(rule, changes["scheduled_at"])
+                # A task without a rule (a timer) has no lead time: due when scheduled.
+                changes["due_at"] = due_at(rule, changes["scheduled_at"]) if rule else changes["scheduled_at"]
             if "request" in patch.model_fields_set:
                 kind = rule.task_kind if rule else record.kind if record else "rmf"
                 if kind != "rmf":

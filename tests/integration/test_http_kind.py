@@ -405,6 +405,17 @@ async def test_a_timer_calls_its_url_once_and_shows_in_tasks_and_runs(engine, we
     assert await engine.dispatch() == 0 and len(web_server.calls) == 1
 
 
+async def test_a_timer_moved_over_the_tasks_api_fires_at_its_new_time(engine, web_server):
+    timer = (await engine.http.post("/timers", json={"minutes": 5, "url": f"{web_server.url}/ring"})).json()
+    later = (T0 + timedelta(minutes=10)).isoformat()
+    assert (await engine.http.patch(f"/tasks/{timer['id']}", json={"scheduled_at": later})).status_code == 200
+    assert (await engine.http.get(f"/timers/{timer['id']}")).json()["seconds_left"] == 600
+    engine.clock.advance(minutes=5)
+    assert await engine.dispatch() == 0  # not at its old time
+    engine.clock.advance(minutes=5)
+    assert await engine.dispatch() == 1 and len(web_server.calls) == 1
+
+
 @pytest.mark.parametrize(
     "body",
     [
