@@ -3,9 +3,11 @@
 While a target is down, one attempt at a time probes it, after a delay that doubles with
 each failed probe up to :data:`PROBE_MAX_S`; every other task for it is held back (given
 back unsent, due at the next probe) instead of opening a connection of its own. A task
-at its last call (a second before its misfire deadline) may also probe, unless the
-target was found down within the last :data:`FRESH_S`: whether it is back is then
-known to within a second when its fate is decided. A minute's outage costs at most a
+at its last call (a second before its misfire deadline) may also probe, unless a probe
+is out or the target was found down within the last :data:`FRESH_S` (then it is
+missed): whether the target is back is known to within a second when its fate is
+decided. Only the probe's own failure backs the probes off; an attempt that was already
+under way when the target went down says only that it is down. A minute's outage costs at most a
 probe a second, not an attempt per task per retry. The first attempt that gets through
 ends the outage.
 """
@@ -22,6 +24,9 @@ PROBE_MAX_S = 8.0
 before its held tasks go again."""
 
 
+NOT_A_PROBE = 0
+
+
 @dataclass
 class Outage:
     since: datetime
@@ -29,27 +34,32 @@ class Outage:
     checked_at: datetime
     """When an attempt last found it down."""
     failed_probes: int = 0
-    probing: bool = False
+    probe: int | None = None
+    """The number of the probe out now, if one is."""
 
 
 class Outages:
     def __init__(self) -> None:
         self._down: dict[str, Outage] = {}
+        self._probes = 0
 
-    def admit(self, target: str, now: datetime, *, last_call: bool = False) -> bool:
-        """Whether an attempt may go to ``target`` now: always, unless it is down; then only
-        as the one probe, once the probe is due or (``last_call``) the news is stale."""
+    def admit(self, target: str, now: datetime, *, last_call: bool = False) -> int | None:
+        """Whether an attempt may go to ``target`` now: None to hold it back. It may go
+        always (as 0) unless the target is down; then only as the one probe (its number, to
+        report with), once the probe is due or (``last_call``) the news is stale."""
         outage = self._down.get(target)
         if outage is None:
-            return True
+            return NOT_A_PROBE
         stale = now - outage.checked_at >= timedelta(seconds=FRESH_S)
-        if outage.probing or not (now >= outage.probe_at or (last_call and stale)):
-            return False
-        outage.probing = True
-        return True
+        if outage.probe is not None or not (now >= outage.probe_at or (last_call and stale)):
+            return None
+        self._probes += 1
+        outage.probe = self._probes
+        return outage.probe
 
-    def unreachable(self, target: str, now: datetime) -> None:
-        """An attempt could not connect: the target is down (still, or from now)."""
+    def unreachable(self, target: str, now: datetime, probe: int = NOT_A_PROBE) -> None:
+        """An attempt (the probe numbered ``probe``, or one that was not a probe, such as one
+        already under way when the target went down) could not connect: the target is down."""
         outage = self._down.get(target)
         if outage is None:
             self._down[target] = Outage(
@@ -57,9 +67,9 @@ class Outages:
             )
             return
         outage.checked_at = max(outage.checked_at, now)
-        if outage.probing:
+        if probe != NOT_A_PROBE and outage.probe == probe:
             outage.failed_probes += 1
-            outage.probing = False
+            outage.probe = None
         delay = min(PROBE_MIN_S * 2**outage.failed_probes, PROBE_MAX_S)
         outage.probe_at = max(outage.probe_at, now + timedelta(seconds=delay))
 
@@ -67,11 +77,12 @@ class Outages:
         """An attempt got through: the outage, if there was one, is over (returns whether)."""
         return self._down.pop(target, None) is not None
 
-    def abandoned(self, target: str) -> None:
-        """The probe ended without saying anything about the target: another may probe."""
+    def abandoned(self, target: str, probe: int) -> None:
+        """The probe ``probe`` ended without saying anything about the target: another may
+        probe (unless this one was answered already and another is out)."""
         outage = self._down.get(target)
-        if outage is not None:
-            outage.probing = False
+        if outage is not None and outage.probe == probe:
+            outage.probe = None
 
     def get(self, target: str) -> Outage | None:
         return self._down.get(target)

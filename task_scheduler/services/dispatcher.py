@@ -28,7 +28,7 @@ from typing import Any, NamedTuple
 
 from task_scheduler.clock import Clock
 from task_scheduler.domain.messages import task_label
-from task_scheduler.domain.outages import Outages
+from task_scheduler.domain.outages import NOT_A_PROBE, Outages
 from task_scheduler.domain.policy import (
     LAST_CALL,
     Verdict,
@@ -123,6 +123,8 @@ class Dispatcher:
         self._inflight: dict[str, asyncio.Task[None]] = {}
         self._per_target: Counter[str] = Counter()
         self._outages = Outages()
+        self._probes: dict[str, int] = {}
+        """Task id -> the number of the probe it is (see domain.outages), while in flight."""
         self.started_at = clock.now()
         self._renewed_at = self.started_at
         # When the sleeping loop will look again by itself; None while it is awake.
@@ -315,15 +317,18 @@ class Dispatcher:
         # URLs given without a target share one transport but not their hosts: no breaker.
         breaker = carrier is not None and target_name not in self._direct_targets
         last_call = started >= deadline(policy, task.scheduled_at) - LAST_CALL
-        if breaker and not self._outages.admit(target_name, started, last_call=last_call):
+        probe = self._outages.admit(target_name, started, last_call=last_call) if breaker else NOT_A_PROBE
+        if probe is None:
             await self._hold(task, rule, policy, target_name, started)
             return
-        probing = breaker and self._outages.get(target_name) is not None
+        if probe != NOT_A_PROBE:
+            self._probes[task.id] = probe
         try:
             await self._attempt(task, rule, policy, target_name, carrier, kind, document, started)
         finally:
-            if probing:
-                self._outages.abandoned(target_name)  # a probe that did not reach it lets another go
+            if probe != NOT_A_PROBE:
+                del self._probes[task.id]
+                self._outages.abandoned(target_name, probe)  # one that never reached it lets another go
 
     async def _attempt(
         self,
@@ -384,14 +389,14 @@ class Dispatcher:
         }
         await self._store.settle(task, self.replica_id, task_changes=changes)
 
-    async def _reached(self, target_name: str, reached: bool) -> None:
+    async def _reached(self, task: TaskRecord, target_name: str, reached: bool) -> None:
         """Note whether an attempt got through to the target; when it is back from an
         outage, the tasks waiting to retry go now."""
         if target_name in self._direct_targets:
             return
         now = self._clock.now()
         if not reached:
-            self._outages.unreachable(target_name, now)
+            self._outages.unreachable(target_name, now, self._probes.get(task.id, NOT_A_PROBE))
         elif self._outages.reached(target_name):
             logger.info("target %s is reachable again", target_name)
             if await self._store.retry_now(target_name, now):
@@ -413,14 +418,14 @@ class Dispatcher:
             try:
                 found = await transport.find(label)
             except LookupFailed as exc:
-                await self._reached(target_name, exc.reached)
+                await self._reached(task, target_name, exc.reached)
                 return Delivery(
                     Outcome.UNKNOWN,
                     error=f"could not ask the fleet before resending: {exc}",
                     ambiguous=True,
                     reached=exc.reached,
                 )
-            await self._reached(target_name, True)
+            await self._reached(task, target_name, True)
             return None if found is None else _found_at_fleet(found, label)
         last = await self._store.last_run_of(task.id)
         if last is not None and last.attempt == task.attempts - 1:
@@ -486,7 +491,7 @@ class Dispatcher:
             delivery = Delivery(
                 Outcome.TIMEOUT, error=f"gave up after max_execution_time_s ({limit:g} s)", ambiguous=True
             )
-        await self._reached(target_name, delivery.reached)
+        await self._reached(task, target_name, delivery.reached)
         if delivery.ambiguous and transport.supports_lookup:
             try:
                 found = await transport.find(label)
