@@ -17,12 +17,14 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import errno
 import hashlib
 import logging
 import os
 import secrets
 import stat
+from collections.abc import Awaitable
 from typing import Any, Final
 from urllib.parse import urlsplit
 
@@ -52,6 +54,17 @@ class Stop(Exception):
     def __init__(self, delivery: Delivery) -> None:
         super().__init__(delivery.error)
         self.delivery = delivery
+
+
+async def _at_end(role: str, own: str | None, work: Awaitable[Any]) -> Any:
+    """``work`` on one end of the task. An end that cannot be reached, other than the task's
+    own target, says nothing about that target: its failure is not taken for an outage of it."""
+    try:
+        return await work
+    except Stop as stop:
+        if role != own and not stop.delivery.reached:
+            raise Stop(dataclasses.replace(stop.delivery, reached=True)) from None
+        raise
 
 
 def _refused(error: str) -> Stop:
@@ -237,19 +250,33 @@ class FileTransport:
         limit = min((d.max_file_bytes for d in ends.values()), default=DOWNLOAD_LIMIT)
         keep, timeout_s = message.get("keep", "digest"), message.get("timeout_s", 30.0)
         response: dict[str, Any] = {"op": message["op"]}
+        # The task's own target (what the dispatcher counts it against, and puts in outage when
+        # it cannot be reached): the directory written to, else the one read from.
+        own = next(
+            (
+                role
+                for role, end in (("destination", destination), ("source", source))
+                if end and "target" in end
+            ),
+            None,
+        )
         if source is not None:
             if "url" in source:
-                data = await self._download(source["url"], limit, timeout_s)
+                read = self._download(source["url"], limit, timeout_s)
             else:
-                data = await asyncio.to_thread(read_file, ends["source"], source["path"], limit)
+                read = asyncio.to_thread(read_file, ends["source"], source["path"], limit)
+            data = await _at_end("source", own, read)
             response["source"] = _shown(source)
         else:
             data = message["content"].encode()
         if destination is not None:
             if "url" in destination:
-                response["status"] = await self._upload(destination, data, timeout_s)
+                response["status"] = await _at_end(
+                    "destination", own, self._upload(destination, data, timeout_s)
+                )
             else:
-                await asyncio.to_thread(write_file, ends["destination"], destination["path"], data)
+                write = asyncio.to_thread(write_file, ends["destination"], destination["path"], data)
+                await _at_end("destination", own, write)
             response["destination"] = _shown(destination)
         return Delivery(Outcome.SUCCEEDED, response={**response, **_summary(data, keep)})
 

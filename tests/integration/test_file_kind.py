@@ -10,6 +10,7 @@ import asyncio
 import contextlib
 import hashlib
 from collections.abc import AsyncIterator
+from datetime import timedelta
 from typing import Any
 
 import httpx
@@ -19,6 +20,7 @@ from aiohttp import web
 from task_scheduler.app import get_app
 from task_scheduler.config import build_settings
 from task_scheduler.events import EventType
+from task_scheduler.testing.service_process import free_port
 from tests.integration.conftest import Service
 
 HOURLY = {"kind": "interval", "every": 1, "unit": "hours"}
@@ -245,3 +247,20 @@ async def test_a_download_is_bounded_and_a_slow_one_times_out(files, dirs):
     assert (await files.runs(big))[0]["outcome"] == "succeeded"
     [timed_out] = await files.runs(slow)
     assert timed_out["outcome"] == "timeout" and "max_execution_time_s" in timed_out["error"]
+
+
+async def test_an_end_that_cannot_be_reached_does_not_put_the_tasks_own_directory_in_outage(files, dirs):
+    def once(seconds: float) -> dict[str, Any]:
+        return {"kind": "once", "at": (files.clock.now() + timedelta(seconds=seconds)).isoformat()}
+
+    dead = f"http://127.0.0.1:{free_port()}/report.csv"
+    copy = {"op": "copy", "source": {"url": dead}, "destination": {"target": "archive", "path": "a.csv"}}
+    await files.rule(copy, name="from a dead host", schedule=once(60), policy={"max_attempts": 1})
+    write = {"op": "write", "content": "ok", "destination": {"target": "archive", "path": "b.csv"}}
+    await files.rule(write, name="write", schedule=once(60.5))  # before a probe would be due
+
+    files.clock.advance(seconds=60)
+    await files.dispatch()
+    files.clock.advance(seconds=0.5)
+    await files.dispatch()
+    assert (dirs / "archive" / "b.csv").read_text() == "ok"  # not held back as if archive were down
