@@ -42,7 +42,6 @@ def check_entry(entry: str) -> str:
 class Allowlist:
     def __init__(self, entries: Iterable[str]) -> None:
         normalised = [check_entry(entry) for entry in entries]
-        self.entries = tuple(normalised)
         self.any = "*" in normalised
         self._names = {e for e in normalised if not e.startswith("*.") and _network(e) is None and e != "*"}
         self._suffixes = tuple(e[1:] for e in normalised if e.startswith("*."))

@@ -70,9 +70,6 @@ class Source(BaseModel):
             raise ValueError("give target and path, or url")
         return self
 
-    def shown(self) -> str:
-        return self.url if self.url is not None else f"{self.target}:{self.path}"
-
 
 class Destination(Source):
     """Where a file is written: a path in a writable directory target, or a URL."""

@@ -17,7 +17,6 @@ from task_scheduler.kinds.base import Occurrence, Problems, TaskKind
 
 REGEX_TIMEOUT_S = 0.1
 """The longest a pattern may search one answer before the attempt fails."""
-METHODS = ("GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS")
 RESEND_SAFE_METHODS = frozenset({"GET", "HEAD", "PUT", "DELETE", "OPTIONS"})
 """Idempotent methods (RFC 9110): an attempt whose outcome is unknown may be repeated."""
 

@@ -256,20 +256,27 @@ class Dispatcher:
             busy=self._inflight,
             saturated=self._saturated(),
         )
-        rules = await self._store.rules_by_ids(t.rule_id for t in tasks if t.rule_id is not None)
-        room: dict[str, int] = {}
-        kept, extra = [], []
-        for task in tasks:
-            rule = rules.get(task.rule_id) if task.rule_id is not None else None
-            name = _target_of(task, rule)
-            if name not in room:
-                carrier = await self._carrier(name)
-                room[name] = self._room(name, carrier.transport) if carrier else len(tasks)
-            if room[name] > 0:
-                room[name] -= 1
-                kept.append((task, rule))
-            else:
-                extra.append(task.id)
+        try:
+            rules = await self._store.rules_by_ids(t.rule_id for t in tasks if t.rule_id is not None)
+            room: dict[str, int] = {}
+            kept, extra = [], []
+            for task in tasks:
+                rule = rules.get(task.rule_id) if task.rule_id is not None else None
+                name = _target_of(task, rule)
+                if name not in room:
+                    carrier = await self._carrier(name)
+                    room[name] = self._room(name, carrier.transport) if carrier else len(tasks)
+                if room[name] > 0:
+                    room[name] -= 1
+                    kept.append((task, rule))
+                else:
+                    extra.append(task.id)
+        except Exception:
+            # Nothing was sent: give the whole claim back as it was, rather than leave it to
+            # run out its lease and be taken for an attempt that may have reached the target.
+            # (On shutdown, stop() hands back every claim.)
+            await self._store.unclaim([task.id for task in tasks], self.replica_id)
+            raise
         await self._store.unclaim(extra, self.replica_id)
         return kept
 
@@ -432,7 +439,7 @@ class Dispatcher:
             return None  # the previous attempt ended with a clear answer and was recorded
         return Delivery(
             Outcome.UNKNOWN,
-            error="an earlier attempt may have reached the bridge, which cannot be asked; not resent",
+            error="an earlier attempt may have reached the target, which cannot be asked; not resent",
             ambiguous=True,
         )
 

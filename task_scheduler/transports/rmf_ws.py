@@ -106,8 +106,7 @@ class RmfWsTransport:
         jitter: Callable[[], float] = random.random,
     ) -> None:
         self._config = config
-        self._allowlist = allowlist
-        """The hosts that may be called; None for any."""
+        self._allowlist = allowlist  # the hosts that may be called; None for any
         self._auth = BearerAuth(config)
         self._reconnect_min_s = reconnect_min_s
         self._jitter = jitter

@@ -588,3 +588,19 @@ async def test_a_task_without_a_target_counts_as_the_default_targets_when_satura
     assert await store.next_due_at(saturated=["default"]) is None  # every task of the rule goes there
     claimed = await store.claim_due(now, "replica-a", now + timedelta(seconds=60), 10, saturated=["other"])
     assert [t.id for t in claimed] == [first_id(rule)]
+
+
+async def test_a_claim_that_fails_before_sending_is_given_back_untouched(engine, fleet, monkeypatch):
+    rule = await create(engine)
+    engine.clock.advance(seconds=60)
+
+    async def broken(name):
+        raise RuntimeError("the target could not be looked up")
+
+    monkeypatch.setattr(engine.services.dispatcher, "_carrier", broken)
+    with pytest.raises(RuntimeError):
+        await engine.dispatch()
+    stored = await TaskRecord.get(id=first_id(rule))
+    assert (stored.status, stored.attempts, stored.lease_owner) == ("scheduled", 0, None)
+    monkeypatch.undo()
+    assert await engine.dispatch() == 1 and (await task(engine, first_id(rule)))["status"] == "dispatched"
