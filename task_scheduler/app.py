@@ -138,7 +138,7 @@ def get_app(
                 clock,
                 events=bus,
                 changed=changed,
-                extra_categories=settings.rmf_extra_categories,
+                rmf=kinds.task_kinds["rmf"],
             ),
             runs=RunService(store),
             targets=target_service,

@@ -21,7 +21,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from task_scheduler.domain.allowlist import DEFAULT_ALLOWLIST, check_entry
-from task_scheduler.domain.auth import USERNAME_PATTERN, Role, check_password
+from task_scheduler.domain.auth import USERNAME_PATTERN, Role, acceptable_password
 from task_scheduler.domain.rmf_schema import check_extra_categories
 from task_scheduler.domain.targets import RmfHttpTarget, TargetConfig
 
@@ -101,12 +101,7 @@ class Settings(BaseModel):
     def _upper(cls, value: Any) -> Any:
         return value.upper() if isinstance(value, str) else value
 
-    @field_validator("auth_admin_password")
-    @classmethod
-    def _strong_enough(cls, value: str | None) -> str | None:
-        if value is not None and (problem := check_password(value)):
-            raise ValueError(problem)  # says how long, never echoes the value
-        return value
+    _strong_enough = field_validator("auth_admin_password")(acceptable_password)
 
     @field_validator("auth_external_public_key")
     @classmethod

@@ -72,6 +72,13 @@ def check_password(password: str) -> str | None:
     return None
 
 
+def acceptable_password(password: str | None) -> str | None:
+    """A pydantic validator: the password, or ``ValueError`` saying why not (never echoing it)."""
+    if password is not None and (problem := check_password(password)):
+        raise ValueError(problem)
+    return password
+
+
 def role_from_claims(
     claims: Mapping[str, Any], claim: str | None, mapping: Mapping[str, Role], default: Role | None
 ) -> Role | None:

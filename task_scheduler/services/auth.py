@@ -28,7 +28,7 @@ from task_scheduler.domain.auth import (
     BadToken,
     Principal,
     Role,
-    check_password,
+    acceptable_password,
     mint,
     role_from_claims,
     token_algorithm,
@@ -45,12 +45,6 @@ LOGIN_FAILED = "wrong username or password"
 """The one answer to every failed login, so it does not tell which names exist."""
 
 
-def _acceptable(password: str | None) -> str | None:
-    if password is not None and (problem := check_password(password)):
-        raise ValueError(problem)
-    return password
-
-
 class Credentials(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
@@ -65,7 +59,7 @@ class NewUser(BaseModel):
     password: str = Field(description="At least 10 characters; stored only as an argon2id hash.")
     role: Role = Role.viewer
 
-    _password = field_validator("password")(_acceptable)
+    _password = field_validator("password")(acceptable_password)
 
 
 class UserPatch(BaseModel):
@@ -79,7 +73,7 @@ class UserPatch(BaseModel):
     )
     password: str | None = Field(None, description="A new password (at least 10 characters).")
 
-    _password = field_validator("password")(_acceptable)
+    _password = field_validator("password")(acceptable_password)
 
 
 class UserView(BaseModel):

@@ -328,8 +328,7 @@ class RuleService:
         now = self._clock.now()
         async with self._store.transaction():
             record = await self._get(rule_id, for_update=True)
-            await self._store.delete_future_tasks(rule_id, now, keep_edited=False)
-            await self._store.delete_rule(rule_id)
+            await self._store.delete_rules([rule_id], now)
         self._announce(EventType.rule_deleted, record, now)
 
     async def delete_all(self) -> tuple[int, int]:

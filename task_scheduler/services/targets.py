@@ -66,9 +66,6 @@ class TargetService:
         resolved = await self.resolve(name)
         return resolved[0] if resolved else None
 
-    async def exists(self, name: str) -> bool:
-        return name in self._configured or await self._store.get_target(name) is not None
-
     async def _users(self) -> Counter[str]:
         """How many rules name each target: as their own (one grouped query), and for the
         kinds whose tasks name more than one, as the others their documents name."""

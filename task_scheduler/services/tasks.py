@@ -7,7 +7,7 @@ so the expander and series edits leave it alone.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Iterator
 from dataclasses import asdict, replace
 from datetime import datetime, timezone
 from typing import Any
@@ -15,10 +15,11 @@ from zoneinfo import ZoneInfo
 
 from task_scheduler.clock import Clock
 from task_scheduler.domain.errors import Conflict, Invalid, NotFound
-from task_scheduler.domain.rmf_schema import RmfValidationError, validate_task_request
+from task_scheduler.domain.rules import RmfTask
 from task_scheduler.domain.schedule import whole_millis
 from task_scheduler.domain.tasks import TaskPatch, TaskStatus, parse_task_id
 from task_scheduler.events import Event, EventBus, EventType
+from task_scheduler.kinds.base import TaskKind
 from task_scheduler.services.occurrences import (
     SMALLEST_STEP,
     TaskView,
@@ -45,13 +46,14 @@ class TaskService:
         *,
         events: EventBus,
         changed: Callable[[], None],
-        extra_categories: Mapping[str, Mapping[str, Any] | None],
+        rmf: TaskKind,
     ) -> None:
+        """``rmf``: the rmf task kind, which checks an occurrence's own request."""
         self._store = store
         self._clock = clock
         self._events = events
         self._changed = changed
-        self._extra_categories = extra_categories
+        self._rmf = rmf
 
     async def list(
         self,
@@ -154,7 +156,7 @@ class TaskService:
                 # A task without a rule (a timer) has no lead time: due when scheduled.
                 changes["due_at"] = due_at(rule, changes["scheduled_at"]) if rule else changes["scheduled_at"]
             if "request" in patch.model_fields_set:
-                kind = rule.task_kind if rule else record.kind if record else "rmf"
+                kind = record.kind if record else rule.task_kind  # a computed one always has a rule
                 if kind != "rmf":
                     raise Invalid.at(
                         ("request",), f"only rmf tasks take their own request; this one is {kind}"
@@ -186,12 +188,13 @@ class TaskService:
     def _request_columns(self, patch: TaskPatch, rule: RuleRecord | None) -> dict[str, Any]:
         if patch.request is None:
             return {"request": None, "category": rule.category if rule else None}
-        request = patch.request.model_dump(mode="json", exclude_none=True)
-        try:
-            validate_task_request(request, self._extra_categories)
-        except RmfValidationError as exc:
-            raise Invalid([(("request", *path), message) for path, message in exc.problems]) from None
-        return {"request": request, "category": patch.request.category}
+        problems = self._rmf.check(RmfTask(request=patch.request))
+        if problems:
+            raise Invalid(problems)  # each under ("request", ...), as the patch names it
+        return {
+            "request": patch.request.model_dump(mode="json", exclude_none=True),
+            "category": patch.request.category,
+        }
 
     async def delete(self, task_id: str) -> None:
         """Skip the occurrence for good; the record stays so the series never regenerates it."""

@@ -119,9 +119,6 @@ class Store:
             raise Conflict(f"a rule named {record.name!r} already exists") from None
         return record
 
-    async def delete_rule(self, rule_id: int) -> None:
-        await RuleRecord.filter(id=rule_id).delete()
-
     async def lock_all_rules(self) -> list[int]:
         """Every rule's id, each rule locked until the caller's transaction ends."""
         return list(await RuleRecord.all().order_by("id").select_for_update().values_list("id", flat=True))
