@@ -47,9 +47,16 @@ config = {
     # Named connections a rule's task is sent through (task.target).  Targets made over the
     # API (/targets) come on top; these are read-only there.  Kinds:
     #   rmf_http: an RMF api-server; POST {base_url}/tasks/dispatch_task (or robot_task).
-    #   rmf_ws:   an RMF websocket bridge at url, {request_id, json_msg} each way.
+    #   rmf_ws:   an RMF websocket bridge at url, {request_id, json_msg} each way,
+    #             reconnecting with backoff up to reconnect_max_s (30).
+    #             Both RMF kinds authenticate with a ready bearer "token", or "jwt_secret"
+    #             to mint HS256 tokens with the claims the RMF api-server checks
+    #             (aud=jwt_audience, iss=jwt_issuer, preferred_username=username).
+    #             timeout_s (10) bounds each request; an rmf_http target has at most
+    #             max_connections (8) requests in flight, the rest wait their turn.
     #   http:     a web service for http tasks: base_url, headers, secret_headers and a
-    #             bearer token (secret), timeout_s, max_connections, verify_tls.
+    #             bearer token (secret), timeout_s (10), max_connections (8),
+    #             verify_tls (True).
     #   directory: a directory for file tasks: an absolute path (checked at each run),
     #             writable (False: read only), max_file_bytes (10 MiB) read or written.
     #             File tasks never leave it: no "..", no absolute path, no symbolic
@@ -61,10 +68,6 @@ config = {
     #             "reports": {"kind": "database", "url": "postgres://reporter@127.0.0.1/reports",
     #                         "password": "...", "queries": {"purge_old": {"mode": "write",
     #                         "sql": "DELETE FROM audit_log WHERE age_days > :days"}}}
-    # Authentication: a ready bearer "token", or "jwt_secret" to mint HS256 tokens with the
-    # claims the RMF api-server checks (aud=jwt_audience, iss=jwt_issuer,
-    # preferred_username=username).  timeout_s bounds each request; an rmf_http target has
-    # at most max_connections requests in flight, the rest wait their turn.
     "targets": {
         "default": {
             "kind": "rmf_http",

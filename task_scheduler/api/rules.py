@@ -67,7 +67,12 @@ async def list_rules(
     name: Annotated[str | None, Query(description="Case-insensitive substring of the name.")] = None,
     kind: KindQuery = None,
     target: Annotated[
-        str | None, Query(min_length=1, max_length=128, description="Name of the target the rule sends to.")
+        str | None,
+        Query(
+            min_length=1,
+            max_length=128,
+            description="Name of the rule's own target (task.target); a copy's source directory does not count.",
+        ),
     ] = None,
     limit: Annotated[int, Query(ge=1, le=1000)] = 100,
     offset: Offset = 0,
@@ -94,7 +99,8 @@ async def delete_all_rules(
     ],
 ) -> RulesDeleted:
     """Delete every rule, each as DELETE /rules/{id} does (its occurrences not run yet go,
-    tasks already run stay as history), in one transaction."""
+    tasks already run stay as history), in one transaction. One rule.deleted event, on no
+    channel, reports it (data: action "delete all" and the count), not one per rule."""
     rules, tasks = await svc.rules.delete_all()
     return RulesDeleted(deleted=rules, tasks_deleted=tasks)
 

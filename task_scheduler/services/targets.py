@@ -33,7 +33,9 @@ class TargetSpec(BaseModel):
 
 class TargetView(BaseModel):
     name: str
-    used_by: int = Field(description="How many rules send through it.")
+    used_by: int = Field(
+        description="How many rules use it: as their own target, or as another end (a copy's source)."
+    )
     source: str = Field(description="config (read-only) or api")
     config: dict[str, Any] = Field(description="The connection, without secret values (see secrets_set).")
 
