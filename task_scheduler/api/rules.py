@@ -71,7 +71,7 @@ async def list_rules(
         Query(
             min_length=1,
             max_length=128,
-            description="Name of the rule's own target (task.target); a copy's source directory does not count.",
+            description="Name of the rule's own target (task.target); a copy's source does not count.",
         ),
     ] = None,
     limit: Annotated[int, Query(ge=1, le=1000)] = 100,
