@@ -9,7 +9,6 @@ from datetime import datetime, timedelta, timezone
 import httpx
 import jwt
 import pytest
-from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
 
 from task_scheduler.app import get_app
@@ -17,6 +16,7 @@ from task_scheduler.clock import FakeClock
 from task_scheduler.config import build_settings
 from task_scheduler.domain.auth import Role
 from tests.databases import clean_database
+from tests.keys import rsa_pair
 
 SECRET = "a-test-secret-that-is-long-enough-0123456789"
 ADMIN, ADMIN_PASSWORD = "root", "root password 1"
@@ -64,14 +64,6 @@ async def service(db_url: str, clock: FakeClock) -> AsyncIterator[Service]:
         transport = httpx.ASGITransport(app=app)
         async with httpx.AsyncClient(transport=transport, base_url="http://scheduler") as http:
             yield Service(app=app, clock=clock, http=http)
-
-
-def rsa_pair() -> tuple[rsa.RSAPrivateKey, str]:
-    key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
-    pem = key.public_key().public_bytes(
-        serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo
-    )
-    return key, pem.decode()
 
 
 @dataclass

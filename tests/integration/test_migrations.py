@@ -69,7 +69,6 @@ async def test_rules_stored_before_users_existed_have_no_author_and_the_users_mi
 
     rule = (await service.http.get("/rules/1")).json()
     assert rule["name"] == "lobby" and rule["created_by"] is None and rule["updated_by"] is None
-    assert await service.app.state.services.auth.list_users() == []
 
 
 async def test_the_migrations_make_exactly_the_tables_a_scratch_database_drops(service, db_url):

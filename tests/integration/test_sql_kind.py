@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import logging
 import sqlite3
-from collections.abc import AsyncIterator
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
@@ -138,22 +137,12 @@ async def scratch(kind: str, tmp_path: Path, db_url: str) -> str:
         raise
 
 
-class Engine(Service):
-    async def dispatch(self) -> int:
-        return await self.app.state.services.dispatcher.run_pass()
-
-
-@pytest.fixture
-async def engine(service: Service) -> AsyncIterator[Engine]:
-    yield Engine(app=service.app, clock=service.clock, http=service.http)
-
-
-async def add_target(engine: Engine, url: str, *, password: str | None = None, **extra: Any) -> None:
+async def add_target(service: Service, url: str, *, password: str | None = None, **extra: Any) -> None:
     kind = "sqlite" if url.startswith("sqlite") else "mariadb" if url.startswith("mysql") else "postgres"
     config = {"kind": "database", "url": url, "queries": queries(kind), "timeout_s": 5, **extra}
     if password:
         config["password"] = password
-    response = await engine.http.post("/targets", json={"name": "reports", "config": config})
+    response = await service.http.post("/targets", json={"name": "reports", "config": config})
     assert response.status_code == 201, response.text
 
 
@@ -162,35 +151,35 @@ def sql_rule(query: str, params: dict[str, Any] | None = None, **task: Any) -> d
     return {"name": f"nightly {query}", "schedule": NIGHTLY, "task": document, "channel": "ops"}
 
 
-async def run_nightly(engine: Engine, query: str, params: dict[str, Any] | None = None) -> dict[str, Any]:
+async def run_nightly(service: Service, query: str, params: dict[str, Any] | None = None) -> dict[str, Any]:
     """Create the rule, move to 02:00 the next night, dispatch; the run of that occurrence."""
-    response = await engine.http.post("/rules", json=sql_rule(query, params))
+    response = await service.http.post("/rules", json=sql_rule(query, params))
     assert response.status_code == 201, response.text
-    engine.clock.advance(hours=14)
-    await engine.dispatch()
+    service.clock.advance(hours=14)
+    await service.dispatch()
     task_id = f"{response.json()['id']}-{(T0 + timedelta(hours=14)).strftime('%Y%m%dT%H%M%SZ')}"
-    runs = (await engine.http.get(f"/tasks/{task_id}/runs")).json()
+    runs = (await service.http.get(f"/tasks/{task_id}/runs")).json()
     assert len(runs) == 1, runs
     return runs[0]
 
 
-async def test_a_nightly_purge_reports_rows_affected_in_the_run_and_on_the_channel(engine, kind, scratch):
-    await add_target(engine, scratch, password=None if kind == "mariadb" else SECRET)
+async def test_a_nightly_purge_reports_rows_affected_in_the_run_and_on_the_channel(service, kind, scratch):
+    await add_target(service, scratch, password=None if kind == "mariadb" else SECRET)
     seen = []
-    engine.app.state.services.events.stream.subscribe(seen.append)
-    run = await run_nightly(engine, "purge_old", {"days": 30})
+    service.app.state.services.events.stream.subscribe(seen.append)
+    run = await run_nightly(service, "purge_old", {"days": 30})
     assert run["outcome"] == "succeeded", run
     assert run["response"] == {"rows_affected": 2}
     assert await _count(kind, scratch) == 2
     finished = [e for e in seen if e.type is EventType.run_finished and e.channel == "ops"]
     assert [e.data["response"] for e in finished] == [{"rows_affected": 2}]
-    listed = (await engine.http.get("/runs", params={"rule_id": run["rule_id"]})).json()
+    listed = (await service.http.get("/runs", params={"rule_id": run["rule_id"]})).json()
     assert listed["items"][0]["response"] == {"rows_affected": 2}
 
 
-async def test_a_read_keeps_bounded_rows_as_json(engine, kind, scratch):
-    await add_target(engine, scratch)
-    run = await run_nightly(engine, "report")
+async def test_a_read_keeps_bounded_rows_as_json(service, kind, scratch):
+    await add_target(service, scratch)
+    run = await run_nightly(service, "report")
     assert run["outcome"] == "succeeded", run
     amounts = AMOUNTS.get(kind, ["1.50", "2.25"])  # decimals as exact text
     assert run["response"] == {
@@ -201,46 +190,46 @@ async def test_a_read_keeps_bounded_rows_as_json(engine, kind, scratch):
     }
 
 
-async def test_an_injection_attempt_is_only_a_bound_value(engine, kind, scratch):
-    await add_target(engine, scratch)
-    run = await run_nightly(engine, "by_name", {"name": "x'; DROP TABLE audit; --"})
+async def test_an_injection_attempt_is_only_a_bound_value(service, kind, scratch):
+    await add_target(service, scratch)
+    run = await run_nightly(service, "by_name", {"name": "x'; DROP TABLE audit; --"})
     assert run["outcome"] == "succeeded", run
     assert run["response"]["rows"] == []
     assert await _count(kind, scratch) == len(ROWS)
 
 
-async def test_a_read_query_cannot_write(engine, kind, scratch):
-    await add_target(engine, scratch)
-    run = await run_nightly(engine, "sneaky")
+async def test_a_read_query_cannot_write(service, kind, scratch):
+    await add_target(service, scratch)
+    run = await run_nightly(service, "sneaky")
     assert run["outcome"] == "rejected", run
     assert await _count(kind, scratch) == len(ROWS)
 
 
-async def test_the_target_timeout_cancels_the_statement_and_retries(engine, kind, scratch):
-    await add_target(engine, scratch, timeout_s=0.5)
-    run = await run_nightly(engine, "slow", {"s": SLOW_ARG[kind]})
+async def test_the_target_timeout_cancels_the_statement_and_retries(service, kind, scratch):
+    await add_target(service, scratch, timeout_s=0.5)
+    run = await run_nightly(service, "slow", {"s": SLOW_ARG[kind]})
     assert run["outcome"] == "timeout", run["error"]
-    task = (await engine.http.get(f"/tasks/{run['task_id']}")).json()
+    task = (await service.http.get(f"/tasks/{run['task_id']}")).json()
     assert task["status"] == "scheduled"  # a cancelled read changed nothing: retried
 
 
-async def test_the_password_never_shows(engine, kind, scratch, caplog):
+async def test_the_password_never_shows(service, kind, scratch, caplog):
     caplog.set_level(logging.DEBUG, logger="task_scheduler")
-    await add_target(engine, scratch, password=SECRET)
+    await add_target(service, scratch, password=SECRET)
     seen = []
-    engine.app.state.services.events.stream.subscribe(seen.append)
-    run = await run_nightly(engine, "purge_old", {"days": 30})
+    service.app.state.services.events.stream.subscribe(seen.append)
+    run = await run_nightly(service, "purge_old", {"days": 30})
     # MariaDB's root has no password, so there the run is refused: its error must not leak it either.
     assert run["outcome"] == ("rejected" if kind == "mariadb" else "succeeded"), run
     shown = [
-        (await engine.http.get("/targets/reports")).text,
-        (await engine.http.get("/targets")).text,
-        (await engine.http.get("/runs")).text,
+        (await service.http.get("/targets/reports")).text,
+        (await service.http.get("/targets")).text,
+        (await service.http.get("/runs")).text,
         repr([e.to_json() for e in seen]),
         "\n".join(r.getMessage() for r in caplog.records if r.name.startswith("task_scheduler")),
     ]
     assert all(SECRET not in text for text in shown)
-    assert (await engine.http.get("/targets/reports")).json()["config"]["secrets_set"] == ["password"]
+    assert (await service.http.get("/targets/reports")).json()["config"]["secrets_set"] == ["password"]
 
 
 @pytest.mark.parametrize("kind", ["sqlite"], indirect=True)
@@ -255,13 +244,13 @@ async def test_the_password_never_shows(engine, kind, scratch, caplog):
         ({"query": "purge_old", "params": {"days": 1}, "target": "web"}, ["task", "target"]),
     ],
 )
-async def test_a_rule_cannot_get_around_the_configured_queries(engine, scratch, task, field):
-    await add_target(engine, scratch)
+async def test_a_rule_cannot_get_around_the_configured_queries(service, scratch, task, field):
+    await add_target(service, scratch)
     web = {"name": "web", "config": {"kind": "http", "base_url": "http://127.0.0.1:9"}}
-    assert (await engine.http.post("/targets", json=web)).status_code == 201
+    assert (await service.http.post("/targets", json=web)).status_code == 201
     body = sql_rule("x")
     body["task"] = {"kind": "sql", "target": "reports", **task}
-    response = await engine.http.post("/rules", json=body)
+    response = await service.http.post("/rules", json=body)
     assert response.status_code == 422, response.text
     # Pydantic names the kind in the path of what its model refused: task.sql.<field>.
     locs = [
@@ -272,23 +261,23 @@ async def test_a_rule_cannot_get_around_the_configured_queries(engine, scratch, 
 
 
 @pytest.mark.parametrize("kind", ["postgres"], indirect=True)
-async def test_a_database_host_outside_the_allowlist_is_refused(engine):
-    await add_target(engine, "postgres://postgres@10.255.0.1:5432/x")
-    run = await run_nightly(engine, "purge_old", {"days": 1})
+async def test_a_database_host_outside_the_allowlist_is_refused(service):
+    await add_target(service, "postgres://postgres@10.255.0.1:5432/x")
+    run = await run_nightly(service, "purge_old", {"days": 1})
     assert run["outcome"] == "rejected" and "outbound_allowlist" in run["error"], run
 
 
 @pytest.mark.parametrize("kind", ["postgres"], indirect=True)
-async def test_a_database_that_refuses_connections_is_an_outage(engine):
-    await add_target(engine, f"postgres://postgres@127.0.0.1:{free_port()}/x")
-    run = await run_nightly(engine, "purge_old", {"days": 1})
+async def test_a_database_that_refuses_connections_is_an_outage(service):
+    await add_target(service, f"postgres://postgres@127.0.0.1:{free_port()}/x")
+    run = await run_nightly(service, "purge_old", {"days": 1})
     assert run["outcome"] == "failed" and run["error"].startswith("cannot connect"), run
-    task = (await engine.http.get(f"/tasks/{run['task_id']}")).json()
+    task = (await service.http.get(f"/tasks/{run['task_id']}")).json()
     assert task["status"] == "scheduled"
 
 
 @pytest.mark.parametrize("kind", ["sqlite"], indirect=True)
-async def test_target_configuration_is_checked(engine, tmp_path):
+async def test_target_configuration_is_checked(service, tmp_path):
     bad = {
         "url": {"kind": "database", "url": "oracle://db/x", "queries": queries("sqlite")},
         "queries": {
@@ -298,6 +287,6 @@ async def test_target_configuration_is_checked(engine, tmp_path):
         },
     }
     for field, config in bad.items():
-        response = await engine.http.post("/targets", json={"name": "bad", "config": config})
+        response = await service.http.post("/targets", json={"name": "bad", "config": config})
         assert response.status_code == 422, response.text
         assert field in response.json()["detail"][0]["loc"], response.text

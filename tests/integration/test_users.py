@@ -44,7 +44,6 @@ async def test_a_wrong_name_and_a_wrong_password_get_the_same_answer(secured):
     unknown_user = await secured.login("nobody", "not the password")
     assert wrong_password.status_code == unknown_user.status_code == 401
     assert wrong_password.json() == unknown_user.json() == {"detail": "wrong username or password"}
-    assert "not the password" not in wrong_password.text
 
 
 async def test_users_are_listed_without_passwords_and_a_duplicate_name_is_409(secured):

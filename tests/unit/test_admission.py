@@ -15,24 +15,36 @@ class Slow:
         self.most = 0
         self.order: list[str] = []
         self.release = asyncio.Event()
+        self.moved = asyncio.Condition()
 
     async def __call__(self, scope, receive, send) -> None:
         self.running += 1
         self.most = max(self.most, self.running)
         self.order.append(scope["path"])
+        async with self.moved:
+            self.moved.notify_all()
         if scope["path"] != "/healthz":
             await self.release.wait()
         self.running -= 1
+
+
+async def started(inner: Slow, count: int) -> None:
+    """Until ``count`` requests are running (a bounded wait, not a guess at loop turns)."""
+    async with inner.moved:
+        await asyncio.wait_for(inner.moved.wait_for(lambda: inner.running >= count), 1)
 
 
 async def test_at_most_limit_requests_run_at_once_and_the_rest_go_in_order():
     inner = Slow()
     app = AdmissionLimit(inner, limit=2)
     calls = [asyncio.create_task(app({"type": "http", "path": f"/r{i}"}, None, None)) for i in range(5)]
-    await asyncio.sleep(0)
+    await started(inner, 2)
+    for _ in range(10):
+        await asyncio.sleep(0)  # the others had every chance to start, and did not
     assert inner.running == 2 and inner.order == ["/r0", "/r1"]
 
-    await app({"type": "http", "path": "/healthz"}, None, None)  # not queued behind them
+    # Not queued behind them: it finishes while they still hold both slots.
+    await asyncio.wait_for(app({"type": "http", "path": "/healthz"}, None, None), 1)
     assert inner.order[-1] == "/healthz"
 
     inner.release.set()
@@ -46,7 +58,6 @@ async def test_websockets_and_lifespan_are_not_counted():
     app = AdmissionLimit(inner, limit=1)
     socket = asyncio.create_task(app({"type": "websocket", "path": "/events"}, None, None))
     request = asyncio.create_task(app({"type": "http", "path": "/rules"}, None, None))
-    await asyncio.sleep(0)
-    assert inner.running == 2  # the websocket holds no slot
+    await started(inner, 2)  # the websocket holds no slot: the request got in beside it
     inner.release.set()
     await asyncio.gather(socket, request)

@@ -6,8 +6,6 @@ from datetime import datetime, timedelta, timezone
 
 import jwt
 import pytest
-from cryptography.hazmat.primitives import serialization
-from cryptography.hazmat.primitives.asymmetric import rsa
 
 from task_scheduler.config import ConfigError, build_settings
 from task_scheduler.domain.auth import (
@@ -20,19 +18,12 @@ from task_scheduler.domain.auth import (
     verify_builtin,
     verify_external,
 )
+from tests.keys import rsa_pair
 
 T0 = datetime(2026, 1, 5, 12, 0, tzinfo=timezone.utc)
 SECRET = "s" * 40
 HOUR = timedelta(hours=1)
 MAP = {"rmf-admin": Role.admin, "rmf-operator": Role.operator, "viewer": Role.viewer}
-
-
-def rsa_pair() -> tuple[rsa.RSAPrivateKey, str]:
-    key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
-    public = key.public_key().public_bytes(
-        serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo
-    )
-    return key, public.decode()
 
 
 def test_each_role_allows_itself_and_those_below():
