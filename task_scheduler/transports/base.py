@@ -95,6 +95,11 @@ def logged(log: logging.Logger, where: str, delivery: Delivery) -> Delivery:
     return delivery
 
 
+def describe(error: BaseException) -> str:
+    """An exception as a short reason; a client's own text is often empty."""
+    return shorten(f"{type(error).__name__}: {error}" if str(error) else type(error).__name__)
+
+
 def shorten(text: str, limit: int = ERROR_LIMIT) -> str:
     """``text`` cut to ``limit`` characters, saying so when it was."""
     return text if len(text) <= limit else text[: limit - 1] + "…"

@@ -34,7 +34,7 @@ from task_scheduler.domain.files import segments
 from task_scheduler.domain.targets import DEFAULT_MAX_FILE_BYTES, DirectoryTarget
 from task_scheduler.kinds.base import TransportContext
 from task_scheduler.transports.allowlist import NotAllowed, refusal_in, refuse
-from task_scheduler.transports.base import Delivery, LookupFailed, Outcome, bounded, logged, shorten
+from task_scheduler.transports.base import Delivery, LookupFailed, Outcome, bounded, describe, logged, shorten
 
 logger = logging.getLogger(__name__)
 
@@ -73,10 +73,6 @@ def _refused(error: str) -> Stop:
 
 def _failed(error: str, *, reached: bool = True) -> Stop:
     return Stop(Delivery(Outcome.FAILED, error=shorten(error), reached=reached))
-
-
-def _describe(error: BaseException) -> str:
-    return shorten(f"{type(error).__name__}: {error}" if str(error) else type(error).__name__)
 
 
 # -- disk (runs in a worker thread) ------------------------------------------------------
@@ -323,7 +319,7 @@ class FileTransport:
             refused = refusal_in(error)
             if refused is not None:
                 raise _refused(str(refused)) from None
-            raise _failed(f"cannot connect: {_describe(error)}", reached=False) from None
+            raise _failed(f"cannot connect: {describe(error)}", reached=False) from None
         except TimeoutError:
             raise Stop(
                 Delivery(
@@ -332,7 +328,7 @@ class FileTransport:
             ) from None
         except aiohttp.ClientError as error:
             raise Stop(
-                Delivery(Outcome.UNKNOWN, error=f"the answer was lost: {_describe(error)}", ambiguous=True)
+                Delivery(Outcome.UNKNOWN, error=f"the answer was lost: {describe(error)}", ambiguous=True)
             ) from None
 
     async def find(self, label: str) -> str | None:

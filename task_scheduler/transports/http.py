@@ -28,8 +28,8 @@ from task_scheduler.transports.base import (
     LookupFailed,
     Outcome,
     bounded,
+    describe,
     logged,
-    shorten,
 )
 
 logger = logging.getLogger(__name__)
@@ -43,10 +43,6 @@ DEFAULT_TIMEOUT_S: Final = 10.0
 RETRYABLE_STATUSES: Final = frozenset({408, 429})
 
 _NEVER_SENT: Final = (aiohttp.ClientConnectorError, aiohttp.ConnectionTimeoutError)
-
-
-def _describe(error: BaseException) -> str:
-    return shorten(f"{type(error).__name__}: {error}" if str(error) else type(error).__name__)
 
 
 def _matches(pattern: str, text: str) -> list[Any]:
@@ -121,7 +117,7 @@ class HttpTransport:
             return logged(logger, url, Delivery(Outcome.REJECTED, error=str(error)))
         except aiohttp.InvalidURL as error:  # e.g. an address in a form the client will not use
             return logged(
-                logger, url, Delivery(Outcome.REJECTED, error=f"not a usable URL: {_describe(error)}")
+                logger, url, Delivery(Outcome.REJECTED, error=f"not a usable URL: {describe(error)}")
             )
         except _NEVER_SENT as error:
             refused = refusal_in(error)
@@ -130,7 +126,7 @@ class HttpTransport:
             return logged(
                 logger,
                 url,
-                Delivery(Outcome.FAILED, error=f"cannot connect: {_describe(error)}", reached=False),
+                Delivery(Outcome.FAILED, error=f"cannot connect: {describe(error)}", reached=False),
             )
         except TimeoutError:
             return logged(
@@ -142,7 +138,7 @@ class HttpTransport:
             return logged(
                 logger,
                 url,
-                Delivery(Outcome.UNKNOWN, error=f"the answer was lost: {_describe(error)}", ambiguous=True),
+                Delivery(Outcome.UNKNOWN, error=f"the answer was lost: {describe(error)}", ambiguous=True),
             )
         elapsed_ms = (time.perf_counter() - started) * 1000
         return logged(logger, url, self._read(message, status, reason, content_type, raw, elapsed_ms))

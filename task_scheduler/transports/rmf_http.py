@@ -25,6 +25,7 @@ from task_scheduler.transports.base import (
     LookupFailed,
     Outcome,
     bounded,
+    describe,
     error_text,
     logged,
     read_answer,
@@ -40,11 +41,6 @@ ROUTES: Final = {
 
 _NEVER_SENT: Final = (aiohttp.ClientConnectorError, aiohttp.ConnectionTimeoutError, aiohttp.InvalidURL)
 """Failures before the request left: the fleet cannot have it."""
-
-
-def _describe(error: BaseException) -> str:
-    """An exception as a short reason; the client's own text is often empty."""
-    return shorten(f"{type(error).__name__}: {error}" if str(error) else type(error).__name__)
 
 
 @dataclass(frozen=True)
@@ -140,7 +136,7 @@ class RmfHttpTransport:
                 delivery = Delivery(Outcome.REJECTED, error=str(refused))
             else:
                 delivery = Delivery(
-                    Outcome.FAILED, error=f"cannot reach the fleet: {_describe(error)}", reached=False
+                    Outcome.FAILED, error=f"cannot reach the fleet: {describe(error)}", reached=False
                 )
         except TimeoutError:  # sent, no answer in time: the fleet may be working on it
             delivery = Delivery(
@@ -148,7 +144,7 @@ class RmfHttpTransport:
             )
         except aiohttp.ClientError as error:  # dropped after sending, garbled answer, ...
             delivery = Delivery(
-                Outcome.UNKNOWN, error=f"the answer was lost: {_describe(error)}", ambiguous=True
+                Outcome.UNKNOWN, error=f"the answer was lost: {describe(error)}", ambiguous=True
             )
         else:
             delivery = self._read(answer)
@@ -184,9 +180,9 @@ class RmfHttpTransport:
         try:
             answer = await self._call("GET", url, params={"label": label})
         except (NotAllowed, *_NEVER_SENT) as error:
-            raise LookupFailed(f"cannot ask the fleet at {url}: {_describe(error)}", reached=False) from error
+            raise LookupFailed(f"cannot ask the fleet at {url}: {describe(error)}", reached=False) from error
         except (aiohttp.ClientError, TimeoutError) as error:
-            raise LookupFailed(f"cannot ask the fleet at {url}: {_describe(error)}") from error
+            raise LookupFailed(f"cannot ask the fleet at {url}: {describe(error)}") from error
         if answer.status != 200:
             raise LookupFailed(f"the fleet at {url} answered {_reason(answer)}")
         try:
