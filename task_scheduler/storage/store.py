@@ -19,6 +19,7 @@ from tortoise.transactions import in_transaction
 
 from task_scheduler.domain.errors import Conflict
 from task_scheduler.domain.tasks import TaskStatus
+from task_scheduler.storage import claim_sql
 from task_scheduler.storage.orm import RuleRecord, RunRecord, TargetRecord, TaskRecord, UserRecord
 
 MAX_ID = 2**31 - 1  # ids are 32-bit columns
@@ -343,11 +344,27 @@ class Store:
         Tasks for the ``saturated`` targets are left for later (or for another replica), so
         that a slow fleet's backlog cannot take every dispatch slot from the others.
         """
+        busy = list(busy)
+        saturated = list(saturated)
+        db = TaskRecord._meta.db
+        dialect = db.capabilities.dialect
+        if claim_sql.one_statement_claims(dialect):
+            sql, values = claim_sql.claim(
+                dialect,
+                now=now,
+                owner=owner,
+                lease_until=lease_until,
+                limit=limit,
+                busy=busy,
+                saturated=saturated,
+                db_time=_db_time,
+            )
+            rows = await db.executor_class(model=TaskRecord, db=db).execute_select(sql, values)
+            return sorted(rows, key=lambda row: row.due_at)
         due = Q(status=TaskStatus.scheduled.value, due_at__lte=now) | Q(
             status=TaskStatus.dispatching.value, lease_until__lt=now
         )
         query = TaskRecord.filter(due)
-        busy = list(busy)
         if busy:  # this replica's own dispatches in flight: never claim them twice
             query = query.exclude(id__in=busy)
         query = _not_for(query, saturated)
@@ -382,19 +399,12 @@ class Store:
 
     async def next_due_at(self, *, saturated: Iterable[str] = ()) -> datetime | None:
         """The earliest instant at which a task becomes claimable (for a target not saturated)."""
-        scheduled = (
-            await _not_for(TaskRecord.filter(status=TaskStatus.scheduled.value), saturated)
-            .order_by("due_at")
-            .first()
-            .values_list("due_at", flat=True)
-        )
-        leased = (
-            await _not_for(TaskRecord.filter(status=TaskStatus.dispatching.value), saturated)
-            .order_by("lease_until")
-            .first()
-            .values_list("lease_until", flat=True)
-        )
-        times = [t for t in (scheduled, leased) if t is not None]
+        db = TaskRecord._meta.db
+        sql, values = claim_sql.next_due(db.capabilities.dialect, saturated=list(saturated))
+        _, rows = await db.execute_query(sql, values)
+        field = TaskRecord._meta.fields_map["due_at"]
+        found = (rows[0]["due_at"], rows[0]["lease_until"])
+        times = [field.to_python_value(value) for value in found if value is not None]
         return min(times) if times else None
 
     async def newer_overdue_exists(self, task: TaskRecord, before: datetime) -> bool:
@@ -598,6 +608,11 @@ class Store:
         if for_update:
             query = query.select_for_update()
         return [record.username for record in await query.order_by("username")]
+
+
+def _db_time(value: datetime) -> Any:
+    """A datetime as the tasks table stores it (text in SQLite), for written-out SQL."""
+    return TaskRecord._meta.fields_map["due_at"].to_db_value(value, TaskRecord)
 
 
 def _chunks(items: Sequence[int], size: int) -> Iterable[Sequence[int]]:

@@ -1,0 +1,106 @@
+"""The dispatcher's hot statements, written out so that each is one round trip.
+
+Claiming through the ORM takes four (begin, select, update, commit) and finding the next
+due time two; under API load every round trip waits its turn on the connection and on
+the event loop, which is most of a task's lateness. SQLite (3.35 and later) and
+PostgreSQL claim in one ``UPDATE ... RETURNING`` (PostgreSQL picking its rows with
+``FOR UPDATE SKIP LOCKED``); MySQL and MariaDB have no ``UPDATE ... RETURNING`` and keep
+the ORM's transaction.
+
+Pure functions: they build SQL text and its parameters, the store runs them.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+from collections.abc import Callable, Sequence
+from typing import Any
+
+from task_scheduler.domain.tasks import TaskStatus
+
+SCHEDULED = TaskStatus.scheduled.value
+DISPATCHING = TaskStatus.dispatching.value
+
+
+def one_statement_claims(dialect: str) -> bool:
+    """Whether this database claims in a single ``UPDATE ... RETURNING``."""
+    if dialect == "sqlite":
+        return sqlite3.sqlite_version_info >= (3, 35)
+    return dialect == "postgres"
+
+
+class _Params:
+    """Collects parameters and writes each one's placeholder in the dialect's style."""
+
+    def __init__(self, dialect: str) -> None:
+        self._dialect = dialect
+        self.values: list[Any] = []
+
+    def __call__(self, value: Any) -> str:
+        self.values.append(value)
+        if self._dialect == "postgres":
+            return f"${len(self.values)}"
+        return "%s" if self._dialect == "mysql" else "?"
+
+    def many(self, values: Sequence[Any]) -> str:
+        return ", ".join(self(value) for value in values)
+
+
+def _not_for(targets: Sequence[str], param: _Params) -> str:
+    """Leave out tasks for these targets; a task without a target goes to ``default``."""
+    if not targets:
+        return ""
+    listed = f"target IS NOT NULL AND target NOT IN ({param.many(targets)})"
+    return f" AND {listed}" if "default" in targets else f" AND (target IS NULL OR {listed})"
+
+
+def claim(
+    dialect: str,
+    *,
+    now: Any,
+    owner: str,
+    lease_until: Any,
+    limit: int,
+    busy: Sequence[str],
+    saturated: Sequence[str],
+    db_time: Callable[[Any], Any],
+) -> tuple[str, list[Any]]:
+    """Lease up to ``limit`` due tasks (or tasks whose lease ran out), earliest due first,
+    and return their rows. ``db_time`` turns a datetime into the column's stored form."""
+    param = _Params(dialect)
+    # SQLite's placeholders are taken in text order: the SET list, then the row picking.
+    sets = (
+        f"status = '{DISPATCHING}', lease_owner = {param(owner)},"
+        f" lease_until = {param(db_time(lease_until))}, attempts = attempts + 1,"
+        f" updated_at = {param(db_time(now))}"
+    )
+    due = (
+        f"((status = '{SCHEDULED}' AND due_at <= {param(db_time(now))})"
+        f" OR (status = '{DISPATCHING}' AND lease_until < {param(db_time(now))}))"
+    )
+    if busy:  # this replica's own dispatches in flight: never claim them twice
+        due += f" AND id NOT IN ({param.many(busy)})"
+    due += _not_for(saturated, param)
+    picked = f"SELECT id FROM tasks WHERE {due} ORDER BY due_at LIMIT {param(limit)}"
+    if dialect == "postgres":
+        return (
+            f"WITH picked AS ({picked} FOR UPDATE SKIP LOCKED)"
+            f" UPDATE tasks SET {sets} FROM picked WHERE tasks.id = picked.id RETURNING tasks.*",
+            param.values,
+        )
+    return f"UPDATE tasks SET {sets} WHERE id IN ({picked}) RETURNING *", param.values
+
+
+def next_due(dialect: str, *, saturated: Sequence[str]) -> tuple[str, list[Any]]:
+    """The earliest due time of a scheduled task and the earliest end of a lease, as two
+    columns of one row; each found through its index, as the ORM's two queries were."""
+    param = _Params(dialect)
+    scheduled = (
+        f"SELECT due_at FROM tasks WHERE status = '{SCHEDULED}'{_not_for(saturated, param)}"
+        " ORDER BY due_at LIMIT 1"
+    )
+    leased = (
+        f"SELECT lease_until FROM tasks WHERE status = '{DISPATCHING}'{_not_for(saturated, param)}"
+        " ORDER BY lease_until LIMIT 1"
+    )
+    return f"SELECT ({scheduled}) AS due_at, ({leased}) AS lease_until", param.values

@@ -1,0 +1,61 @@
+"""The written-out claim statements: parameters in each dialect's style, in text order."""
+
+from __future__ import annotations
+
+import re
+import sqlite3
+from datetime import datetime, timezone
+
+import pytest
+
+from task_scheduler.storage import claim_sql
+
+NOW = datetime(2026, 11, 23, 12, 0, tzinfo=timezone.utc)
+LATER = datetime(2026, 11, 23, 12, 1, tzinfo=timezone.utc)
+
+
+def claim(dialect: str, **overrides):
+    arguments = dict(
+        now=NOW, owner="replica-a", lease_until=LATER, limit=5, busy=["t1"], saturated=["slow"], db_time=str
+    )
+    return claim_sql.claim(dialect, **{**arguments, **overrides})
+
+
+def test_postgres_numbers_every_parameter_and_picks_rows_with_skip_locked() -> None:
+    sql, values = claim("postgres")
+    assert sorted(int(n) for n in re.findall(r"\$(\d+)", sql)) == list(range(1, len(values) + 1))
+    assert "FOR UPDATE SKIP LOCKED" in sql and sql.endswith("RETURNING tasks.*")
+    assert values == ["replica-a", str(LATER), str(NOW), str(NOW), str(NOW), "t1", "slow", 5]
+
+
+@pytest.mark.parametrize("dialect, mark", [("sqlite", "?"), ("mysql", "%s")])
+def test_other_dialects_mark_each_parameter_in_text_order(dialect: str, mark: str) -> None:
+    sql, values = claim_sql.next_due(dialect, saturated=["a", "default"])
+    assert sql.count(mark) == len(values) == 4
+
+
+CREATE = """CREATE TABLE tasks (id TEXT PRIMARY KEY, status TEXT, due_at TEXT, target TEXT,
+    lease_owner TEXT, lease_until TEXT, attempts INT, updated_at TEXT)"""
+
+
+@pytest.mark.skipif(not claim_sql.one_statement_claims("sqlite"), reason="SQLite older than 3.35")
+def test_sqlite_claims_the_due_in_one_statement_leaving_out_busy_and_saturated() -> None:
+    db = sqlite3.connect(":memory:")
+    db.execute(CREATE)
+    rows = [
+        ("t1", "dispatching", "1", None, "replica-a", "3", 1),  # in flight here (busy), lease run out
+        ("t2", "scheduled", "2", None, None, None, 0),
+        ("t3", "scheduled", "3", "slow", None, None, 0),  # saturated target
+        ("t4", "dispatching", "0", "fast", "dead", "4", 1),  # its lease ran out
+        ("t5", "dispatching", "0", "fast", "alive", "9", 1),
+        ("t6", "scheduled", "8", None, None, None, 0),  # not due yet
+    ]
+    db.executemany("INSERT INTO tasks VALUES (?, ?, ?, ?, ?, ?, ?, NULL)", rows)
+    sql, values = claim("sqlite", now="5", lease_until="7", db_time=lambda value: value)
+    claimed = db.execute(sql, values).fetchall()
+    assert sorted((row[0], row[4], row[5], row[6]) for row in claimed) == [
+        ("t2", "replica-a", "7", 1),
+        ("t4", "replica-a", "7", 2),
+    ]
+    sql, values = claim_sql.next_due("sqlite", saturated=["slow"])
+    assert db.execute(sql, values).fetchall() == [("8", "3")]
