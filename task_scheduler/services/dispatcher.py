@@ -47,6 +47,7 @@ from task_scheduler.services.occurrences import task_document
 from task_scheduler.services.targets import TargetService
 from task_scheduler.services.wakeup import Wakeup
 from task_scheduler.storage.orm import RuleRecord, TaskRecord
+from task_scheduler.storage.priority import serve_first
 from task_scheduler.storage.store import Store
 from task_scheduler.transports.base import Delivery, LookupFailed, Outcome, Transport
 
@@ -150,6 +151,7 @@ class Dispatcher:
 
     async def run(self) -> None:
         """Dispatch forever: claim while slots are free, else sleep until the next due time."""
+        serve_first()  # its statements, and its dispatches', go before the API's on SQLite
         failing = False  # the traceback is logged once per outage, then one line a second
         while True:
             try:

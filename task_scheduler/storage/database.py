@@ -12,6 +12,7 @@ from typing import Any
 
 from aerich import Command
 from tortoise import Tortoise, connections
+from tortoise.backends.base.config_generator import expand_db_url
 from tortoise.exceptions import OperationalError
 
 logger = logging.getLogger(__name__)
@@ -39,10 +40,18 @@ def with_sqlite_defaults(db_url: str) -> str:
     return db_url + ("&" if "?" in db_url else "?") + "synchronous=NORMAL"
 
 
+def connection_settings(db_url: str) -> str | dict[str, Any]:
+    """What Tortoise connects with: the URL, or for SQLite its settings read from the URL
+    with this package's engine (``sqlite_engine``), which serves the dispatcher first."""
+    if not db_url.startswith("sqlite://"):
+        return db_url
+    return {**expand_db_url(with_sqlite_defaults(db_url)), "engine": "task_scheduler.storage.sqlite_engine"}
+
+
 def tortoise_config(db_url: str) -> dict[str, Any]:
     name = connection_name(db_url)
     return {
-        "connections": {name: with_sqlite_defaults(db_url)},
+        "connections": {name: connection_settings(db_url)},
         "apps": {
             APP: {
                 "models": ["task_scheduler.storage.orm", "aerich.models"],
