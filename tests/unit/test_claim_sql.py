@@ -29,7 +29,7 @@ def test_postgres_numbers_every_parameter_and_picks_rows_with_skip_locked() -> N
 
 
 @pytest.mark.parametrize("dialect, mark", [("sqlite", "?"), ("mysql", "%s")])
-def test_other_dialects_mark_each_parameter_in_text_order(dialect: str, mark: str) -> None:
+def test_other_dialects_mark_every_parameter_of_next_due(dialect: str, mark: str) -> None:
     sql, values = claim_sql.next_due(dialect, saturated=["a", "default"])
     assert sql.count(mark) == len(values) == 4
 
