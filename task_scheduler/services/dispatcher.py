@@ -45,7 +45,7 @@ from task_scheduler.kinds.registry import Registry
 from task_scheduler.metrics import Metrics
 from task_scheduler.services.occurrences import task_document
 from task_scheduler.services.targets import TargetService
-from task_scheduler.services.wakeup import Wakeup
+from task_scheduler.services.wakeup import Wakeup, being_cancelled
 from task_scheduler.storage.orm import RuleRecord, TaskRecord
 from task_scheduler.storage.priority import serve_first
 from task_scheduler.storage.store import Store
@@ -173,6 +173,8 @@ class Dispatcher:
             except asyncio.CancelledError:
                 raise
             except Exception as exc:
+                if being_cancelled():
+                    raise asyncio.CancelledError from exc
                 if failing:
                     logger.warning("dispatch loop still failing (%s); retrying in a second", exc)
                 else:

@@ -19,6 +19,7 @@ from task_scheduler.clock import Clock
 from task_scheduler.domain.recurrence import Recurrence
 from task_scheduler.events import Event, EventBus, EventType
 from task_scheduler.services.occurrences import new_task_record, recurrence_of
+from task_scheduler.services.wakeup import being_cancelled
 from task_scheduler.storage.orm import RuleRecord
 from task_scheduler.storage.store import Store
 
@@ -113,6 +114,8 @@ class Expander:
                     logger.debug("expander stored %d occurrences", stored)
             except asyncio.CancelledError:
                 raise
-            except Exception:
+            except Exception as exc:
+                if being_cancelled():
+                    raise asyncio.CancelledError from exc
                 logger.exception("expansion pass failed; retrying after the poll period")
             await asyncio.sleep(self._poll_s)

@@ -1,4 +1,5 @@
-"""A level-triggered wake-up: loops sleep until their next due time or until poked."""
+"""What the background loops share: a level-triggered wake-up (they sleep until their next
+due time or until poked), and telling a cancellation from a failure."""
 
 from __future__ import annotations
 
@@ -20,3 +21,11 @@ class Wakeup:
         poked = self._event.is_set()
         self._event.clear()
         return poked
+
+
+def being_cancelled() -> bool:
+    """Whether the running task has been asked to stop. A database driver interrupted by the
+    cancellation may raise its own error instead (asyncmy does, from its rollback); a loop
+    that retried after that would never stop."""
+    task = asyncio.current_task()
+    return task is not None and task.cancelling() > 0

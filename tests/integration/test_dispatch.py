@@ -5,6 +5,7 @@ Each test drives the engine pass by pass (``dispatch()``), so nothing waits for 
 
 from __future__ import annotations
 
+import asyncio
 import re
 from collections.abc import AsyncIterator
 from datetime import datetime, timedelta
@@ -107,6 +108,27 @@ async def test_an_occurrence_keeps_its_milliseconds_from_schedule_to_fleet(engin
     assert f"task_scheduler.task={task_id}" in request["labels"]
     assert request["unix_millis_earliest_start_time"] == int(at.timestamp() * 1000)
     assert (await task(engine, task_id))["status"] == "dispatched"
+
+
+async def test_the_loop_stops_when_a_driver_turns_its_cancellation_into_an_error(engine, monkeypatch):
+    """asyncmy, cancelled mid-statement, raises its own error from the rollback: the loop
+    must still stop (else the service's shutdown waits for it forever)."""
+    store = engine.services.store
+    blocked = asyncio.Event()
+
+    async def statement(*args: Any, **kwargs: Any) -> None:
+        blocked.set()
+        try:
+            await asyncio.Event().wait()
+        except asyncio.CancelledError:
+            raise RuntimeError("Cancelled during execution") from None
+
+    monkeypatch.setattr(store, "next_due_at", statement)
+    loop = asyncio.create_task(engine.services.dispatcher.run())
+    await blocked.wait()
+    loop.cancel()
+    await asyncio.wait({loop}, timeout=5)
+    assert loop.cancelled()
 
 
 async def test_failure_is_retried_with_backoff_and_checked_at_the_fleet_first(engine, fleet):
