@@ -67,7 +67,11 @@ def service(request, tmp_path: Path, fleet: FakeFleetProcess) -> Iterator[Servic
 
 
 def soon(seconds: float) -> datetime:
-    return (datetime.now(timezone.utc) + timedelta(seconds=seconds)).replace(microsecond=0)
+    """At least ``seconds`` from now, on a whole second (rounded up: rounding down could put
+    a rule's only occurrence in the past by the time it is created)."""
+    return (datetime.now(timezone.utc) + timedelta(seconds=seconds)).replace(microsecond=0) + timedelta(
+        seconds=1
+    )
 
 
 def create_rule(service: ServiceProcess, **body: Any) -> dict[str, Any]:
