@@ -101,6 +101,7 @@ def get_app(
                 batch=settings.dispatch_batch,
                 concurrency=settings.dispatch_concurrency,
                 poll_s=settings.dispatch_poll_s,
+                claim_ahead_s=settings.dispatch_claim_ahead_s,
             ),
         )
         feed = ChangeFeed(settings.db_url, dispatcher.replica_id, on_change=dispatcher.wake)

@@ -59,6 +59,7 @@ class Settings(BaseModel):
     dispatch_batch: int = Field(200, ge=1, le=10000)
     lease_s: float = Field(60.0, ge=1, le=3600)
     dispatch_poll_s: float = Field(30.0, gt=0, le=3600)
+    dispatch_claim_ahead_s: float = Field(0.25, ge=0, le=5)
     shutdown_grace_s: float = Field(10.0, ge=0, le=600)
     run_dispatcher: bool = True
     outbound_allowlist: list[str] = Field(default_factory=lambda: list(DEFAULT_ALLOWLIST), max_length=1000)
@@ -118,6 +119,15 @@ class Settings(BaseModel):
         if not isinstance(key, RSAPublicKey):
             raise ValueError("RS256 needs an RSA public key")
         return value
+
+    @model_validator(mode="after")
+    def _claim_ahead_within_lease(self) -> Settings:
+        if self.dispatch_claim_ahead_s > self.lease_s / 4:
+            raise ValueError(
+                f"dispatch_claim_ahead_s ({self.dispatch_claim_ahead_s:g}) must be at most a quarter of "
+                f"lease_s ({self.lease_s:g}): a claim waits that long for its time under its lease"
+            )
+        return self
 
     @model_validator(mode="after")
     def _auth_complete(self) -> Settings:

@@ -1,7 +1,9 @@
 """The dispatcher hands every due task to its target once, and records each attempt as a Run.
 
 It sleeps until the next task is due (or until woken by a change), claims due tasks with a
-lease in one statement, and dispatches them concurrently up to a bound. Per target it holds
+lease in one statement, and dispatches them concurrently up to a bound. Tasks are claimed up
+to ``claim_ahead_s`` before their time and sent at it, so that the claim's round trips,
+which wait their turn behind API requests, are not part of a task's lateness. Per target it holds
 at most ``HELD_PER_SLOT`` tasks for each request the target sends at once; once it holds
 more than one lot, claims pass over that target's tasks until it is down to one lot, so a
 slow fleet does not hold up rules sent elsewhere.
@@ -90,6 +92,7 @@ class DispatchSettings:
     batch: int
     concurrency: int
     poll_s: float
+    claim_ahead_s: float = 0.0
 
 
 class Dispatcher:
@@ -126,6 +129,11 @@ class Dispatcher:
         self._outages = Outages()
         self._probes: dict[str, int] = {}
         """Task id -> the number of the probe it is (see domain.outages), while in flight."""
+        self._waiting: set[str] = set()
+        """Tasks claimed ahead of their time and not yet due: nothing of them has been sent."""
+        self._changes = 0
+        """Counts the changes to rules and tasks heard of, so a claim waiting for its time
+        knows whether to look at its rule again."""
         self.started_at = clock.now()
         self._renewed_at = self.started_at
         # When the sleeping loop will look again by itself; None while it is awake.
@@ -138,15 +146,18 @@ class Dispatcher:
     def wake(self, due_at: datetime | None = None) -> None:
         """Something changed: look again now, unless it is only a task due after the loop's
         own next look (``due_at``), which then needs no extra round trip to the database."""
+        if due_at is None:
+            self._changes += 1
         if due_at is None or self._wake_at is None or due_at < self._wake_at:
             self._wakeup.poke()
 
     # -- the loop ------------------------------------------------------------------------
 
-    async def run_pass(self) -> int:
-        """Claim what is due now and dispatch all of it; return how many tasks were claimed."""
-        claimed = await self._claim(self._settings.batch)
-        await asyncio.gather(*(self._handle(task, rule) for task, rule in claimed))
+    async def run_pass(self, *, ahead: bool = False) -> int:
+        """Claim what is due now (with ``ahead``, also what falls due within ``claim_ahead_s``,
+        as the loop does) and dispatch all of it; return how many tasks were claimed."""
+        claimed = await self._claim(self._settings.batch, ahead=ahead)
+        await asyncio.gather(*(self._handle(task, rule, self._changes) for task, rule in claimed))
         return len(claimed)
 
     async def run(self) -> None:
@@ -158,7 +169,7 @@ class Dispatcher:
                 await self._renew_leases()
                 free = self._settings.concurrency - len(self._inflight)
                 wanted = min(free, self._settings.batch, self._widest_room())
-                claimed = await self._claim(wanted) if wanted > 0 else []
+                claimed = await self._claim(wanted, ahead=True) if wanted > 0 else []
                 for task, rule in claimed:
                     self._start(task, rule)
                 if wanted > 0 and len(claimed) == wanted:
@@ -191,7 +202,9 @@ class Dispatcher:
         )
         if not slots_free:
             return longest  # a finishing dispatch wakes the loop
-        next_due = await self._store.next_due_at(saturated=self._saturated())
+        next_due = await self._store.next_due_at(
+            saturated=self._saturated(), claim_ahead=timedelta(seconds=self._settings.claim_ahead_s)
+        )
         if next_due is None:
             return longest
         return min(longest, max(0.0, (next_due - self._clock.now()).total_seconds()))
@@ -209,7 +222,7 @@ class Dispatcher:
             self._renewed_at = now
 
     def _start(self, task: TaskRecord, rule: RuleRecord | None) -> None:
-        job = asyncio.create_task(self._handle(task, rule), name=f"dispatch {task.id}")
+        job = asyncio.create_task(self._handle(task, rule, self._changes), name=f"dispatch {task.id}")
         self._inflight[task.id] = job
         target = _target_of(task, rule)
         self._per_target[target] += 1
@@ -238,6 +251,9 @@ class Dispatcher:
             for job in pending:
                 with contextlib.suppress(asyncio.CancelledError):
                     await job
+        # Claims still waiting for their time were never sent: back as they were, due when they were.
+        await self._store.unclaim(self._waiting, self.replica_id)
+        self._waiting.clear()
         released = await self._store.release_claims(self.replica_id, self._clock.now())
         if released:
             logger.info("released %d claimed task(s) on shutdown", released)
@@ -245,7 +261,7 @@ class Dispatcher:
             await carrier.transport.aclose()
         self._transports.clear()
 
-    async def _claim(self, limit: int) -> list[tuple[TaskRecord, RuleRecord | None]]:
+    async def _claim(self, limit: int, *, ahead: bool) -> list[tuple[TaskRecord, RuleRecord | None]]:
         """Claim due tasks and load their rules in one query per batch.
 
         A claim may take more of one target's tasks than it has room for (it becomes
@@ -259,6 +275,7 @@ class Dispatcher:
             limit,
             busy=self._inflight,
             saturated=self._saturated(),
+            due_by=now + timedelta(seconds=self._settings.claim_ahead_s if ahead else 0),
         )
         try:
             rules = await self._store.rules_by_ids(t.rule_id for t in tasks if t.rule_id is not None)
@@ -309,14 +326,30 @@ class Dispatcher:
 
     # -- one task ------------------------------------------------------------------------
 
-    async def _handle(self, task: TaskRecord, rule: RuleRecord | None) -> None:
+    async def _handle(self, task: TaskRecord, rule: RuleRecord | None, changes_seen: int) -> None:
         try:
+            if task.due_at > self._clock.now():
+                rule = await self._when_due(task, rule, changes_seen)
             await self._dispatch(task, rule)
         except asyncio.CancelledError:
             raise
         except Exception:
             # The lease runs out and another pass retries; nothing is lost.
             logger.exception("dispatching task %s failed unexpectedly", task.id)
+
+    async def _when_due(
+        self, task: TaskRecord, rule: RuleRecord | None, changes_seen: int
+    ) -> RuleRecord | None:
+        """Wait for the time of a task claimed ahead of it. It then goes as it was claimed,
+        unless its rule was disabled, paused or deleted meanwhile: when a change was heard
+        of, the rule is read again (the only round trip at that point, and a rare one)."""
+        self._waiting.add(task.id)
+        await self._clock.sleep_until(task.due_at)  # if cancelled, stop() gives the claim back
+        self._waiting.discard(task.id)
+        if self._changes == changes_seen or task.rule_id is None:
+            return rule
+        now = (await self._store.rules_by_ids([task.rule_id])).get(task.rule_id)
+        return now if now is None or not now.enabled or now.paused_reason else rule
 
     async def _dispatch(self, task: TaskRecord, rule: RuleRecord | None) -> None:
         policy = Policy.model_validate(rule.policy) if rule else Policy()

@@ -58,6 +58,7 @@ def claim(
     dialect: str,
     *,
     now: Any,
+    due_by: Any,
     owner: str,
     lease_until: Any,
     limit: int,
@@ -65,8 +66,8 @@ def claim(
     saturated: Sequence[str],
     db_time: Callable[[Any], Any],
 ) -> tuple[str, list[Any]]:
-    """Lease up to ``limit`` due tasks (or tasks whose lease ran out), earliest due first,
-    and return their rows. ``db_time`` turns a datetime into the column's stored form."""
+    """Lease up to ``limit`` tasks due by ``due_by`` (or whose lease ended before ``now``),
+    earliest due first, and return their rows. ``db_time`` turns a datetime into the column's stored form."""
     param = _Params(dialect)
     # SQLite's placeholders are taken in text order: the SET list, then the row picking.
     sets = (
@@ -75,7 +76,7 @@ def claim(
         f" updated_at = {param(db_time(now))}"
     )
     due = (
-        f"((status = '{SCHEDULED}' AND due_at <= {param(db_time(now))})"
+        f"((status = '{SCHEDULED}' AND due_at <= {param(db_time(due_by))})"
         f" OR (status = '{DISPATCHING}' AND lease_until < {param(db_time(now))}))"
     )
     if busy:  # this replica's own dispatches in flight: never claim them twice

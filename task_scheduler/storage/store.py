@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
 from tortoise.exceptions import IntegrityError
@@ -334,8 +334,12 @@ class Store:
         *,
         busy: Iterable[str] = (),
         saturated: Iterable[str] = (),
+        due_by: datetime | None = None,
     ) -> list[TaskRecord]:
         """Lease up to ``limit`` due tasks (and ones whose lease ran out) to ``owner``, atomically.
+
+        A task is due when its time is at or before ``due_by`` (``now`` unless the caller
+        claims ahead of time); a lease has run out when it ended before ``now``.
 
         ``FOR UPDATE SKIP LOCKED`` lets replicas sharing PostgreSQL or MariaDB claim
         side by side without waiting on or taking each other's rows; SQLite has one writer.
@@ -352,6 +356,7 @@ class Store:
             sql, values = claim_sql.claim(
                 dialect,
                 now=now,
+                due_by=due_by or now,
                 owner=owner,
                 lease_until=lease_until,
                 limit=limit,
@@ -361,7 +366,7 @@ class Store:
             )
             rows = await db.executor_class(model=TaskRecord, db=db).execute_select(sql, values)
             return sorted(rows, key=lambda row: row.due_at)
-        due = Q(status=TaskStatus.scheduled.value, due_at__lte=now) | Q(
+        due = Q(status=TaskStatus.scheduled.value, due_at__lte=due_by or now) | Q(
             status=TaskStatus.dispatching.value, lease_until__lt=now
         )
         query = TaskRecord.filter(due)
@@ -397,14 +402,18 @@ class Store:
     async def last_run_of(self, task_id: str) -> RunRecord | None:
         return await RunRecord.filter(task_id=task_id).order_by("-attempt", "-id").first()
 
-    async def next_due_at(self, *, saturated: Iterable[str] = ()) -> datetime | None:
-        """The earliest instant at which a task becomes claimable (for a target not saturated)."""
+    async def next_due_at(
+        self, *, saturated: Iterable[str] = (), claim_ahead: timedelta = timedelta(0)
+    ) -> datetime | None:
+        """The earliest instant at which a task becomes claimable (for a target not saturated):
+        ``claim_ahead`` before a scheduled task is due, or when a lease runs out."""
         db = TaskRecord._meta.db
         sql, values = claim_sql.next_due(db.capabilities.dialect, saturated=list(saturated))
         _, rows = await db.execute_query(sql, values)
         field = TaskRecord._meta.fields_map["due_at"]
-        found = (rows[0]["due_at"], rows[0]["lease_until"])
-        times = [field.to_python_value(value) for value in found if value is not None]
+        due_at, lease_until = (rows[0][key] for key in ("due_at", "lease_until"))
+        times = [field.to_python_value(due_at) - claim_ahead] if due_at is not None else []
+        times += [field.to_python_value(lease_until)] if lease_until is not None else []
         return min(times) if times else None
 
     async def newer_overdue_exists(self, task: TaskRecord, before: datetime) -> bool:

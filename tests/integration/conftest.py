@@ -47,9 +47,10 @@ class Service:
     async def expand(self) -> int:
         return await self.app.state.expander.run_pass()
 
-    async def dispatch(self) -> int:
-        """One dispatcher pass: claim what is due at the fake clock's now and dispatch it."""
-        return await self.app.state.services.dispatcher.run_pass()
+    async def dispatch(self, *, ahead: bool = False) -> int:
+        """One dispatcher pass: claim what is due at the fake clock's now (with ``ahead``, also
+        what falls due within the claim-ahead window, each sent at its time) and dispatch it."""
+        return await self.app.state.services.dispatcher.run_pass(ahead=ahead)
 
     @property
     def services(self):

@@ -1,7 +1,8 @@
 """The claim protocol, as a property: replicas claiming at once never hold the same task.
 
-Several replicas (owners) claim concurrently, with their own limits, from a mix of due
-tasks, tasks not yet due, and tasks whose lease (another replica's) has run out. On
+Several replicas (owners) claim concurrently, with their own limits and claiming ahead of
+time by the same window, from a mix of due tasks, tasks not yet due, and tasks whose lease
+(another replica's) has run out. On
 PostgreSQL and MariaDB the claims run side by side on separate connections.
 """
 
@@ -44,9 +45,13 @@ tasks_strategy = st.lists(
 
 
 @settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
-@given(tasks=tasks_strategy, limits=st.lists(st.integers(1, 12), min_size=2, max_size=5))
+@given(
+    tasks=tasks_strategy,
+    limits=st.lists(st.integers(1, 12), min_size=2, max_size=5),
+    ahead_s=st.sampled_from([0, 0, 1, 5]),
+)
 async def test_concurrent_claims_are_disjoint_and_take_exactly_the_claimable(
-    service, db_url, tasks, limits
+    service, db_url, tasks, limits, ahead_s
 ) -> None:
     store = service.app.state.services.store
     await TaskRecord.all().delete()
@@ -54,11 +59,15 @@ async def test_concurrent_claims_are_disjoint_and_take_exactly_the_claimable(
         [task(i, due_in_s=due, leased_until_s=lease) for i, (due, lease) in enumerate(tasks)]
     )
     claimable = {
-        f"t{i}" for i, (due, lease) in enumerate(tasks) if (due <= 0 if lease is None else lease < 0)
+        f"t{i}" for i, (due, lease) in enumerate(tasks) if (due <= ahead_s if lease is None else lease < 0)
     }
+    due_by = T0 + timedelta(seconds=ahead_s)
 
     claims = await asyncio.gather(
-        *(store.claim_due(T0, f"replica-{n}", T0 + LEASE, limit) for n, limit in enumerate(limits))
+        *(
+            store.claim_due(T0, f"replica-{n}", T0 + LEASE, limit, due_by=due_by)
+            for n, limit in enumerate(limits)
+        )
     )
 
     held = [task.id for claim in claims for task in claim]
@@ -69,7 +78,7 @@ async def test_concurrent_claims_are_disjoint_and_take_exactly_the_claimable(
         # rows a claim scanned but did not take, so on MariaDB a concurrent claim can pass
         # over them; the next claim takes them (below).
         assert set(held) == claimable
-    sweep = await store.claim_due(T0, "replica-sweep", T0 + LEASE, len(tasks))
+    sweep = await store.claim_due(T0, "replica-sweep", T0 + LEASE, len(tasks), due_by=due_by)
     assert not {t.id for t in sweep} & set(held)
     assert {t.id for t in sweep} | set(held) == claimable
     stored = {t.id: t for t in await TaskRecord.filter(id__in=held)}
@@ -82,3 +91,19 @@ async def test_concurrent_claims_are_disjoint_and_take_exactly_the_claimable(
     for task_id in held:
         was_leased = lease_of[int(task_id[1:])][1] is not None
         assert stored[task_id].attempts == (2 if was_leased else 1)
+
+
+async def test_the_next_look_is_ahead_of_a_due_time_but_not_of_a_lease_end(service) -> None:
+    """The dispatcher sleeps until the next claimable instant: a scheduled task is claimable
+    its claim-ahead window before it is due, a lease only once it has run out (waking
+    earlier for it would find nothing to claim, again and again)."""
+    store = service.app.state.services.store
+    ahead = timedelta(seconds=1)
+    await TaskRecord.all().delete()
+    await store.insert_tasks([task(0, due_in_s=10, leased_until_s=None)])
+    assert await store.next_due_at(claim_ahead=ahead) == T0 + timedelta(seconds=9)
+    await store.insert_tasks([task(1, due_in_s=-5, leased_until_s=9)])
+    assert await store.next_due_at(claim_ahead=ahead) == T0 + timedelta(seconds=9)
+    await store.insert_tasks([task(2, due_in_s=-5, leased_until_s=8)])
+    assert await store.next_due_at(claim_ahead=ahead) == T0 + timedelta(seconds=8)
+    assert await store.next_due_at() == T0 + timedelta(seconds=8)

@@ -6,6 +6,7 @@ Each test drives the engine pass by pass (``dispatch()``), so nothing waits for 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import re
 from collections.abc import AsyncIterator
 from datetime import datetime, timedelta
@@ -108,6 +109,60 @@ async def test_an_occurrence_keeps_its_milliseconds_from_schedule_to_fleet(engin
     assert f"task_scheduler.task={task_id}" in request["labels"]
     assert request["unix_millis_earliest_start_time"] == int(at.timestamp() * 1000)
     assert (await task(engine, task_id))["status"] == "dispatched"
+
+
+async def test_a_task_claimed_ahead_of_its_time_is_sent_at_it_not_before(engine, fleet):
+    rule = await create(engine, schedule={"kind": "once", "at": (T0 + timedelta(seconds=60)).isoformat()})
+    task_id = first_id(rule)
+    engine.clock.advance(seconds=59.9)  # within the 0.25 s window
+    passing = asyncio.create_task(engine.dispatch(ahead=True))
+    await engine.clock.sleeping()
+    assert fleet.recorder.records == []
+    assert (await task(engine, task_id))["status"] == "dispatching"
+    edit = await engine.http.patch(f"/tasks/{task_id}", json={"enabled": False})
+    assert edit.status_code == 409  # on its way: as any task being dispatched
+    engine.clock.advance(seconds=0.099)
+    await engine.clock.sleeping()  # looked at the time again, and went back to waiting
+    assert fleet.recorder.records == []
+    engine.clock.advance(seconds=0.001)
+    assert await passing == 1
+    [received] = fleet.recorder.records
+    assert f"task_scheduler.task={task_id}" in received.body["request"]["labels"]
+    [run] = await runs_of(engine, task_id)
+    assert run["started_at"] == "2026-01-05T12:01:00Z" and run["outcome"] == "succeeded"
+
+
+async def test_a_rule_disabled_while_its_task_waits_for_its_time_stops_it(engine, fleet):
+    rule = await create(engine)
+    task_id = first_id(rule)
+    engine.clock.advance(seconds=59.8)
+    passing = asyncio.create_task(engine.dispatch(ahead=True))
+    await engine.clock.sleeping()
+    disabled = await engine.http.post(f"/rules/{rule['id']}/disable")
+    assert disabled.status_code == 200, disabled.text
+    engine.clock.advance(seconds=0.2)
+    assert await passing == 1
+    assert fleet.recorder.records == []
+    stored = await task(engine, task_id)
+    assert (stored["status"], stored["status_reason"]) == ("skipped", "rule disabled")
+
+
+async def test_stopping_gives_back_a_claim_still_waiting_for_its_time_as_it_was(engine, fleet):
+    rule = await create(engine)
+    task_id = first_id(rule)
+    engine.clock.advance(seconds=59.9)
+    dispatcher = engine.services.dispatcher
+    passing = asyncio.create_task(engine.dispatch(ahead=True))
+    await engine.clock.sleeping()
+    assert (await task(engine, task_id))["status"] == "dispatching"
+    passing.cancel()  # as the service stops: the loop first, then what it started
+    with contextlib.suppress(asyncio.CancelledError):
+        await passing
+    await dispatcher.stop(grace_s=0)
+    row = await TaskRecord.get(id=task_id)
+    assert (row.status, row.attempts, row.lease_owner) == ("scheduled", 0, None)
+    assert row.due_at == T0 + timedelta(seconds=60)
+    assert fleet.recorder.records == []
 
 
 async def test_the_loop_stops_when_a_driver_turns_its_cancellation_into_an_error(engine, monkeypatch):

@@ -12,11 +12,19 @@ from task_scheduler.storage import claim_sql
 
 NOW = datetime(2026, 11, 23, 12, 0, tzinfo=timezone.utc)
 LATER = datetime(2026, 11, 23, 12, 1, tzinfo=timezone.utc)
+AHEAD = datetime(2026, 11, 23, 12, 0, 0, 250000, tzinfo=timezone.utc)
 
 
 def claim(dialect: str, **overrides):
     arguments = dict(
-        now=NOW, owner="replica-a", lease_until=LATER, limit=5, busy=["t1"], saturated=["slow"], db_time=str
+        now=NOW,
+        due_by=AHEAD,
+        owner="replica-a",
+        lease_until=LATER,
+        limit=5,
+        busy=["t1"],
+        saturated=["slow"],
+        db_time=str,
     )
     return claim_sql.claim(dialect, **{**arguments, **overrides})
 
@@ -25,7 +33,8 @@ def test_postgres_numbers_every_parameter_and_picks_rows_with_skip_locked() -> N
     sql, values = claim("postgres")
     assert sorted(int(n) for n in re.findall(r"\$(\d+)", sql)) == list(range(1, len(values) + 1))
     assert "FOR UPDATE SKIP LOCKED" in sql and sql.endswith("RETURNING tasks.*")
-    assert values == ["replica-a", str(LATER), str(NOW), str(NOW), str(NOW), "t1", "slow", 5]
+    # owner, lease, updated_at; then due by (claiming ahead) and lease ended before (now)
+    assert values == ["replica-a", str(LATER), str(NOW), str(AHEAD), str(NOW), "t1", "slow", 5]
 
 
 @pytest.mark.parametrize("dialect, mark", [("sqlite", "?"), ("mysql", "%s")])
@@ -40,6 +49,7 @@ CREATE = """CREATE TABLE tasks (id TEXT PRIMARY KEY, status TEXT, due_at TEXT, t
 
 @pytest.mark.skipif(not claim_sql.one_statement_claims("sqlite"), reason="SQLite older than 3.35")
 def test_sqlite_claims_the_due_in_one_statement_leaving_out_busy_and_saturated() -> None:
+    """Due means due by the claim-ahead instant; a lease must have ended before now."""
     db = sqlite3.connect(":memory:")
     db.execute(CREATE)
     rows = [
@@ -49,13 +59,16 @@ def test_sqlite_claims_the_due_in_one_statement_leaving_out_busy_and_saturated()
         ("t4", "dispatching", "0", "fast", "dead", "4", 1),  # its lease ran out
         ("t5", "dispatching", "0", "fast", "alive", "9", 1),
         ("t6", "scheduled", "8", None, None, None, 0),  # not due yet
+        ("t7", "scheduled", "6", None, None, None, 0),  # due within the claim-ahead window
+        ("t8", "dispatching", "0", "fast", "alive", "5.5", 1),  # lease ends within it: not yet
     ]
     db.executemany("INSERT INTO tasks VALUES (?, ?, ?, ?, ?, ?, ?, NULL)", rows)
-    sql, values = claim("sqlite", now="5", lease_until="7", db_time=lambda value: value)
+    sql, values = claim("sqlite", now="5", due_by="6", lease_until="7", db_time=lambda value: value)
     claimed = db.execute(sql, values).fetchall()
     assert sorted((row[0], row[4], row[5], row[6]) for row in claimed) == [
         ("t2", "replica-a", "7", 1),
         ("t4", "replica-a", "7", 2),
+        ("t7", "replica-a", "7", 1),
     ]
     sql, values = claim_sql.next_due("sqlite", saturated=["slow"])
     assert db.execute(sql, values).fetchall() == [("8", "3")]

@@ -31,6 +31,8 @@ def test_default_database_is_a_sqlite_file():
         ({"db_url": "oracle://x"}, "db_url:"),
         ({"expansion_horizon_s": 1}, "expansion_horizon_s:"),
         ({"rmf_extra_categories": {"clean": None}}, "rmf_extra_categories:"),
+        ({"dispatch_claim_ahead_s": -1}, "dispatch_claim_ahead_s:"),
+        ({"lease_s": 2, "dispatch_claim_ahead_s": 1}, r"dispatch_claim_ahead_s \(1\) must be at most"),
     ],
 )
 def test_bad_values_name_the_key(values, named):
