@@ -1,10 +1,11 @@
 """The dispatcher hands every due task to its target once, and records each attempt as a Run.
 
 It sleeps until the next task is due (or until woken by a change), claims due tasks with a
-lease in one statement, and dispatches them concurrently up to a bound. Tasks are claimed up
-to ``claim_ahead_s`` before their time and sent at it, so that the claim's round trips,
-which wait their turn behind API requests, are not part of a task's lateness. Per target it holds
-at most ``HELD_PER_SLOT`` tasks for each request the target sends at once; once it holds
+lease in one statement, and dispatches them concurrently up to a bound. Tasks are claimed
+up to ``claim_ahead_s`` before their time and sent at it, so that the claim's round trips,
+which wait their turn behind API requests, are no part of a task's lateness.
+
+Per target it holds at most ``HELD_PER_SLOT`` tasks for each request the target sends at once; once it holds
 more than one lot, claims pass over that target's tasks until it is down to one lot, so a
 slow fleet does not hold up rules sent elsewhere.
 
@@ -156,8 +157,9 @@ class Dispatcher:
     async def run_pass(self, *, ahead: bool = False) -> int:
         """Claim what is due now (with ``ahead``, also what falls due within ``claim_ahead_s``,
         as the loop does) and dispatch all of it; return how many tasks were claimed."""
+        seen = self._changes
         claimed = await self._claim(self._settings.batch, ahead=ahead)
-        await asyncio.gather(*(self._handle(task, rule, self._changes) for task, rule in claimed))
+        await asyncio.gather(*(self._handle(task, rule, seen) for task, rule in claimed))
         return len(claimed)
 
     async def run(self) -> None:
@@ -169,9 +171,10 @@ class Dispatcher:
                 await self._renew_leases()
                 free = self._settings.concurrency - len(self._inflight)
                 wanted = min(free, self._settings.batch, self._widest_room())
+                seen = self._changes  # before the rules are read with the claim
                 claimed = await self._claim(wanted, ahead=True) if wanted > 0 else []
                 for task, rule in claimed:
-                    self._start(task, rule)
+                    self._start(task, rule, seen)
                 if wanted > 0 and len(claimed) == wanted:
                     continue  # more may be due right now
                 sleep_s = await self._sleep_for(free > len(claimed))
@@ -221,8 +224,8 @@ class Dispatcher:
             )
             self._renewed_at = now
 
-    def _start(self, task: TaskRecord, rule: RuleRecord | None) -> None:
-        job = asyncio.create_task(self._handle(task, rule, self._changes), name=f"dispatch {task.id}")
+    def _start(self, task: TaskRecord, rule: RuleRecord | None, changes_seen: int) -> None:
+        job = asyncio.create_task(self._handle(task, rule, changes_seen), name=f"dispatch {task.id}")
         self._inflight[task.id] = job
         target = _target_of(task, rule)
         self._per_target[target] += 1
@@ -348,8 +351,8 @@ class Dispatcher:
         self._waiting.discard(task.id)
         if self._changes == changes_seen or task.rule_id is None:
             return rule
-        now = (await self._store.rules_by_ids([task.rule_id])).get(task.rule_id)
-        return now if now is None or not now.enabled or now.paused_reason else rule
+        current = (await self._store.rules_by_ids([task.rule_id])).get(task.rule_id)
+        return current if current is None or not current.enabled or current.paused_reason else rule
 
     async def _dispatch(self, task: TaskRecord, rule: RuleRecord | None) -> None:
         policy = Policy.model_validate(rule.policy) if rule else Policy()
