@@ -133,7 +133,8 @@ async def get_task(task_id: str, svc: Svc) -> TaskView:
     responses={**Problem.BODY, **Problem.NOT_FOUND, **Problem.CONFLICT},
 )
 async def patch_task(task_id: str, patch: TaskPatch, svc: Svc) -> TaskView:
-    """Disable/enable, move or give its own request to one occurrence, stored or not yet."""
+    """Disable/enable, move or give its own request to one occurrence, stored or not yet.
+    409 once it is being dispatched, which starts up to `dispatch_claim_ahead_s` before its time."""
     return await svc.tasks.patch(task_id, patch)
 
 
@@ -144,7 +145,8 @@ async def patch_task(task_id: str, patch: TaskPatch, svc: Svc) -> TaskView:
     responses={**Problem.NOT_FOUND, **Problem.CONFLICT},
 )
 async def delete_task(task_id: str, svc: Svc) -> Response:
-    """Skip one occurrence for good; it stays listed with status skipped."""
+    """Skip one occurrence for good; it stays listed with status skipped. 409 once it is being
+    dispatched, which starts up to `dispatch_claim_ahead_s` before its time."""
     await svc.tasks.delete(task_id)
     return Response(status_code=204)
 
