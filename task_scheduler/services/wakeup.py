@@ -28,4 +28,5 @@ def being_cancelled() -> bool:
     cancellation may raise its own error instead (asyncmy does, from its rollback); a loop
     that retried after that would never stop."""
     task = asyncio.current_task()
-    return task is not None and task.cancelling() > 0
+    cancelling = getattr(task, "cancelling", None)  # Python 3.11 and later; 3.10 cannot tell
+    return cancelling is not None and cancelling() > 0
