@@ -86,3 +86,13 @@ class Outages:
 
     def get(self, target: str) -> Outage | None:
         return self._down.get(target)
+
+    def look_again_at(self, target: str, now: datetime) -> datetime:
+        """When a task held back for a down target is due again: at the next probe. While a
+        probe is out, whose time has come, not before :data:`PROBE_MIN_S` from now: its
+        outcome decides, and one that gets through brings the held tasks back at once.
+        (Due at once, they would be claimed and held back again and again until it ends.)"""
+        outage = self._down[target]
+        if outage.probe is None:
+            return outage.probe_at
+        return max(outage.probe_at, now + timedelta(seconds=PROBE_MIN_S))

@@ -430,7 +430,7 @@ class Dispatcher:
         changes = {
             "status": TaskStatus.scheduled.value,
             "status_reason": f"waiting: {down}"[:255],
-            "due_at": min(outage.probe_at, last),
+            "due_at": min(self._outages.look_again_at(target_name, now), last),
             "attempts": task.attempts - 1,  # nothing was sent
             "updated_at": now,
         }

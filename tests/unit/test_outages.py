@@ -80,3 +80,15 @@ def test_a_task_at_its_last_call_probes_unless_the_target_was_found_down_within_
     assert outages.admit("fleet", at(1.5), last_call=True) is None  # known down half a second ago
     assert outages.admit("fleet", at(2), last_call=True)
     assert outages.admit("fleet", at(2.5), last_call=True) is None  # that one is still out
+
+
+def test_a_task_held_back_looks_again_at_the_next_probe_and_not_at_once_while_one_is_out():
+    outages = Outages()
+    outages.unreachable("fleet", at(0))
+    assert outages.look_again_at("fleet", at(0.2)) == at(1)  # the probe's time
+    probe = outages.admit("fleet", at(1))
+    assert probe is not None
+    # The probe hangs (a fleet that drops packets): held tasks must not come straight back.
+    assert outages.look_again_at("fleet", at(5)) == at(6)
+    outages.unreachable("fleet", at(11), probe)
+    assert outages.look_again_at("fleet", at(11)) == at(13)  # the next probe, 2 s on
