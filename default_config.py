@@ -99,7 +99,8 @@ config = {
     # Tasks are claimed up to this long (seconds) before their time and sent at it, so that
     # the claim's database round trips, which wait behind API requests, do not make them
     # late. From then a task is being dispatched: edits to it are refused (409), and it goes
-    # as it was claimed unless its rule is disabled, paused or deleted before its time.
+    # as it was claimed, with its time and target; a rule disabled, paused or deleted
+    # before its time stops it.
     # At most a quarter of lease_s; 0 claims only what is due.
     "dispatch_claim_ahead_s": 0.25,
     # On shutdown, in-flight dispatches get this long (seconds) to finish; the rest are

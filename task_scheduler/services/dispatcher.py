@@ -149,6 +149,8 @@ class Dispatcher:
         own next look (``due_at``), which then needs no extra round trip to the database."""
         if due_at is None:
             self._changes += 1
+        elif self._wake_at is not None:
+            due_at -= timedelta(seconds=self._settings.claim_ahead_s)  # claimable that much earlier
         if due_at is None or self._wake_at is None or due_at < self._wake_at:
             self._wakeup.poke()
 
@@ -344,15 +346,14 @@ class Dispatcher:
         self, task: TaskRecord, rule: RuleRecord | None, changes_seen: int
     ) -> RuleRecord | None:
         """Wait for the time of a task claimed ahead of it. It then goes as it was claimed,
-        unless its rule was disabled, paused or deleted meanwhile: when a change was heard
-        of, the rule is read again (the only round trip at that point, and a rare one)."""
+        unless a change was heard of meanwhile: then its rule as it is now decides (disabled,
+        paused or deleted stops it), read again in the only round trip at that point."""
         self._waiting.add(task.id)
         await self._clock.sleep_until(task.due_at)  # if cancelled, stop() gives the claim back
         self._waiting.discard(task.id)
         if self._changes == changes_seen or task.rule_id is None:
             return rule
-        current = (await self._store.rules_by_ids([task.rule_id])).get(task.rule_id)
-        return current if current is None or not current.enabled or current.paused_reason else rule
+        return (await self._store.rules_by_ids([task.rule_id])).get(task.rule_id)
 
     async def _dispatch(self, task: TaskRecord, rule: RuleRecord | None) -> None:
         policy = Policy.model_validate(rule.policy) if rule else Policy()
@@ -680,6 +681,7 @@ class Dispatcher:
         elif changes.get("status") == TaskStatus.missed.value:
             self._publish(EventType.task_missed, task, rule, {"reason": changes["status_reason"]})
         if settled.paused_reason:
+            self._changes += 1  # its next occurrence may be waiting for its time already
             self._publish(EventType.rule_paused, task, rule, {"reason": settled.paused_reason})
 
     def _publish(

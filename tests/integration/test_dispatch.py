@@ -116,7 +116,7 @@ async def test_a_task_claimed_ahead_of_its_time_is_sent_at_it_not_before(engine,
     task_id = first_id(rule)
     engine.clock.advance(seconds=59.9)  # within the 0.25 s window
     passing = asyncio.create_task(engine.dispatch(ahead=True))
-    await engine.clock.sleeping()
+    await asyncio.wait_for(engine.clock.sleeping(), 10)
     assert fleet.recorder.records == []
     assert (await task(engine, task_id))["status"] == "dispatching"
     edit = await engine.http.patch(f"/tasks/{task_id}", json={"enabled": False})
@@ -137,7 +137,7 @@ async def test_a_rule_disabled_while_its_task_waits_for_its_time_stops_it(engine
     task_id = first_id(rule)
     engine.clock.advance(seconds=59.8)
     passing = asyncio.create_task(engine.dispatch(ahead=True))
-    await engine.clock.sleeping()
+    await asyncio.wait_for(engine.clock.sleeping(), 10)
     disabled = await engine.http.post(f"/rules/{rule['id']}/disable")
     assert disabled.status_code == 200, disabled.text
     engine.clock.advance(seconds=0.2)
@@ -147,13 +147,31 @@ async def test_a_rule_disabled_while_its_task_waits_for_its_time_stops_it(engine
     assert (stored["status"], stored["status_reason"]) == ("skipped", "rule disabled")
 
 
+async def test_a_rule_resumed_while_its_task_waits_for_its_time_sends_it(engine, fleet):
+    """The rule as it is at the task's time decides, not the copy read with the claim."""
+    rule = await create(engine, policy={"max_attempts": 1, "misfire_grace_s": 1})
+    fleet.behave({"mode": "reject", "count": 1})
+    engine.clock.advance(seconds=60)
+    await engine.dispatch()
+    assert (await engine.http.get(f"/rules/{rule['id']}/status")).json()["paused"] is True
+    engine.clock.advance(seconds=59.8)
+    passing = asyncio.create_task(engine.dispatch(ahead=True))
+    await asyncio.wait_for(engine.clock.sleeping(), 10)
+    assert (await engine.http.post(f"/rules/{rule['id']}/reset-attempts")).status_code == 200
+    engine.clock.advance(seconds=0.2)
+    assert await passing == 1
+    second = first_id(rule, 2)
+    assert (await task(engine, second))["status"] == "dispatched"
+    assert f"task_scheduler.task={second}" in fleet.recorder.records[-1].body["request"]["labels"]
+
+
 async def test_stopping_gives_back_a_claim_still_waiting_for_its_time_as_it_was(engine, fleet):
     rule = await create(engine)
     task_id = first_id(rule)
     engine.clock.advance(seconds=59.9)
     dispatcher = engine.services.dispatcher
     passing = asyncio.create_task(engine.dispatch(ahead=True))
-    await engine.clock.sleeping()
+    await asyncio.wait_for(engine.clock.sleeping(), 10)
     assert (await task(engine, task_id))["status"] == "dispatching"
     passing.cancel()  # as the service stops: the loop first, then what it started
     with contextlib.suppress(asyncio.CancelledError):
