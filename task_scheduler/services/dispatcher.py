@@ -5,9 +5,9 @@ lease in one statement, and dispatches them concurrently up to a bound. Tasks ar
 up to ``claim_ahead_s`` before their time and sent at it, so that the claim's round trips,
 which wait their turn behind API requests, are no part of a task's lateness.
 
-Per target it holds at most ``HELD_PER_SLOT`` tasks for each request the target sends at once; once it holds
-more than one lot, claims pass over that target's tasks until it is down to one lot, so a
-slow fleet does not hold up rules sent elsewhere.
+Per target it holds at most ``HELD_PER_SLOT`` tasks for each request the target sends at
+once; once it holds more than one lot, claims pass over that target's tasks until it is
+down to one lot, so a slow fleet does not hold up rules sent elsewhere.
 
 A target found unreachable is probed by one attempt at a time while the others are held
 back unsent (``domain.outages``); when it answers again, its waiting tasks go at once.
@@ -93,7 +93,7 @@ class DispatchSettings:
     batch: int
     concurrency: int
     poll_s: float
-    claim_ahead_s: float = 0.0
+    claim_ahead_s: float
 
 
 class Dispatcher:
@@ -122,6 +122,7 @@ class Dispatcher:
         self._events = events
         self._metrics = metrics
         self._settings = settings
+        self._ahead = timedelta(seconds=settings.claim_ahead_s)
         self._rng = rng or Random()
         self._wakeup = Wakeup()
         self._transports: dict[str, _Carrier] = {}
@@ -149,9 +150,8 @@ class Dispatcher:
         own next look (``due_at``), which then needs no extra round trip to the database."""
         if due_at is None:
             self._changes += 1
-        elif self._wake_at is not None:
-            due_at -= timedelta(seconds=self._settings.claim_ahead_s)  # claimable that much earlier
-        if due_at is None or self._wake_at is None or due_at < self._wake_at:
+            self._wakeup.poke()
+        elif self._wake_at is None or due_at - self._ahead < self._wake_at:  # claimable that early
             self._wakeup.poke()
 
     # -- the loop ------------------------------------------------------------------------
@@ -207,9 +207,7 @@ class Dispatcher:
         )
         if not slots_free:
             return longest  # a finishing dispatch wakes the loop
-        next_due = await self._store.next_due_at(
-            saturated=self._saturated(), claim_ahead=timedelta(seconds=self._settings.claim_ahead_s)
-        )
+        next_due = await self._store.next_due_at(saturated=self._saturated(), claim_ahead=self._ahead)
         if next_due is None:
             return longest
         return min(longest, max(0.0, (next_due - self._clock.now()).total_seconds()))
@@ -280,7 +278,7 @@ class Dispatcher:
             limit,
             busy=self._inflight,
             saturated=self._saturated(),
-            due_by=now + timedelta(seconds=self._settings.claim_ahead_s if ahead else 0),
+            due_by=now + self._ahead if ahead else now,
         )
         try:
             rules = await self._store.rules_by_ids(t.rule_id for t in tasks if t.rule_id is not None)

@@ -350,13 +350,14 @@ class Store:
         """
         busy = list(busy)
         saturated = list(saturated)
+        due_by = due_by or now
         db = TaskRecord._meta.db
         dialect = db.capabilities.dialect
         if claim_sql.one_statement_claims(dialect):
             sql, values = claim_sql.claim(
                 dialect,
                 now=now,
-                due_by=due_by or now,
+                due_by=due_by,
                 owner=owner,
                 lease_until=lease_until,
                 limit=limit,
@@ -366,7 +367,7 @@ class Store:
             )
             rows = await db.executor_class(model=TaskRecord, db=db).execute_select(sql, values)
             return sorted(rows, key=lambda row: row.due_at)
-        due = Q(status=TaskStatus.scheduled.value, due_at__lte=due_by or now) | Q(
+        due = Q(status=TaskStatus.scheduled.value, due_at__lte=due_by) | Q(
             status=TaskStatus.dispatching.value, lease_until__lt=now
         )
         query = TaskRecord.filter(due)
