@@ -25,6 +25,12 @@ config = {
     "timezone": "UTC",
     # DEBUG, INFO, WARNING, ERROR or CRITICAL.
     "log_level": "INFO",
+    # "text" (one line a record) or "json" (one JSON object a line, for log collectors).
+    # Both carry the request's id (X-Request-ID) on every line written for a request.
+    "log_format": "text",
+    # Browser origins allowed to call the API from another site, e.g. the RMF dashboard:
+    #   ["https://dashboard.example.org"], or ["*"] for any. Empty: no CORS headers.
+    "cors_origins": [],
     # Largest request body (bytes) the API reads; a larger one is answered 413.
     "max_body_bytes": 1048576,
     # API requests served at once; the rest wait their turn, in order (health checks and

@@ -16,11 +16,13 @@ from datetime import datetime, timedelta
 
 import aiohttp
 from fastapi import FastAPI
+from fastapi.middleware.cors import CORSMiddleware
 
 from task_scheduler import __version__
 from task_scheduler.api import auth, errors, events, health, metrics, rules, runs, targets, tasks, timers
 from task_scheduler.api.admission import AdmissionLimit
 from task_scheduler.api.deps import Services
+from task_scheduler.api.observe import ObserveRequests
 from task_scheduler.clock import Clock, SystemClock
 from task_scheduler.config import Settings, load_settings
 from task_scheduler.domain.allowlist import Allowlist
@@ -71,6 +73,7 @@ def get_app(
     clock = clock or SystemClock()
     kinds = load_registry(settings)
     allowlist = Allowlist(settings.outbound_allowlist)
+    registry = Metrics()
 
     @contextlib.asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -78,7 +81,6 @@ def get_app(
         await database.open(migrate=settings.migrate_on_start)
         store = Store()
         bus = EventBus()
-        registry = Metrics()
         # Each target bounds its own requests in flight (max_connections), so the pool needs
         # no limit of its own and keeps every connection those allow for reuse. Every host
         # name is resolved through the outbound allowlist.
@@ -194,6 +196,17 @@ def get_app(
     )
     errors.install(app)
     app.add_middleware(AdmissionLimit, limit=settings.api_concurrency)
+    if settings.cors_origins:
+        app.add_middleware(
+            CORSMiddleware,
+            allow_origins=list(settings.cors_origins),
+            allow_methods=["*"],
+            allow_headers=["*"],
+            expose_headers=["X-Request-ID", "Retry-After"],
+            max_age=600,
+        )
+    # Outermost: the request id is set before anything else logs.
+    app.add_middleware(ObserveRequests, metrics=registry)
     for module in (rules, tasks, runs, targets, timers, auth, events, metrics, health):
         app.include_router(module.router)
     return app

@@ -7,26 +7,18 @@ import asyncio
 import gc
 import getpass
 import logging
+import os
 import re
 import sys
 
-from task_scheduler.config import ConfigError, Settings, load_settings
+from task_scheduler import __version__, logs
+from task_scheduler.config import CONFIG_ENV, ConfigError, Settings, load_settings
 
 logger = logging.getLogger("task_scheduler")
 
 
-QUIET_LOGGERS = ("tortoise.db_client", "aiosqlite", "asyncmy")
-"""Database drivers whose DEBUG lines carry SQL parameters, which may hold targets' secrets
-(passwords, tokens): they log at INFO at most, whatever ``log_level`` says."""
-
-
 def _configure_logging(settings: Settings) -> None:
-    logging.basicConfig(
-        level=settings.log_level,
-        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
-    )
-    for name in QUIET_LOGGERS:
-        logging.getLogger(name).setLevel(max(logging.INFO, logging.getLevelName(settings.log_level)))
+    logs.configure(settings.log_level, settings.log_format)
 
 
 def _serve(settings: Settings) -> int:
@@ -40,7 +32,10 @@ def _serve(settings: Settings) -> int:
     # task due meanwhile); with it frozen they take about 3 ms.
     gc.collect()
     gc.freeze()
-    uvicorn.run(app, host=settings.host, port=settings.port, log_level=settings.log_level.lower())
+    # log_config=None: uvicorn's loggers go through the service's handler and format.
+    uvicorn.run(
+        app, host=settings.host, port=settings.port, log_level=settings.log_level.lower(), log_config=None
+    )
     return 0
 
 
@@ -110,34 +105,53 @@ def _create_admin(settings: Settings, username: str) -> int:
     return 0
 
 
-def main(argv: list[str] | None = None) -> int:
+COMMANDS = {
+    "serve": "serve the API and dispatch due tasks (the default)",
+    "migrate": "apply the schema migrations and exit",
+    "check-config": "validate the configuration and exit",
+    "create-admin": "create an admin user (password from a prompt, or the first line of stdin)",
+}
+
+
+def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="task_scheduler",
-        description="rmf-task-scheduler. Configuration: the Python file named by RMF_TASK_SCHEDULER_CONFIG.",
+        description="rmf-task-scheduler: recurring task rules for Open-RMF fleets.",
+        epilog=f"Without --config, the configuration is the Python file named by {CONFIG_ENV}, "
+        "or the defaults. Run 'task_scheduler COMMAND --help' for a command's options.",
     )
+    parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
     parser.add_argument(
-        "command",
-        nargs="?",
-        default="serve",
-        choices=["serve", "migrate", "check-config", "create-admin"],
-        help="serve the API (default), apply the schema migrations, only validate the configuration, "
-        "or create an admin user (password from a prompt or stdin)",
+        "--config",
+        metavar="FILE",
+        help=f"the configuration file (a Python file defining 'config'); wins over {CONFIG_ENV}",
     )
-    parser.add_argument("--username", help="create-admin: the new admin's name")
-    args = parser.parse_args(argv)
-    if args.command == "create-admin" and not args.username:
-        parser.error("create-admin needs --username")
+    commands = parser.add_subparsers(dest="command", metavar="COMMAND")
+    for name, text in COMMANDS.items():
+        command = commands.add_parser(name, help=text, description=text)
+        command.add_argument("--config", metavar="FILE", default=argparse.SUPPRESS, help="as above")
+        if name == "create-admin":
+            command.add_argument("--username", required=True, help="the new admin's name")
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
+    command = args.command or "serve"
+    environ = dict(os.environ)
+    if args.config:
+        environ[CONFIG_ENV] = args.config
     try:
-        settings = load_settings()
+        settings = load_settings(environ)
     except ConfigError as exc:
         print(f"task_scheduler: {exc}", file=sys.stderr)  # noqa: T201 - the user's terminal, before logging exists
         return 2
     _configure_logging(settings)
-    if args.command == "check-config":
+    if command == "check-config":
         logger.info("configuration is valid")
         return 0
-    if args.command == "migrate":
+    if command == "migrate":
         return _migrate(settings)
-    if args.command == "create-admin":
+    if command == "create-admin":
         return _create_admin(settings, args.username)
     return _serve(settings)

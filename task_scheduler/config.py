@@ -12,6 +12,7 @@ in step.
 from __future__ import annotations
 
 import os
+import re
 import runpy
 from collections.abc import Mapping
 from types import UnionType
@@ -44,6 +45,8 @@ class Settings(BaseModel):
     migrate_on_start: bool = True
     timezone: str = "UTC"
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"] = "INFO"
+    log_format: Literal["text", "json"] = "text"
+    cors_origins: list[str] = Field(default_factory=list, max_length=100)
     max_body_bytes: int = Field(1_048_576, ge=1024, le=1 << 30)
     api_concurrency: int = Field(4, ge=1, le=10000)
     expansion_horizon_s: int = Field(86400, ge=60, le=366 * 86400)
@@ -96,6 +99,14 @@ class Settings(BaseModel):
     @classmethod
     def _allowlist(cls, value: list[str]) -> list[str]:
         return [check_entry(entry) for entry in value]
+
+    @field_validator("cors_origins")
+    @classmethod
+    def _origins(cls, value: list[str]) -> list[str]:
+        for origin in value:
+            if origin != "*" and not re.fullmatch(r"https?://[^/\s]+", origin):
+                raise ValueError(f"{origin!r} is not an origin: scheme://host[:port], no path, or '*'")
+        return value
 
     @field_validator("log_level", mode="before")
     @classmethod
@@ -158,7 +169,7 @@ _SCALAR_KEYS = {
     name
     for name, field in Settings.model_fields.items()
     if field.annotation in _SCALARS
-    or name == "log_level"
+    or name in ("log_level", "log_format")
     or (  # an optional scalar, e.g. str | None; not dict[str, ...], whose args are also types
         get_origin(field.annotation) in (Union, UnionType)
         and any(t in _SCALARS for t in get_args(field.annotation))

@@ -69,6 +69,19 @@ class Metrics:
             "How far the oldest enabled rule's stored horizon is behind now (0 when none is).",
             registry=self.registry,
         )
+        self.http_requests = Counter(
+            "task_scheduler_http_requests_total",
+            "HTTP requests answered, by method, route template and status.",
+            ["method", "route", "status"],
+            registry=self.registry,
+        )
+        self.http_latency = Histogram(
+            "task_scheduler_http_request_duration_seconds",
+            "Time to answer an HTTP request, by method and route template.",
+            ["method", "route"],
+            buckets=LATENESS_BUCKETS,
+            registry=self.registry,
+        )
         self.refresh_errors = Counter(
             "task_scheduler_metrics_refresh_errors_total",
             "Scrapes whose gauge refresh failed (queue depth and expander lag were left stale).",
@@ -87,6 +100,10 @@ class Metrics:
         self.runs.labels(outcome=outcome).inc()
         if lateness_s is not None and math.isfinite(lateness_s):
             self.dispatch_lateness.observe(max(0.0, lateness_s))
+
+    def observe_request(self, method: str, route: str, status: int, seconds: float) -> None:
+        self.http_requests.labels(method=method, route=route, status=str(status)).inc()
+        self.http_latency.labels(method=method, route=route).observe(seconds)
 
     def render(self) -> tuple[bytes, str]:
         """The registry in Prometheus text format, and its content type."""

@@ -50,15 +50,25 @@ class ServiceProcess:
         values.update(config)
         self.config_file = workdir / "scheduler_config.py"
         self.config_file.write_text(f"config = {values!r}\n")
+        self.log_path = workdir / "service.log"
+        """What the process wrote to stderr (its log), across restarts."""
         self.process: subprocess.Popen[bytes] | None = None
+
+    def log(self) -> str:
+        return self.log_path.read_text(errors="replace") if self.log_path.exists() else ""
 
     def start(self, timeout: float = 30.0) -> float:
         """Start and wait until /readyz answers 200; return how long that took (seconds)."""
         env = {**os.environ, "RMF_TASK_SCHEDULER_CONFIG": str(self.config_file)}
         began = time.monotonic()
-        self.process = subprocess.Popen(
-            [sys.executable, "-m", "task_scheduler"], env=env, cwd=self.workdir, preexec_fn=die_with_parent
-        )
+        with self.log_path.open("ab") as log:
+            self.process = subprocess.Popen(
+                [sys.executable, "-m", "task_scheduler"],
+                env=env,
+                cwd=self.workdir,
+                stderr=log,
+                preexec_fn=die_with_parent,
+            )
         deadline = began + timeout
         while True:
             try:
@@ -69,7 +79,8 @@ class ServiceProcess:
                 pass
             if self.process.poll() is not None or time.monotonic() > deadline:
                 self.stop()
-                raise RuntimeError(f"the service at {self.url} did not become ready")
+                tail = "\n".join(self.log().splitlines()[-20:])
+                raise RuntimeError(f"the service at {self.url} did not become ready; its log ends:\n{tail}")
             time.sleep(0.02)
 
     def kill(self) -> None:

@@ -458,11 +458,11 @@ async def test_unused_targets_are_listed_and_deleted_in_bulk_while_used_ones_sta
 
 
 async def test_secrets_stay_out_of_the_logs_even_at_debug(engine, caplog, monkeypatch):
-    from task_scheduler import cli
+    from task_scheduler import logs
 
-    for name in cli.QUIET_LOGGERS:
+    for name in logs.QUIET_LOGGERS:
         monkeypatch.setattr(logging.getLogger(name), "level", logging.getLogger(name).level)
-    cli._configure_logging(build_settings({"log_level": "DEBUG"}, environ={}))
+    logs.configure("DEBUG")
     caplog.set_level(logging.DEBUG)
     secret = "s3cret-for-the-logs"
     body = {"name": "keyed", "config": {"kind": "http", "base_url": "http://127.0.0.1:9", "token": secret}}
