@@ -116,6 +116,12 @@ config = {
     # dispatches nothing, so API traffic cannot delay dispatching. Keep at least one
     # replica with it on; on PostgreSQL that one hears of changes at once (LISTEN/NOTIFY).
     "run_dispatcher": True,
+    # Days of run history kept; older runs are removed in the background, a small batch at
+    # a time, hourly. None keeps every run (DELETE /runs removes by hand).
+    "runs_retention_days": None,
+    # Days finished tasks (dispatched, failed, missed, skipped, cancelled) are kept once no
+    # run of them is left. None keeps them.
+    "tasks_retention_days": None,
     # The only hosts the service calls (targets, http tasks, URLs): host names
     # ("fleet.example.com"), their subdomains ("*.example.com"), addresses or networks
     # ("10.0.0.0/8", "::1"), or "*" for any. A name not listed is called only when every

@@ -33,6 +33,7 @@ from task_scheduler.metrics import Metrics
 from task_scheduler.services.auth import AuthService, AuthSettings
 from task_scheduler.services.dispatcher import Dispatcher, DispatchSettings
 from task_scheduler.services.expander import Expander
+from task_scheduler.services.retention import Retention
 from task_scheduler.services.rules import RuleService
 from task_scheduler.services.runs import RunService
 from task_scheduler.services.targets import TargetService
@@ -120,6 +121,9 @@ def get_app(
             batch=settings.expansion_batch,
             poll_s=settings.expansion_poll_s,
         )
+        retention = Retention(
+            store, clock, runs_days=settings.runs_retention_days, tasks_days=settings.tasks_retention_days
+        )
         auth_service = AuthService(store, clock, auth_settings(settings))
         await auth_service.start(settings.auth_admin_username, settings.auth_admin_password)
         app.state.services = Services(
@@ -153,10 +157,13 @@ def get_app(
             auth=auth_service,
         )
         app.state.expander = expander
+        app.state.retention = retention
         loops = []
         feed.start()
         if run_background:
             loops = [asyncio.create_task(expander.run(), name="expander")]
+            if retention.active:
+                loops.append(asyncio.create_task(retention.run(), name="retention"))
             if settings.run_dispatcher:
                 loops.append(asyncio.create_task(dispatcher.run(), name="dispatcher"))
         logger.info(

@@ -65,6 +65,8 @@ class Settings(BaseModel):
     dispatch_claim_ahead_s: float = Field(0.25, ge=0, le=5)
     shutdown_grace_s: float = Field(10.0, ge=0, le=600)
     run_dispatcher: bool = True
+    runs_retention_days: float | None = Field(None, gt=0, le=36500)
+    tasks_retention_days: float | None = Field(None, gt=0, le=36500)
     outbound_allowlist: list[str] = Field(default_factory=lambda: list(DEFAULT_ALLOWLIST), max_length=1000)
     auth_enabled: bool = False
     auth_jwt_secret: str | None = Field(None, min_length=32)

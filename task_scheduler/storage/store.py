@@ -23,6 +23,17 @@ from task_scheduler.storage import claim_sql
 from task_scheduler.storage.orm import RuleRecord, RunRecord, TargetRecord, TaskRecord, UserRecord
 
 MAX_ID = 2**31 - 1  # ids are 32-bit columns
+FINISHED = tuple(
+    s.value
+    for s in (
+        TaskStatus.dispatched,
+        TaskStatus.failed,
+        TaskStatus.missed,
+        TaskStatus.skipped,
+        TaskStatus.cancelled,
+    )
+)
+"""Statuses after which nothing more happens to a task."""
 
 
 @dataclass(frozen=True)
@@ -544,6 +555,28 @@ class Store:
     async def delete_runs(self, **filters: Any) -> int:
         """Remove the runs matching every filter (those ``list_runs`` takes), in one statement."""
         return await self._run_query(**filters).delete()
+
+    async def purge_runs(self, before: datetime, limit: int) -> int:
+        """Delete up to ``limit`` runs that started before ``before``; return how many."""
+        ids = (
+            await RunRecord.filter(started_at__lt=before)
+            .order_by("id")
+            .limit(limit)
+            .values_list("id", flat=True)
+        )
+        return await RunRecord.filter(id__in=ids).delete() if ids else 0
+
+    async def purge_finished_tasks(self, before: datetime, limit: int) -> int:
+        """Delete up to ``limit`` finished tasks scheduled before ``before`` that no run is
+        left of; return how many."""
+        ids = await (
+            TaskRecord.filter(scheduled_at__lt=before, status__in=FINISHED)
+            .exclude(id__in=Subquery(RunRecord.all().values("task_id")))
+            .order_by("scheduled_at", "id")
+            .limit(limit)
+            .values_list("id", flat=True)
+        )
+        return await TaskRecord.filter(id__in=ids).delete() if ids else 0
 
     # -- targets ---------------------------------------------------------------------------
 
