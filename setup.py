@@ -17,6 +17,9 @@ setup(
             "rmf_schemas/README.md",
             "rmf_schemas/*/*.json",
             "storage/migrations/models/*.py",
+            # The console and the API docs' assets, built from console/ (npm run build:console).
+            "console/static/*",
+            "console/static/vendor/*",
         ],
     },
     install_requires=[

@@ -17,9 +17,22 @@ from datetime import datetime, timedelta
 import aiohttp
 from fastapi import FastAPI
 from fastapi.middleware.cors import CORSMiddleware
+from fastapi.staticfiles import StaticFiles
 
 from task_scheduler import __version__
-from task_scheduler.api import auth, errors, events, health, metrics, rules, runs, targets, tasks, timers
+from task_scheduler.api import (
+    auth,
+    console,
+    errors,
+    events,
+    health,
+    metrics,
+    rules,
+    runs,
+    targets,
+    tasks,
+    timers,
+)
 from task_scheduler.api.admission import AdmissionLimit
 from task_scheduler.api.deps import Services
 from task_scheduler.api.observe import ObserveRequests
@@ -200,7 +213,11 @@ def get_app(
         description="Recurring task rules for Open-RMF fleets, dispatched on time, exactly once.",
         lifespan=lifespan,
         max_body_size=settings.max_body_bytes,
+        # Served by api.console from the package's own files: sites are often offline.
+        docs_url=None,
+        redoc_url=None,
     )
+    app.state.site_timezone = settings.timezone
     errors.install(app)
     app.add_middleware(AdmissionLimit, limit=settings.api_concurrency)
     if settings.cors_origins:
@@ -214,6 +231,7 @@ def get_app(
         )
     # Outermost: the request id is set before anything else logs.
     app.add_middleware(ObserveRequests, metrics=registry)
-    for module in (rules, tasks, runs, targets, timers, auth, events, metrics, health):
+    for module in (rules, tasks, runs, targets, timers, auth, events, metrics, health, console):
         app.include_router(module.router)
+    app.mount(console.STATIC_URL, StaticFiles(directory=str(console.STATIC_DIR)), name="console-static")
     return app
