@@ -139,6 +139,9 @@ config = {
     "auth_jwt_secret": None,
     # How long (seconds) a token from /auth/login stays valid.
     "auth_token_ttl_s": 3600,
+    # How long (seconds, 1 hour to 10 years) a calendar feed token from POST /auth/feed-token
+    # stays valid.  It opens only GET /calendar.ics; changing auth_jwt_secret revokes them all.
+    "auth_feed_token_ttl_s": 365 * 86400,
     # The first admin: created at start-up (or, if the name exists, made an enabled admin
     # with this password) only while no enabled admin exists.  Set both or neither; the
     # password needs 10 characters or more (RMF_TASK_SCHEDULER_AUTH_ADMIN_PASSWORD keeps it

@@ -39,6 +39,8 @@ setup(
         "aiohttp>=3.10,<4",
         # Patterns of http tasks, searched with a time limit.
         "regex>=2024.4",
+        # The calendar feed and .ics import (RFC 5545, with VTIMEZONEs from zoneinfo).
+        "icalendar>=6.1,<8",
     ],
     extras_require={
         "postgres": ["asyncpg>=0.29,<1"],
@@ -62,6 +64,8 @@ setup(
             # axe-playwright-python ships axe-core's script for the accessibility check.
             "playwright>=1.45,<2",
             "axe-playwright-python>=0.1.4,<0.2",
+            # The calendar feed is checked by expanding it as a calendar app would.
+            "recurring-ical-events>=3.3,<4",
         ],
     },
     entry_points={"console_scripts": ["task_scheduler = task_scheduler.cli:main"]},

@@ -22,6 +22,7 @@ from fastapi.staticfiles import StaticFiles
 from task_scheduler import __version__
 from task_scheduler.api import (
     auth,
+    calendar,
     console,
     errors,
     events,
@@ -44,6 +45,7 @@ from task_scheduler.kinds.base import TransportContext
 from task_scheduler.kinds.registry import load_registry
 from task_scheduler.metrics import Metrics
 from task_scheduler.services.auth import AuthService, AuthSettings
+from task_scheduler.services.calendar import CalendarFeed
 from task_scheduler.services.dispatcher import Dispatcher, DispatchSettings
 from task_scheduler.services.expander import Expander
 from task_scheduler.services.retention import Retention
@@ -69,6 +71,7 @@ def auth_settings(settings: Settings) -> AuthSettings:
         enabled=settings.auth_enabled,
         secret=settings.auth_jwt_secret,
         token_ttl=timedelta(seconds=settings.auth_token_ttl_s),
+        feed_token_ttl=timedelta(seconds=settings.auth_feed_token_ttl_s),
         external_public_key=settings.auth_external_public_key,
         external_audience=settings.auth_external_audience,
         external_issuer=settings.auth_external_issuer,
@@ -168,6 +171,7 @@ def get_app(
             metrics=registry,
             dispatching=settings.run_dispatcher,
             auth=auth_service,
+            calendar=CalendarFeed(store, clock, settings.timezone),
         )
         app.state.expander = expander
         app.state.retention = retention
@@ -231,7 +235,7 @@ def get_app(
         )
     # Outermost: the request id is set before anything else logs.
     app.add_middleware(ObserveRequests, metrics=registry)
-    for module in (rules, tasks, runs, targets, timers, auth, events, metrics, health, console):
+    for module in (rules, tasks, runs, targets, timers, auth, calendar, events, metrics, health, console):
         app.include_router(module.router)
     app.mount(console.STATIC_URL, StaticFiles(directory=str(console.STATIC_DIR)), name="console-static")
     return app

@@ -71,6 +71,7 @@ class Settings(BaseModel):
     auth_enabled: bool = False
     auth_jwt_secret: str | None = Field(None, min_length=32)
     auth_token_ttl_s: int = Field(3600, ge=60, le=30 * 86400)
+    auth_feed_token_ttl_s: int = Field(365 * 86400, ge=3600, le=10 * 365 * 86400)
     auth_admin_username: str | None = Field(None, pattern=USERNAME_PATTERN)
     auth_admin_password: str | None = None
     auth_external_public_key: str | None = None

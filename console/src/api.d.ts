@@ -4,6 +4,27 @@
  */
 
 export interface paths {
+    "/auth/feed-token": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * Feed Token
+         * @description A long-lived token (`auth_feed_token_ttl_s`) for `GET /calendar.ics?token=`: calendar
+         *     apps cannot send headers. It opens the feed only; changing `auth_jwt_secret` revokes it.
+         */
+        post: operations["feed_token_auth_feed_token_post"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/auth/login": {
         parameters: {
             query?: never;
@@ -109,6 +130,30 @@ export interface paths {
          *     enabled admin cannot be demoted or disabled (409).
          */
         patch: operations["update_user_auth_users__username__patch"];
+        trace?: never;
+    };
+    "/calendar.ics": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * Calendar Feed
+         * @description The occurrences as iCalendar: each rule a calendar app can repeat by itself as one VEVENT
+         *     per time of day with RRULE (zone in TZID, with VTIMEZONE), skipped and disabled occurrences
+         *     as EXDATE, moved ones as RECURRENCE-ID events; anything else in the window as single
+         *     events. Filters as GET /tasks. With authentication on, the viewer role is needed: a feed
+         *     token as `?token=`, or a bearer token.
+         */
+        get: operations["calendar_feed_calendar_ics_get"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
         trace?: never;
     };
     "/console/config": {
@@ -828,6 +873,24 @@ export interface components {
              * @default false
              */
             writable: boolean;
+        };
+        /** FeedToken */
+        FeedToken: {
+            /**
+             * Expires At
+             * Format: date-time
+             */
+            expires_at: string;
+            /**
+             * Token
+             * @description Opens GET /calendar.ics only (as ?token=); no bearer token.
+             */
+            token: string;
+            /**
+             * Url
+             * @description The feed's path with the token, for a calendar app's subscription.
+             */
+            url: string;
         };
         /**
          * FileTask
@@ -2092,6 +2155,63 @@ export interface components {
 }
 export type $defs = Record<string, never>;
 export interface operations {
+    feed_token_auth_feed_token_post: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Successful Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["FeedToken"];
+                };
+            };
+            /** @description No valid bearer token (missing, malformed, expired, or its user disabled) */
+            401: {
+                headers: {
+                    /** @description Bearer */
+                    "WWW-Authenticate"?: string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "detail": "a bearer token is required"
+                     *     }
+                     */
+                    "application/json": unknown;
+                };
+            };
+            /** @description The caller's role does not allow this */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "detail": "needs the operator role"
+                     *     }
+                     */
+                    "application/json": unknown;
+                };
+            };
+            /** @description Authentication is switched off: the feed needs no token */
+            409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+        };
+    };
     login_auth_login_post: {
         parameters: {
             query?: never;
@@ -2542,6 +2662,79 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content?: never;
+            };
+            /** @description Validation Error */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["HTTPValidationError"];
+                };
+            };
+        };
+    };
+    calendar_feed_calendar_ics_get: {
+        parameters: {
+            query?: {
+                /** @description A token from POST /auth/feed-token (or send a bearer token). */
+                token?: string | null;
+                /** @description Exceptions and single events from; default now - 30 days. */
+                start?: string | null;
+                /** @description ... until (exclusive); default start + 396 days. */
+                end?: string | null;
+                rule_id?: number | null;
+                /** @description RMF task category, e.g. clean. */
+                category?: string | null;
+                /** @description Task kind, e.g. rmf, http, sql or file. */
+                kind?: string | null;
+                /** @description The rules' target. */
+                target?: string | null;
+            };
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description An RFC 5545 calendar */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "text/calendar": unknown;
+                };
+            };
+            /** @description No valid bearer token (missing, malformed, expired, or its user disabled) */
+            401: {
+                headers: {
+                    /** @description Bearer */
+                    "WWW-Authenticate"?: string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "detail": "a bearer token is required"
+                     *     }
+                     */
+                    "application/json": unknown;
+                };
+            };
+            /** @description The caller's role does not allow this */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "detail": "needs the operator role"
+                     *     }
+                     */
+                    "application/json": unknown;
+                };
             };
             /** @description Validation Error */
             422: {

@@ -13,6 +13,7 @@ from task_scheduler.clock import Clock
 from task_scheduler.events import EventBus
 from task_scheduler.metrics import Metrics
 from task_scheduler.services.auth import AuthService
+from task_scheduler.services.calendar import CalendarFeed
 from task_scheduler.services.dispatcher import Dispatcher
 from task_scheduler.services.rules import RuleService
 from task_scheduler.services.runs import RunService
@@ -39,6 +40,7 @@ class Services:
     dispatching: bool
     """Whether this replica dispatches (``run_dispatcher``), or only serves the API."""
     auth: AuthService
+    calendar: CalendarFeed
 
     async def refresh_gauges(self) -> None:
         """Set the gauges that are read from the database, just before /metrics renders."""

@@ -21,6 +21,8 @@ MIN_PASSWORD_LENGTH: Final = 10
 MAX_PASSWORD_LENGTH: Final = 1024
 """Bounds the work a login costs: argon2 hashes any length, but a megabyte is no password."""
 ISSUER: Final = "rmf_task_scheduler"
+# The audience of calendar feed tokens (GET /calendar.ics?token=), which open nothing else.
+FEED_AUDIENCE: Final = "rmf_task_scheduler/calendar.ics"
 """``iss`` and ``aud`` of the tokens /auth/login mints (not those it sends to fleets)."""
 CLOCK_SKEW: Final = timedelta(seconds=30)
 """Leeway for ``exp`` and ``nbf``: an identity provider's clock may run a little apart."""
@@ -106,6 +108,31 @@ def mint(username: str, role: Role, secret: str, now: datetime, ttl: timedelta) 
         "exp": int(expires.timestamp()),
     }
     return jwt.encode(claims, secret, algorithm="HS256"), expires
+
+
+def mint_feed(principal: Principal, secret: str, now: datetime, ttl: timedelta) -> tuple[str, datetime]:
+    """A long-lived HS256 token that opens only the calendar feed: its audience is
+    FEED_AUDIENCE, which ``verify_builtin`` refuses, so it is no bearer token."""
+    expires = now + ttl
+    claims = {
+        "iss": ISSUER,
+        "aud": FEED_AUDIENCE,
+        "sub": principal.username,
+        "role": principal.role.value,
+        "src": principal.source,
+        "iat": int(now.timestamp()),
+        "exp": int(expires.timestamp()),
+    }
+    return jwt.encode(claims, secret, algorithm="HS256"), expires
+
+
+def verify_feed(token: str, secret: str, now: datetime) -> Principal:
+    """Who a valid feed token from ``mint_feed`` names, with the role it was minted with."""
+    claims = _decode(token, secret, "HS256", FEED_AUDIENCE, ISSUER, now)
+    try:
+        return Principal(username=claims["sub"], role=Role(claims["role"]), source=str(claims["src"]))
+    except (KeyError, ValueError):
+        raise BadToken("the feed token names no user and role") from None
 
 
 def _decode(

@@ -30,10 +30,12 @@ from task_scheduler.domain.auth import (
     Role,
     acceptable_password,
     mint,
+    mint_feed,
     role_from_claims,
     token_algorithm,
     verify_builtin,
     verify_external,
+    verify_feed,
 )
 from task_scheduler.domain.errors import Conflict, Forbidden, NotFound, Unauthenticated
 from task_scheduler.storage.orm import UserRecord
@@ -93,6 +95,12 @@ class Me(BaseModel):
     auth_enabled: bool
 
 
+class FeedToken(BaseModel):
+    token: str = Field(description="Opens GET /calendar.ics only (as ?token=); no bearer token.")
+    expires_at: datetime
+    url: str = Field(description="The feed's path with the token, for a calendar app's subscription.")
+
+
 class Token(BaseModel):
     access_token: str
     token_type: str = "bearer"
@@ -107,6 +115,7 @@ class AuthSettings:
     enabled: bool
     secret: str | None
     token_ttl: timedelta
+    feed_token_ttl: timedelta = timedelta(days=365)
     external_public_key: str | None = None
     external_audience: str = "rmf_api_server"
     external_issuer: str | None = None
@@ -193,6 +202,32 @@ class AuthService:
             return self._hasher.verify(password_hash, password)
         except (VerificationError, InvalidHashError):
             return False
+
+    async def feed_token(self, principal: Principal) -> FeedToken:
+        """A token for the calendar feed only, valid for ``feed_token_ttl``: calendar apps
+        cannot send headers, so it goes in the feed's URL."""
+        if not self.enabled or self._settings.secret is None:
+            raise Conflict("authentication is switched off (auth_enabled is False): the feed needs no token")
+        token, expires = mint_feed(
+            principal, self._settings.secret, self._clock.now(), self._settings.feed_token_ttl
+        )
+        return FeedToken(token=token, expires_at=expires, url=f"/calendar.ics?token={token}")
+
+    async def authenticate_feed(self, token: str) -> Principal:
+        """The caller a feed token names; a built-in user must still exist and be enabled, and
+        acts with their role now."""
+        if self._settings.secret is None:
+            raise Unauthenticated("feed tokens are not accepted here")
+        try:
+            principal = verify_feed(token, self._settings.secret, self._clock.now())
+        except BadToken as exc:
+            raise Unauthenticated(str(exc)) from None
+        if principal.source != "builtin":
+            return principal
+        record = await self._store.get_user(principal.username)
+        if record is None or not record.enabled:
+            raise Unauthenticated("the token's user is disabled or no longer exists")
+        return Principal(username=principal.username, role=Role(record.role), source="builtin")
 
     async def login(self, credentials: Credentials) -> Token:
         """A token for a built-in user.  An unknown or disabled user costs the same hash

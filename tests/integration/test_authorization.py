@@ -68,6 +68,8 @@ REQUIRED: dict[tuple[str, str], Role | None] = {
     ("GET", "/docs"): OPEN,
     ("GET", "/docs/oauth2-redirect"): OPEN,
     ("GET", "/redoc"): OPEN,
+    ("POST", "/auth/feed-token"): Role.viewer,
+    ("GET", "/calendar.ics"): Role.viewer,
     ("GET", "/"): OPEN,  # the console's page signs in by itself
     ("GET", "/console/config"): OPEN,
     ("MOUNT", "/console/static"): OPEN,  # the console's script, styles and the docs' assets
