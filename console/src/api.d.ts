@@ -265,6 +265,31 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/rules/import": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * Import Calendar
+         * @description Create a rule from each VEVENT (at most 100), all or none: SUMMARY names it,
+         *     DTSTART (with its TZID) starts it, RRULE repeats it (UNTIL and COUNT become `end` and
+         *     `count`), RDATE adds dates, EXDATE skips days; an event without RRULE or RDATE runs once.
+         *     A 422 names the event (`events`, index) and what cannot be said as a rule: RECURRENCE-ID
+         *     or EXRULE, an all-day or unnamed event, a zone that is not IANA, an EXDATE in a series
+         *     that runs several times a day.
+         */
+        post: operations["import_calendar_rules_import_post"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/rules/preview": {
         parameters: {
             query?: never;
@@ -645,6 +670,44 @@ export interface paths {
 export type webhooks = Record<string, never>;
 export interface components {
     schemas: {
+        /**
+         * CalendarImport
+         * @description An .ics file to turn into rules, and what those rules do.
+         */
+        CalendarImport: {
+            /**
+             * Calendar
+             * @description The .ics file's text (RFC 5545).
+             * @example BEGIN:VCALENDAR...
+             */
+            calendar: string;
+            /**
+             * Enabled
+             * @default true
+             */
+            enabled: boolean;
+            /**
+             * Task
+             * @description What every imported rule does: a task as in POST /rules.
+             * @example {
+             *       "kind": "rmf",
+             *       "request": {
+             *         "category": "clean",
+             *         "description": {
+             *           "zone": "lobby"
+             *         }
+             *       }
+             *     }
+             */
+            task: {
+                [key: string]: unknown;
+            };
+            /**
+             * Timezone
+             * @description Zone of floating times (a DTSTART without TZID); default the service's.
+             */
+            timezone?: string | null;
+        };
         /**
          * ConsoleConfig
          * @description What the console needs before it signs in; nothing secret.
@@ -3050,6 +3113,97 @@ export interface operations {
         requestBody: {
             content: {
                 "application/json": components["schemas"]["NewRule"][];
+            };
+        };
+        responses: {
+            /** @description Successful Response */
+            201: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Rule"][];
+                };
+            };
+            /** @description The body is not UTF-8 text */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+            /** @description No valid bearer token (missing, malformed, expired, or its user disabled) */
+            401: {
+                headers: {
+                    /** @description Bearer */
+                    "WWW-Authenticate"?: string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "detail": "a bearer token is required"
+                     *     }
+                     */
+                    "application/json": unknown;
+                };
+            };
+            /** @description The caller's role does not allow this */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "detail": "needs the operator role"
+                     *     }
+                     */
+                    "application/json": unknown;
+                };
+            };
+            /** @description Conflicts with the stored state */
+            409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "detail": "a rule named 'lobby' already exists"
+                     *     }
+                     */
+                    "application/json": unknown;
+                };
+            };
+            /** @description The body is longer than the service's max_body_bytes */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+            /** @description Validation Error */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["HTTPValidationError"];
+                };
+            };
+        };
+    };
+    import_calendar_rules_import_post: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["CalendarImport"];
             };
         };
         responses: {

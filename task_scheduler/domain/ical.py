@@ -15,12 +15,13 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from dataclasses import dataclass, field
-from datetime import datetime, time, timedelta, timezone
+from datetime import date, datetime, time, timedelta, timezone
 from typing import Any
 from zoneinfo import ZoneInfo
 
 from icalendar import Calendar, Event
 
+from task_scheduler.domain.errors import Invalid
 from task_scheduler.domain.recurrence import Recurrence
 from task_scheduler.domain.schedule import (
     DailySchedule,
@@ -190,3 +191,119 @@ def _event(uid: str, start: datetime, summary: str, description: str, now: datet
     if description:
         event.add("description", description)
     return event
+
+
+# -- import -------------------------------------------------------------------------------
+
+MAX_IMPORTED = 100  # events one import may hold: a batch of rules, all or none
+_SUB_DAILY = ("HOURLY", "MINUTELY", "SECONDLY")
+
+
+def rules_from_ics(text: str) -> list[dict[str, Any]]:
+    """A rule document (name, timezone, schedule) for each VEVENT of an iCalendar text: an
+    RRULE becomes an `rrule` schedule (UNTIL its `end`, COUNT its `count`), RDATEs its extra
+    dates and EXDATEs its except dates; an event without RRULE or RDATE runs once. Raises
+    Invalid naming the event (events[i]) and the property it cannot express."""
+    try:
+        calendar = Calendar.from_ical(text)
+    except ValueError as exc:
+        raise Invalid.at(("calendar",), f"not an iCalendar text: {exc}") from None
+    events = [e for e in calendar.walk("VEVENT") if str(e.get("STATUS", "")).upper() != "CANCELLED"]
+    if not events:
+        raise Invalid.at(("calendar",), "holds no VEVENT")
+    if len(events) > MAX_IMPORTED:
+        raise Invalid.at(("calendar",), f"holds {len(events)} events; at most {MAX_IMPORTED} at once")
+    return [_rule_from_event(event, ("calendar", "events", i)) for i, event in enumerate(events)]
+
+
+def _rule_from_event(event: Event, at: tuple[str | int, ...]) -> dict[str, Any]:
+    def refuse(prop: str, why: str) -> Invalid:
+        return Invalid.at((*at, prop), why)
+
+    for prop, why in (
+        (
+            "RECURRENCE-ID",
+            "a moved or changed occurrence cannot be imported: import the series, then move it",
+        ),
+        ("EXRULE", "EXRULE is deprecated by RFC 5545 and not supported; use EXDATE"),
+    ):
+        if prop in event:
+            raise refuse(prop, why)
+    name = str(event.get("SUMMARY", "")).strip()
+    if not name:
+        raise refuse("SUMMARY", "is required: it names the rule")
+    if "DTSTART" not in event:
+        raise refuse("DTSTART", "is required")
+    start = event["DTSTART"].dt
+    if not isinstance(start, datetime):
+        raise refuse("DTSTART", "an all-day event has no time of day to run at")
+    zone = _zone_name(start)
+    if zone is None and start.tzinfo is not None:
+        raise refuse("DTSTART", f"TZID {event['DTSTART'].params.get('TZID')!r} is not an IANA time zone")
+    wall = start.replace(tzinfo=None) if zone is not None else start
+    rule: dict[str, Any] = {"name": name[:200], "description": str(event.get("DESCRIPTION", ""))[:10000]}
+    if zone is not None:
+        rule["timezone"] = zone
+    rrules = event.get("RRULE")
+    if isinstance(rrules, list):
+        raise refuse("RRULE", "more than one RRULE in one event is not supported")
+    except_dates = sorted({_local(d, start).date() for d in _dates(event, "EXDATE", refuse)})
+    extra_dates = [_local(d, start).replace(tzinfo=None).isoformat() for d in _dates(event, "RDATE", refuse)]
+    if rrules is None:
+        schedule: dict[str, Any] = {"kind": "once", "at": wall.isoformat()}
+        if extra_dates:
+            schedule |= {"start": wall.isoformat(), "extra_dates": extra_dates}
+    else:
+        parts = dict(rrules)
+        schedule = {"kind": "rrule", "start": wall.isoformat()}
+        if "UNTIL" in parts:
+            until = parts.pop("UNTIL")[0]
+            if not isinstance(until, datetime):
+                until = datetime.combine(until, time(23, 59, 59))
+            schedule["end"] = _local(until, start).replace(tzinfo=None).isoformat()
+        if "COUNT" in parts:
+            schedule["count"] = int(parts.pop("COUNT")[0])
+        freq = str(parts.get("FREQ", [""])[0]).upper()
+        several_a_day = freq in _SUB_DAILY or any(len(parts.get(p, [])) > 1 for p in ("BYHOUR", "BYMINUTE"))
+        if except_dates and several_a_day:
+            raise refuse(
+                "EXDATE", "a rule skips whole days: an EXDATE in a series that runs several times a day"
+            )
+        schedule["rrule"] = type(rrules)(parts).to_ical().decode()
+        if extra_dates:
+            schedule["extra_dates"] = extra_dates
+    if except_dates:
+        schedule["except_dates"] = [d.isoformat() for d in except_dates]
+    rule["schedule"] = schedule
+    return rule
+
+
+def _zone_name(value: datetime) -> str | None:
+    """The IANA name of a datetime's zone; None for a floating time or an unknown zone."""
+    if value.tzinfo is None:
+        return None
+    if value.tzinfo is UTC:
+        return "UTC"
+    return getattr(value.tzinfo, "key", None)
+
+
+def _local(value: datetime | date, start: datetime) -> datetime:
+    """A date or datetime as wall time in the zone of ``start`` (floating stays floating)."""
+    if not isinstance(value, datetime):
+        return datetime.combine(value, start.timetz())
+    if value.tzinfo is None or start.tzinfo is None:
+        return value
+    return value.astimezone(start.tzinfo)
+
+
+def _dates(event: Event, prop: str, refuse: Any) -> list[datetime | date]:
+    value = event.get(prop)
+    if value is None:
+        return []
+    found: list[datetime | date] = []
+    for one in value if isinstance(value, list) else [value]:
+        for item in one.dts:
+            if isinstance(item.dt, tuple):
+                raise refuse(prop, "a PERIOD value cannot be a rule's date")
+            found.append(item.dt)
+    return found

@@ -69,6 +69,7 @@ REQUIRED: dict[tuple[str, str], Role | None] = {
     ("GET", "/docs/oauth2-redirect"): OPEN,
     ("GET", "/redoc"): OPEN,
     ("POST", "/auth/feed-token"): Role.viewer,
+    ("POST", "/rules/import"): Role.operator,
     ("GET", "/calendar.ics"): Role.viewer,
     ("GET", "/"): OPEN,  # the console's page signs in by itself
     ("GET", "/console/config"): OPEN,
