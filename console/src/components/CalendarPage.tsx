@@ -8,6 +8,7 @@ import timeGridPlugin from "@fullcalendar/timegrid";
 import { useEffect, useMemo, useRef, useState } from "preact/hooks";
 import { type Rule, type Task, type TaskFilters, api, eventsUrl, listAllRules, listTasks } from "../api";
 import { useSession } from "../session";
+import { CalendarFeedLink } from "./CalendarFeedLink";
 import { OccurrenceDialog } from "./OccurrenceDialog";
 import { STATUSES, StatusLegend } from "./StatusLegend";
 
@@ -185,6 +186,7 @@ export function CalendarPage() {
           </select>
         </label>
         <StatusLegend />
+        <CalendarFeedLink />
         <span class="note" data-live={live ? "on" : "off"}>
           {live ? "live" : "not live: reconnecting"}
         </span>

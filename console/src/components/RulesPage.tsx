@@ -3,6 +3,7 @@ import { useEffect, useState } from "preact/hooks";
 import { type Rule, type RuleStatus, api } from "../api";
 import { useSession } from "../session";
 import { showTime } from "../time";
+import { ImportForm } from "./ImportForm";
 import { RuleForm } from "./RuleForm";
 
 const PAGE = 50;
@@ -15,6 +16,7 @@ export function RulesPage() {
   const [name, setName] = useState("");
   const [statuses, setStatuses] = useState<Record<number, RuleStatus>>({});
   const [editing, setEditing] = useState<Rule | "new" | null>(null);
+  const [importing, setImporting] = useState(false);
   const [error, setError] = useState<string | null>(null);
 
   const load = async () => {
@@ -66,7 +68,9 @@ export function RulesPage() {
             New rule
           </button>
         )}
+        {canEdit && <button onClick={() => setImporting(!importing)}>Import .ics</button>}
       </div>
+      {importing && <ImportForm onDone={load} />}
       {error && (
         <p class="error" role="alert">
           {error}
