@@ -52,14 +52,20 @@ export function CalendarPage() {
   const [open, setOpen] = useState<Task | null>(null);
   const [error, setError] = useState<string | null>(null);
   const [live, setLive] = useState(false);
-  const state = useRef({ rules, filters });
-  state.current = { rules, filters };
+  const state = useRef({ filters });
+  state.current = { filters };
 
-  useEffect(() => {
-    listAllRules()
-      .then((list) => setRules(new Map(list.map((rule) => [rule.id, rule]))))
-      .catch((e: Error) => setError(e.message));
-  }, []);
+  // The window's occurrences are drawn once the rules (their names) are in, in one load.
+  const rulesLoaded = useRef<Promise<Map<number, Rule>> | null>(null);
+  if (rulesLoaded.current === null) {
+    rulesLoaded.current = listAllRules()
+      .then((list) => new Map(list.map((rule) => [rule.id, rule])))
+      .catch((e: Error) => {
+        setError(e.message);
+        return new Map<number, Rule>();
+      });
+    rulesLoaded.current.then(setRules);
+  }
 
   useEffect(() => {
     if (!host.current) return;
@@ -79,9 +85,8 @@ export function CalendarPage() {
       defaultTimedEventDuration: "00:30:00",
       events: (info: EventSourceFuncArg, success, failure) => {
         const { target, ...query } = state.current.filters;
-        listTasks(info.startStr, info.endStr, query)
-          .then((tasks) => {
-            const known = state.current.rules;
+        Promise.all([listTasks(info.startStr, info.endStr, query), rulesLoaded.current!])
+          .then(([tasks, known]) => {
             const shown = target
               ? tasks.filter((t) => t.rule_id && (known.get(t.rule_id)?.task as { target?: string })?.target === target)
               : tasks;
@@ -115,9 +120,11 @@ export function CalendarPage() {
     };
   }, [zone, canEdit]);
 
+  const firstFilters = useRef(true);
   useEffect(() => {
-    calendar.current?.refetchEvents();
-  }, [rules, filters]);
+    if (firstFilters.current) firstFilters.current = false;
+    else calendar.current?.refetchEvents();
+  }, [filters]);
 
   useEffect(() => listenToEvents(() => calendar.current, setLive), []);
 
