@@ -65,14 +65,20 @@ def main() -> None:
         service.start()
         try:
             sample_rules(service.url)
-            first = httpx.get(service.url + "/tasks", params={"limit": 1}).json()["items"][0]
-            httpx.post(f"{service.url}/tasks/{first['id']}/dispatch").raise_for_status()
+            upcoming = httpx.get(service.url + "/tasks", params={"limit": 60}).json()["items"]
+            httpx.post(f"{service.url}/tasks/{upcoming[0]['id']}/dispatch").raise_for_status()
+            cleans = [t for t in upcoming if t["category"] == "clean"]
+            httpx.delete(f"{service.url}/tasks/{cleans[1]['id']}").raise_for_status()
+            httpx.patch(f"{service.url}/tasks/{cleans[2]['id']}", json={"enabled": False}).raise_for_status()
             with sync_playwright() as p:
                 browser = p.chromium.launch(executable_path="/usr/bin/chromium")
                 page = browser.new_page(viewport={"width": 1400, "height": 900})
                 for name in ("calendar", "rules", "runs", "targets"):
                     page.goto(f"{service.url}/#{name}")
                     page.wait_for_load_state("networkidle")
+                    if name == "calendar" and page.locator(".fc-timegrid-event").count() < 10:
+                        page.locator(".fc-next-button").click()  # late in the week: show the next
+                        page.locator(".fc-timegrid-event").nth(10).wait_for()
                     page.screenshot(path=str(IMAGES / f"console-{name}.png"), full_page=False)
                 page.goto(f"{service.url}/#rules")
                 page.get_by_role("button", name="New rule").click()
