@@ -81,6 +81,21 @@ def test_an_operator_creates_a_weekly_rule_with_a_live_preview_and_sees_it_in_th
     expect(shown.first).to_contain_text("09:30")  # the site's zone, not the browser's
 
 
+def test_the_preview_calls_out_a_clock_change(site, page_as):
+    page = page_as("operator")
+    page.get_by_role("button", name="Rules").click()
+    page.get_by_role("button", name="New rule").click()
+    page.get_by_label("Repeats").select_option("daily")
+    page.get_by_label("Times (HH:MM, …)").fill("02:30")
+    page.get_by_label("Times (HH:MM, …)").blur()
+    page.get_by_label("Start (wall clock)").fill("2027-03-26T00:00")
+    changed = page.get_by_test_id("preview").locator("li.dst")
+    # 02:30 does not exist in Berlin on 2027-03-28: it runs at 03:30, summer time.
+    expect(changed).to_have_count(1)
+    expect(changed).to_contain_text("2027-03-28 03:30:00 (+02:00) clock change: UTC+01:00 to UTC+02:00")
+    expect(changed).to_contain_text("wall-clock time shifts")
+
+
 def test_an_operator_skips_one_occurrence_and_drags_another_to_a_later_slot(site, page_as):
     rule = next_week_rule(site, "Skip and move", ["10:00"])
     page = page_as("operator")
