@@ -81,6 +81,22 @@ def test_an_operator_creates_a_weekly_rule_with_a_live_preview_and_sees_it_in_th
     expect(shown.first).to_contain_text("09:30")  # the site's zone, not the browser's
 
 
+def test_every_recurrence_kind_of_the_form_previews(site, page_as):
+    page = page_as("operator")
+    page.get_by_role("button", name="Rules").click()
+    page.get_by_role("button", name="New rule").click()
+    preview = page.get_by_test_id("preview").locator("li")
+    for kind in ("interval", "daily", "weekly", "monthly", "monthly_weekday", "cron", "rrule"):
+        with page.expect_response(lambda r: "/rules/preview" in r.url) as answer:
+            page.get_by_label("Repeats").select_option(kind)
+        assert answer.value.status == 200, (kind, answer.value.text())
+        expect(preview).to_have_count(10)
+    page.get_by_label("Repeats").select_option("once")
+    page.get_by_label("At (wall clock)").fill("2031-05-04T06:30")
+    expect(preview).to_have_count(1)
+    expect(preview).to_contain_text("2031-05-04 06:30:00 (+02:00)")
+
+
 def test_the_preview_calls_out_a_clock_change(site, page_as):
     page = page_as("operator")
     page.get_by_role("button", name="Rules").click()

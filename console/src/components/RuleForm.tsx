@@ -419,6 +419,28 @@ function TaskFields({ task, text, onTask, onText }: TaskProps) {
           </label>
         </>
       )}
+      {kind === "sql" && (
+        <>
+          <label>
+            Database target
+            <input name="target" value={task.target as string} onInput={(e) => onTask({ ...task, target: e.currentTarget.value })} />
+          </label>
+          <label>
+            Query (configured on the target)
+            <input name="query" value={task.query as string} onInput={(e) => onTask({ ...task, query: e.currentTarget.value })} />
+          </label>
+        </>
+      )}
+      {kind === "file" && (
+        <label>
+          Operation
+          <select name="op" value={task.op as string} onChange={(e) => onTask({ ...task, op: e.currentTarget.value })}>
+            {["read", "write", "copy"].map((op) => (
+              <option key={op}>{op}</option>
+            ))}
+          </select>
+        </label>
+      )}
       <label style="flex-basis: 100%">
         The task as JSON ({kind})
         <textarea name="task-json" rows={8} value={text} onChange={(e) => onText(e.currentTarget.value)} />
