@@ -11,7 +11,7 @@ from task_scheduler.api.deps import KindQuery, Offset, Services, services
 from task_scheduler.api.errors import Problem
 from task_scheduler.api.security import Caller, allow
 from task_scheduler.domain.auth import Role
-from task_scheduler.domain.rules import NewRule, Rule, RuleSpec
+from task_scheduler.domain.rules import NewRule, ReplacedRule, Rule, RuleSpec
 from task_scheduler.services.occurrences import TaskView
 from task_scheduler.services.rules import Occurrence
 from task_scheduler.services.runs import RuleStatus
@@ -120,12 +120,15 @@ async def get_rule(rule_id: int, svc: Svc) -> Rule:
 
 @router.put(
     "/{rule_id}",
-    response_model=Rule,
+    response_model=ReplacedRule,
     dependencies=[allow(Role.operator)],
     responses={**Problem.BODY, **Problem.NOT_FOUND, **Problem.CONFLICT},
 )
-async def replace_rule(rule_id: int, spec: RuleSpec, svc: Svc, caller: Caller) -> Rule:
-    """Edit the series: future untouched occurrences are regenerated, individually edited ones kept."""
+async def replace_rule(rule_id: int, spec: RuleSpec, svc: Svc, caller: Caller) -> ReplacedRule:
+    """Edit the series: future untouched occurrences are regenerated. A skipped, disabled,
+    moved or re-worded occurrence keeps its day: it moves to the new series' occurrence on
+    the same local date and slot; one whose day or slot is gone is dropped and listed in
+    `dropped_exceptions`."""
     return await svc.rules.replace(rule_id, spec, by=caller.username)
 
 

@@ -30,7 +30,7 @@ import zoneinfo
 from bisect import bisect_left, bisect_right
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
-from datetime import MAXYEAR, datetime, time, timedelta, timezone
+from datetime import MAXYEAR, date, datetime, time, timedelta, timezone
 from functools import cache, cached_property
 from itertools import islice, product
 
@@ -331,6 +331,26 @@ class Recurrence:
             return False
         return next(self._stream(instant, True, instant), None) == instant
 
+    def on_day(self, day: date) -> list[datetime]:
+        """Every occurrence whose local date in the rule's zone is `day`, ascending."""
+        midnight = datetime.combine(day, _MIDNIGHT).replace(tzinfo=self._tz).astimezone(UTC)
+        found = self.between(midnight - _NEAR, midnight + 2 * _NEAR, inclusive=True)
+        return [value for value in found if value.astimezone(self._tz).date() == day]
+
+    def day_slot(self, instant: datetime) -> tuple[date, int] | None:
+        """Which occurrence `instant` is: its local date and its place (0, 1, ...) among that
+        day's occurrences; None when it is not one. An edit of the series keeps a one-off
+        exception on the same day and slot, whatever the new time of day, anchor or zone."""
+        instant = _require_aware(instant, "instant")
+        day = instant.astimezone(self._tz).date()
+        times = self.on_day(day)
+        return (day, times.index(instant)) if instant in times else None
+
+    def at_slot(self, day: date, slot: int) -> datetime | None:
+        """The `slot`-th occurrence on local date `day`; None when that day has fewer."""
+        times = self.on_day(day)
+        return times[slot] if 0 <= slot < len(times) else None
+
     def first(self) -> datetime | None:
         """The earliest occurrence at all; None if the rule never fires (within HORIZON of start)."""
         return self._first
@@ -432,3 +452,17 @@ class Recurrence:
             while waiting and waiting[0] <= instant:
                 yield heapq.heappop(waiting)
         yield from sorted(waiting)
+
+
+def follow_slots(
+    old: Recurrence, new: Recurrence, times: Iterable[datetime]
+) -> dict[datetime, datetime | None]:
+    """Where each of `old`'s occurrences in `times` goes in `new`: the occurrence with the same
+    local date and slot, or None when that day has no such slot any more. Times that are not
+    occurrences of `old` are left out: there is no day and slot to follow."""
+    moves: dict[datetime, datetime | None] = {}
+    for instant in times:
+        found = old.day_slot(instant)
+        if found is not None:
+            moves[instant] = new.at_slot(*found)
+    return moves

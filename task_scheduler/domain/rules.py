@@ -184,3 +184,22 @@ class Rule(RuleSpec):
         None, description="Who last changed the rule; null when authentication is off."
     )
     next_at: datetime | None = Field(None, description="Next occurrence from now, in UTC.")
+
+
+class DroppedException(BaseModel):
+    """A one-off change of an occurrence that an edit of the series removed with its day."""
+
+    id: str = Field(description="The occurrence's id before the edit.")
+    original_at: datetime = Field(description="The occurrence it replaced (UTC).")
+    scheduled_at: datetime = Field(description="When it was to run (UTC); differs once moved.")
+    status: str = Field(description="scheduled (disabled, moved or with its own request) or skipped.")
+
+
+class ReplacedRule(Rule):
+    """A rule after an edit of its series."""
+
+    dropped_exceptions: list[DroppedException] = Field(
+        default_factory=list,
+        description="Skipped, disabled, moved or re-worded occurrences whose day (or slot in the day)"
+        " the new series no longer has, or has only in the past; they are gone.",
+    )

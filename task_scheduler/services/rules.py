@@ -12,9 +12,10 @@ from pydantic import BaseModel, Field
 
 from task_scheduler.clock import Clock
 from task_scheduler.domain.errors import Conflict, Invalid, NotFound
-from task_scheduler.domain.recurrence import Recurrence, validate_timezone
-from task_scheduler.domain.rules import NewRule, Rule, RuleSpec
+from task_scheduler.domain.recurrence import Recurrence, follow_slots, validate_timezone
+from task_scheduler.domain.rules import DroppedException, NewRule, ReplacedRule, Rule, RuleSpec
 from task_scheduler.domain.schedule import whole_millis
+from task_scheduler.domain.tasks import task_id
 from task_scheduler.events import Event, EventBus, EventType
 from task_scheduler.kinds.base import TaskKind
 from task_scheduler.kinds.registry import Registry
@@ -276,13 +277,16 @@ class RuleService:
             records = [await self._insert(new, now, by) for new in prepared]
         return [self._created(new, record, now) for new, record in zip(prepared, records, strict=True)]
 
-    async def replace(self, rule_id: int, spec: RuleSpec, *, by: str | None) -> Rule:
-        """Edit the series: future untouched tasks are regenerated, edited ones kept."""
+    async def replace(self, rule_id: int, spec: RuleSpec, *, by: str | None) -> ReplacedRule:
+        """Edit the series: future untouched tasks are regenerated; each individually edited
+        one follows its day and slot into the new series, or is dropped (and listed) when
+        the new series has no such slot, or has it only in the past."""
         now = self._clock.now()
         zone_name, recurrence, schedule, kind, task = self._resolve(spec, now)
         target = await self._target(kind, task)
         async with self._store.transaction():
             record = await self._get(rule_id, for_update=True)
+            before = recurrence_of(record)
             await self._store.delete_future_tasks(rule_id, now, keep_edited=True)
             if record.task_kind != kind.name:  # an occurrence's own request was for the old kind
                 await self._store.drop_own_requests(rule_id)
@@ -296,10 +300,65 @@ class RuleService:
             await self._store.update_scheduled_copies(
                 rule_id, record.category, record.target, record.task_kind
             )
+            dropped = await self._follow_days(record, before, recurrence, now)
             times = await self._expander.expand(record, now, recurrence) if record.enabled else []
         self._expander.announce(record, times, now)
         self._announce(EventType.rule_updated, record, now)
-        return rule_view(record, now, recurrence)
+        view = rule_view(record, now, recurrence)
+        return ReplacedRule(**view.model_dump(), dropped_exceptions=dropped)
+
+    async def _follow_days(
+        self, record: RuleRecord, before: Recurrence, after: Recurrence, now: datetime
+    ) -> list[DroppedException]:
+        """Re-key the rule's pending exceptions to the new series' occurrence of the same
+        local date and slot (inside the caller's transaction); return the ones dropped."""
+        exceptions = [
+            task
+            for task in await self._store.pending_exceptions(record.id, now)
+            if task.id == task_id(record.id, task.original_at)  # not an extra run
+        ]
+        moves = follow_slots(before, after, [task.original_at for task in exceptions])
+        gone: list[TaskRecord] = []
+        rekeyed: list[tuple[TaskRecord, TaskRecord]] = []  # (as stored, as it becomes)
+        for task in exceptions:
+            new_at = moves.get(task.original_at, task.original_at)
+            if new_at == task.original_at:
+                continue  # not an occurrence of the old series, or its slot did not move
+            moved = task.scheduled_at != task.original_at
+            if new_at is None or (not moved and new_at <= now):
+                gone.append(task)
+                continue
+            copy = new_task_record(
+                record,
+                new_at,
+                now,
+                scheduled_at=task.scheduled_at if moved else new_at,
+                due_at=task.due_at if moved else due_at(record, new_at),
+                status=task.status,
+                status_reason=task.status_reason,
+                enabled=task.enabled,
+                edited=True,
+                request=task.request,
+                category=task.category,
+                created_at=task.created_at,
+            )
+            rekeyed.append((task, copy))
+        # A key held by a task that is not one of these (one already run) cannot be taken.
+        held = await self._store.stored_task_ids(copy.id for _, copy in rekeyed)
+        held -= {task.id for task in exceptions}
+        gone += [task for task, copy in rekeyed if copy.id in held]
+        rekeyed = [(task, copy) for task, copy in rekeyed if copy.id not in held]
+        await self._store.delete_task_ids([task.id for task in gone] + [task.id for task, _ in rekeyed])
+        await self._store.insert_tasks([copy for _, copy in rekeyed])
+        return [
+            DroppedException(
+                id=task.id,
+                original_at=task.original_at,
+                scheduled_at=task.scheduled_at,
+                status=task.status,
+            )
+            for task in sorted(gone, key=lambda task: task.original_at)
+        ]
 
     async def set_enabled(self, rule_id: int, enabled: bool, *, by: str | None) -> Rule:
         """Disabling drops the rule's future untouched tasks; enabling regenerates them from now."""

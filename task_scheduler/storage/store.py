@@ -321,6 +321,23 @@ class Store:
             Q(scheduled_at__gt=after) | Q(original_at__gt=after)
         )
 
+    async def pending_exceptions(self, rule_id: int, after: datetime) -> list[TaskRecord]:
+        """A rule's individually edited occurrences (skipped ones too) not run yet after ``after``."""
+        return (
+            await TaskRecord.filter(
+                rule_id=rule_id,
+                edited=True,
+                attempts=0,
+                status__in=(TaskStatus.scheduled.value, TaskStatus.skipped.value),
+            )
+            .filter(Q(scheduled_at__gt=after) | Q(original_at__gt=after))
+            .order_by("original_at")
+        )
+
+    async def delete_task_ids(self, task_ids: Iterable[str]) -> int:
+        ids = list(task_ids)
+        return await TaskRecord.filter(id__in=ids).delete() if ids else 0
+
     async def update_scheduled_copies(
         self, rule_id: int, category: str | None, target: str | None, kind: str
     ) -> None:

@@ -204,11 +204,13 @@ async def test_edit_one_occurrence_then_the_series(service):
     assert replaced.status_code == 200, replaced.text
     window = await tasks(service, start=T0, end=datetime(2026, 2, 11, tzinfo=timezone.utc), limit=1000)
     by_id = {i["id"]: i for i in window["items"]}
-    assert by_id[near_id]["request"]["description"] == {"zone": "kitchen"}  # edited: kept
-    assert by_id[far_id]["scheduled_at"] == "2026-02-10T09:30:00Z"
+    # Edited ones keep their day, now in its 08:00 slot; the moved one keeps its new time.
+    assert by_id[f"{rid}-20260106T080000Z"]["request"]["description"] == {"zone": "kitchen"}
+    assert by_id[f"{rid}-20260210T080000Z"]["scheduled_at"] == "2026-02-10T09:30:00Z"
+    assert near_id not in by_id and far_id not in by_id
     assert f"{rid}-20260107T070000Z" not in by_id  # untouched: regenerated at the new time
     assert f"{rid}-20260107T080000Z" in by_id
-    assert window["total"] == 2 + 36  # the two edited ones plus 08:00 on Jan 6-31 and Feb 1-10
+    assert window["total"] == 36  # 08:00 on Jan 6-31 and Feb 1-10, two of them edited
 
 
 async def test_delete_occurrence_stays_skipped(service):
