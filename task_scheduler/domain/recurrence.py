@@ -64,6 +64,7 @@ from task_scheduler.domain.schedule import (
     RRuleSchedule,
     Schedule,
     WeeklySchedule,
+    parse_rrule,
     whole_millis,
 )
 
@@ -233,12 +234,24 @@ def _cron(schedule: CronSchedule, anchor: datetime) -> _WallSource:
     return _at_times(_day_rules(MONTHLY, 1, anchor, variants), times)
 
 
-def _rrule(schedule: RRuleSchedule, anchor: datetime) -> _WallSource | None:
-    parts = schedule.parts()
+def _rrules(schedule: RRuleSchedule, anchor: datetime) -> _WallSource | None:
+    """The union of the set's rules; None when none of them can fire."""
+    sources = [source for line in schedule.lines() if (source := _rrule(line, anchor)) is not None]
+    if len(sources) <= 1:
+        return sources[0] if sources else None
+
+    def walls(lo: datetime, hi: datetime) -> Iterator[datetime]:
+        return _unique(heapq.merge(*(source(lo, hi) for source in sources)))
+
+    return walls
+
+
+def _rrule(text: str, anchor: datetime) -> _WallSource | None:
+    parts = parse_rrule(text)
     freq = RRULE_FREQUENCIES.index(parts["FREQ"])
     wkst = RRULE_WEEKDAYS.index(parts.get("WKST", "MO"))
     try:
-        parsed = rrulestr(schedule.rrule, dtstart=anchor)
+        parsed = rrulestr(text, dtstart=anchor)
     except ValueError:
         return None  # INTERVAL and the BYxxx parts never meet from this start
     # Pin what dateutil would derive from dtstart, so that restarting elsewhere changes nothing.
@@ -279,7 +292,7 @@ def _wall_source(schedule: Schedule, anchor: datetime) -> _WallSource | None:
         case CronSchedule():
             return _cron(schedule, anchor)
         case RRuleSchedule():
-            return _rrule(schedule, anchor)
+            return _rrules(schedule, anchor)
         case _:
             raise TypeError(f"not a calendar schedule: {schedule.kind}")
     return _at_times(days, [time.fromisoformat(value) for value in schedule.times])

@@ -45,6 +45,7 @@ MAX_LISTED_DATES = 1000
 MAX_TIMES = 1440
 MAX_INTERVAL_SECONDS = 366 * 86400
 MAX_RRULE_INTERVAL = 1000
+MAX_RRULES = 100
 EARLIEST_YEAR = 1900
 LATEST_YEAR = 9000
 
@@ -451,19 +452,29 @@ def parse_rrule(text: str) -> dict[str, str]:
 
 
 class RRuleSchedule(_Schedule):
-    """RFC 5545 RRULE text, the escape hatch; see parse_rrule for what is accepted."""
+    """RFC 5545 RRULE text, the escape hatch; see parse_rrule for what is accepted.
+
+    Several rules, one a line, make a set: an occurrence of any of them is one of the set's
+    (an instant two of them share counts once)."""
 
     kind: Literal["rrule"]
-    rrule: str = Field(max_length=2000)
+    rrule: str = Field(max_length=MAX_RRULES * 200)
 
     @field_validator("rrule")
     @classmethod
     def _valid_rrule(cls, value: str) -> str:
-        parse_rrule(value)
-        return "".join(value.split()).upper().removeprefix("RRULE:")
+        lines = [line for line in value.splitlines() if line.strip()]
+        if not lines:
+            raise ValueError("give at least one RRULE value")
+        if len(lines) > MAX_RRULES:
+            raise ValueError(f"at most {MAX_RRULES} rules, one a line")
+        for line in lines:
+            parse_rrule(line)
+        return "\n".join("".join(line.split()).upper().removeprefix("RRULE:") for line in lines)
 
-    def parts(self) -> dict[str, str]:
-        return parse_rrule(self.rrule)
+    def lines(self) -> list[str]:
+        """Each rule of the set, normalised."""
+        return self.rrule.split("\n")
 
 
 Schedule = Annotated[

@@ -605,3 +605,23 @@ def test_validate_timezone() -> None:
     for bad in ("Mars/Olympus_Mons", "", "../etc/passwd", None):
         with pytest.raises(ValueError, match="unknown time zone"):
             validate_timezone(bad)
+
+
+def test_an_rrule_set_fires_at_each_rules_times_once() -> None:
+    schedule = parse_schedule(
+        {
+            "kind": "rrule",
+            "rrule": "FREQ=WEEKLY;BYDAY=MO;BYHOUR=10;BYMINUTE=0;BYSECOND=0\n"
+            "FREQ=DAILY;BYHOUR=9,10;BYMINUTE=0;BYSECOND=0",
+            "start": "2026-01-05T00:00:00",
+        }
+    )
+    series = Recurrence(
+        schedule, ZoneInfo("Asia/Singapore"), default_start=datetime(2026, 1, 1, tzinfo=timezone.utc)
+    )
+    after = datetime(2026, 1, 4, 16, tzinfo=timezone.utc)  # Monday 00:00 in Singapore
+    assert series.next_after(after, 3) == [
+        datetime(2026, 1, 5, 1, tzinfo=timezone.utc),
+        datetime(2026, 1, 5, 2, tzinfo=timezone.utc),  # Monday 10:00 from both rules: once
+        datetime(2026, 1, 6, 1, tzinfo=timezone.utc),
+    ]

@@ -15,6 +15,7 @@ from task_scheduler.domain.schedule import (
     RRuleSchedule,
     WeeklySchedule,
     parse_cron,
+    parse_rrule,
     parse_schedule,
     schedule_adapter,
 )
@@ -108,7 +109,7 @@ def test_datetimes_are_truncated_to_milliseconds_and_instants_stored_in_utc() ->
 def test_rrule_text_is_normalised() -> None:
     schedule = parse_schedule({"kind": "rrule", "rrule": " rrule:freq=monthly; byday=-1fr "})
     assert schedule.rrule == "FREQ=MONTHLY;BYDAY=-1FR"
-    assert schedule.parts() == {"FREQ": "MONTHLY", "BYDAY": "-1FR"}
+    assert parse_rrule(schedule.lines()[0]) == {"FREQ": "MONTHLY", "BYDAY": "-1FR"}
 
 
 def test_adapter_is_the_schedule_union() -> None:
@@ -320,3 +321,15 @@ def test_cron_day_fields_count_as_restricted_unless_they_start_with_a_star() -> 
     assert (both.days_restricted, both.weekdays_restricted) == (True, True)
     stepped = parse_cron("0 9 */2 * fri")
     assert (stepped.days_restricted, stepped.weekdays_restricted) == (False, True)
+
+
+def test_several_rrule_lines_make_a_set() -> None:
+    schedule = parse_schedule(
+        {"kind": "rrule", "rrule": "rrule:freq=weekly;byday=mo\n\n FREQ=DAILY ; BYHOUR=9"}
+    )
+    assert schedule.lines() == ["FREQ=WEEKLY;BYDAY=MO", "FREQ=DAILY;BYHOUR=9"]
+    for bad, reason in (("\n \n", "at least one"), ("FREQ=DAILY\nBYDAY=MO", "FREQ must be one of")):
+        with pytest.raises(ValidationError, match=reason):
+            parse_schedule({"kind": "rrule", "rrule": bad})
+    with pytest.raises(ValidationError, match="at most 100 rules"):
+        parse_schedule({"kind": "rrule", "rrule": "\n".join(["FREQ=DAILY"] * 101)})
