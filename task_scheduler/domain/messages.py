@@ -33,19 +33,18 @@ def build_message(
 
     Labels name the rule and the occurrence, so an ambiguous outcome can be settled by
     asking the fleet, and ``unix_millis_earliest_start_time`` is the occurrence time,
-    which matters when the rule's lead time sends it early.
+    which matters when the rule's lead time sends it early. A ``requester`` or time the
+    template gives is sent as given, as the RMF api-server sends a scheduled task's.
     """
     request = {key: value for key, value in template.items() if value is not None}
     labels = [label for label in template.get("labels", []) if not label.startswith(("task_scheduler.",))]
     if rule_id is not None:
         labels.append(f"{RULE_LABEL}={rule_id}")
     labels.append(task_label(task_id))
-    request.update(
-        labels=labels,
-        requester=requester,
-        unix_millis_request_time=unix_millis(now),
-        unix_millis_earliest_start_time=unix_millis(scheduled_at),
-    )
+    request["labels"] = labels
+    request.setdefault("requester", requester)
+    request.setdefault("unix_millis_request_time", unix_millis(now))
+    request.setdefault("unix_millis_earliest_start_time", unix_millis(scheduled_at))
     if robot is not None and fleet is not None:
         return {"type": "robot_task_request", "robot": robot, "fleet": fleet, "request": request}
     return {"type": "dispatch_task_request", "request": request}

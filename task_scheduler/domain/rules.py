@@ -32,8 +32,8 @@ class _Strict(BaseModel):
 
 
 class RmfTaskRequest(_Strict):
-    """The part of an Open-RMF ``task_request`` a rule fixes; the dispatcher adds the rest
-    (``requester``, ``unix_millis_request_time``, the rule and occurrence labels)."""
+    """The part of an Open-RMF ``task_request`` a rule fixes; the dispatcher adds the rule and
+    occurrence labels, and ``requester`` and the two times where the request leaves them out."""
 
     category: str = Field(min_length=1, max_length=128, examples=["clean"])
     description: Any = Field(
@@ -44,6 +44,15 @@ class RmfTaskRequest(_Strict):
     fleet_name: str | None = Field(None, max_length=128)
     labels: list[Annotated[str, StringConstraints(max_length=256)]] = Field(
         default_factory=list, max_length=64
+    )
+    requester: str | None = Field(
+        None, max_length=128, description="Sent as given; without it, the service's `requester`."
+    )
+    unix_millis_request_time: int | None = Field(
+        None, ge=0, description="Sent as given; without it, the time the occurrence is sent."
+    )
+    unix_millis_earliest_start_time: int | None = Field(
+        None, ge=0, description="Sent as given; without it, the occurrence time."
     )
 
 

@@ -51,3 +51,20 @@ def test_robot_request():
     assert message["type"] == "robot_task_request" and (message["robot"], message["fleet"]) == ("r1", "f1")
     assert validate_message("robot_task_request", message) == []
     assert message["request"]["labels"] == ["site=hq", "task_scheduler.task=x"]
+
+
+def test_a_requester_and_times_the_template_gives_are_sent_as_given():
+    given = {"requester": "alice", "unix_millis_request_time": 5, "unix_millis_earliest_start_time": 0}
+    message = build_message(
+        task_id="7-20260105T120500Z",
+        rule_id=7,
+        template={**TEMPLATE, **given},
+        robot=None,
+        fleet=None,
+        scheduled_at=AT,
+        requester="task_scheduler",
+        now=NOW,
+    )
+    assert validate_message("dispatch_task_request", message) == []
+    assert {key: message["request"][key] for key in given} == given
+    assert message["request"]["labels"][-1] == "task_scheduler.task=7-20260105T120500Z"
