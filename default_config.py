@@ -21,7 +21,9 @@ config = {
     # Apply the shipped schema migrations when the service starts.  Set to False to run
     # them yourself with `task_scheduler migrate` before starting the service.
     "migrate_on_start": True,
-    # IANA time zone for rules that do not name their own.
+    # IANA time zone for rules that do not name their own, and the zone in which the RMF
+    # dashboard's /scheduled_tasks read their times and except dates (set it to the
+    # dashboard users' zone, as the api-server's `timezone`).
     "timezone": "UTC",
     # DEBUG, INFO, WARNING, ERROR or CRITICAL.
     "log_level": "INFO",

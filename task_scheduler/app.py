@@ -30,6 +30,7 @@ from task_scheduler.api import (
     metrics,
     rules,
     runs,
+    scheduled_tasks,
     targets,
     tasks,
     timers,
@@ -51,6 +52,7 @@ from task_scheduler.services.expander import Expander
 from task_scheduler.services.retention import Retention
 from task_scheduler.services.rules import RuleService
 from task_scheduler.services.runs import RunService
+from task_scheduler.services.scheduled_tasks import ScheduledTaskService
 from task_scheduler.services.targets import TargetService
 from task_scheduler.services.tasks import TaskService
 from task_scheduler.services.timers import TimerService
@@ -142,20 +144,21 @@ def get_app(
         )
         auth_service = AuthService(store, clock, auth_settings(settings))
         await auth_service.start(settings.auth_admin_username, settings.auth_admin_password)
+        rule_service = RuleService(
+            store,
+            expander,
+            clock,
+            targets=target_service,
+            events=bus,
+            changed=changed,
+            default_timezone=settings.timezone,
+            registry=kinds,
+        )
         app.state.services = Services(
             database=database,
             store=store,
             clock=clock,
-            rules=RuleService(
-                store,
-                expander,
-                clock,
-                targets=target_service,
-                events=bus,
-                changed=changed,
-                default_timezone=settings.timezone,
-                registry=kinds,
-            ),
+            rules=rule_service,
             tasks=TaskService(
                 store,
                 clock,
@@ -172,6 +175,7 @@ def get_app(
             dispatching=settings.run_dispatcher,
             auth=auth_service,
             calendar=CalendarFeed(store, clock, settings.timezone),
+            scheduled_tasks=ScheduledTaskService(store, rule_service, clock, timezone=settings.timezone),
         )
         app.state.expander = expander
         app.state.retention = retention
@@ -235,7 +239,20 @@ def get_app(
         )
     # Outermost: the request id is set before anything else logs.
     app.add_middleware(ObserveRequests, metrics=registry)
-    for module in (rules, tasks, runs, targets, timers, auth, calendar, events, metrics, health, console):
+    for module in (
+        rules,
+        tasks,
+        runs,
+        targets,
+        timers,
+        auth,
+        calendar,
+        scheduled_tasks,
+        events,
+        metrics,
+        health,
+        console,
+    ):
         app.include_router(module.router)
     app.mount(console.STATIC_URL, StaticFiles(directory=str(console.STATIC_DIR)), name="console-static")
     return app

@@ -17,6 +17,7 @@ from task_scheduler.services.calendar import CalendarFeed
 from task_scheduler.services.dispatcher import Dispatcher
 from task_scheduler.services.rules import RuleService
 from task_scheduler.services.runs import RunService
+from task_scheduler.services.scheduled_tasks import ScheduledTaskService
 from task_scheduler.services.targets import TargetService
 from task_scheduler.services.tasks import TaskService
 from task_scheduler.services.timers import TimerService
@@ -41,6 +42,7 @@ class Services:
     """Whether this replica dispatches (``run_dispatcher``), or only serves the API."""
     auth: AuthService
     calendar: CalendarFeed
+    scheduled_tasks: ScheduledTaskService
 
     async def refresh_gauges(self) -> None:
         """Set the gauges that are read from the database, just before /metrics renders."""

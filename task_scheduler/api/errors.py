@@ -7,6 +7,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 
 from task_scheduler.domain.errors import Conflict, Forbidden, Invalid, NotFound, Unauthenticated
+from task_scheduler.domain.scheduled_tasks import ScheduleRejected
 
 
 class Problem:
@@ -83,3 +84,8 @@ def install(app: FastAPI) -> None:
             for loc, msg in exc.problems
         ]
         return JSONResponse(status_code=422, content={"detail": detail})
+
+    @app.exception_handler(ScheduleRejected)
+    async def _rejected(_: Request, exc: ScheduleRejected) -> JSONResponse:
+        # The RMF api-server's shape and words: its clients may show the text as it is.
+        return JSONResponse(status_code=422, content={"detail": str(exc)})

@@ -123,6 +123,10 @@ class Store:
         records = await query.order_by("id").offset(offset).limit(limit)
         return records, total
 
+    async def rules_of_kind(self, kind: str) -> list[RuleRecord]:
+        """Every rule whose task is of ``kind``, in id order."""
+        return await RuleRecord.filter(task_kind=kind).order_by("id")
+
     async def save_rule(self, record: RuleRecord, **values: Any) -> RuleRecord:
         record.update_from_dict(values)
         try:

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
+from typing import Any
 
 import httpx
 import jwt
@@ -57,14 +59,20 @@ class Service:
         return self.app.state.services
 
 
-@pytest.fixture
-async def service(db_url: str, clock: FakeClock) -> AsyncIterator[Service]:
-    settings = build_settings({"db_url": db_url, "timezone": "UTC"}, environ={})
-    app = get_app(settings, clock=clock, run_background=False)
+@contextlib.asynccontextmanager
+async def running_service(config: dict[str, Any], clock: FakeClock) -> AsyncIterator[Service]:
+    """An app with this configuration, its loops off (tests drive them), and a client."""
+    app = get_app(build_settings(config, environ={}), clock=clock, run_background=False)
     async with app.router.lifespan_context(app):
         transport = httpx.ASGITransport(app=app)
         async with httpx.AsyncClient(transport=transport, base_url="http://scheduler") as http:
             yield Service(app=app, clock=clock, http=http)
+
+
+@pytest.fixture
+async def service(db_url: str, clock: FakeClock) -> AsyncIterator[Service]:
+    async with running_service({"db_url": db_url, "timezone": "UTC"}, clock) as service:
+        yield service
 
 
 @dataclass

@@ -1,0 +1,174 @@
+"""The RMF dashboard's scheduled tasks, each kept as a rule (see domain.scheduled_tasks).
+
+Every change goes through the rule service, so a scheduled task is expanded, dispatched
+exactly once, listed under /tasks and /rules, and its one-off exceptions keep their day,
+like any rule's. The api-server's messages are kept where a client may show them.
+"""
+
+from __future__ import annotations
+
+import uuid
+from datetime import datetime
+from typing import Any
+from zoneinfo import ZoneInfo
+
+from pydantic import ValidationError
+
+from task_scheduler.clock import Clock
+from task_scheduler.domain.errors import Invalid, NotFound
+from task_scheduler.domain.rules import NewRule, RuleSpec
+from task_scheduler.domain.schedule import parse_schedule
+from task_scheduler.domain.scheduled_tasks import (
+    METADATA_KEY,
+    ScheduledTask,
+    ScheduledTaskBody,
+    check_until,
+    listed,
+    local_date,
+    scheduled_task,
+    to_schedule,
+)
+from task_scheduler.services.occurrences import rule_view
+from task_scheduler.services.rules import RuleService
+from task_scheduler.storage.orm import RuleRecord
+from task_scheduler.storage.store import Store
+
+ORDER_FIELDS = ("id", "created_by", "start_from", "until")
+
+
+class ScheduledTaskService:
+    def __init__(self, store: Store, rules: RuleService, clock: Clock, *, timezone: str) -> None:
+        """``timezone``: the service's, in which every schedule's ``at`` is wall-clock time."""
+        self._store = store
+        self._rules = rules
+        self._clock = clock
+        self._zone = ZoneInfo(timezone)
+
+    async def _view(self, record: RuleRecord, *, with_last_run: bool = True) -> ScheduledTask | None:
+        last = await self._store.last_run(record.id) if with_last_run else None
+        return scheduled_task(
+            rule_id=record.id,
+            timezone=record.timezone,
+            schedule=parse_schedule(record.schedule),
+            request=record.task.get("request", {}) if record.task_kind == "rmf" else {},
+            metadata=record.metadata,
+            created_by=record.created_by,
+            zone=self._zone,
+            last_ran=last.started_at if last is not None else None,
+        )
+
+    async def _record(self, task_id: int) -> tuple[RuleRecord, ScheduledTask]:
+        """The rule behind a scheduled task; NotFound for any rule the contract cannot say."""
+        record = await self._store.get_rule(task_id)
+        view = await self._view(record) if record is not None and record.task_kind == "rmf" else None
+        if record is None or view is None:
+            raise NotFound("scheduled task", task_id)
+        return record, view
+
+    async def get(self, task_id: int) -> ScheduledTask:
+        return (await self._record(task_id))[1]
+
+    async def list(
+        self, *, start_before: datetime, until_after: datetime, order_by: list[str], limit: int, offset: int
+    ) -> list[ScheduledTask]:
+        """The tasks that may have occurrences between ``until_after`` and ``start_before``."""
+        found = []
+        for record in await self._store.rules_of_kind("rmf"):
+            view = await self._view(record, with_last_run=False)
+            if view is not None and listed(view, start_before, until_after):
+                found.append(view)
+        for key in reversed(order_by):  # the first key sorts last, so it decides
+            name = key.removeprefix("-")
+            found.sort(key=lambda view: _sort_key(getattr(view, name)), reverse=key.startswith("-"))
+        page = found[offset : offset + limit]
+        for index, view in enumerate(page):
+            last = await self._store.last_run(view.id)
+            page[index] = view.model_copy(update={"last_ran": last.started_at if last else None})
+        return page
+
+    async def create(self, body: ScheduledTaskBody, *, by: str | None) -> ScheduledTask:
+        now = self._clock.now()
+        schedule = to_schedule(body, self._zone, anchor=now.replace(microsecond=0))
+        check_until(body, self._zone, now)
+        metadata = {METADATA_KEY: {"open_start": body.start_from is None}}
+        spec = _spec(
+            NewRule,
+            name=f"scheduled task {uuid.uuid4().hex[:12]}",
+            description="Made through /scheduled_tasks (the RMF dashboard).",
+            timezone=self._zone.key,
+            schedule=schedule,
+            task={"kind": "rmf", "request": body.task_request.model_dump(exclude_none=True)},
+            metadata=metadata,
+        )
+        rule = await _contract_errors(self._rules.create(spec, by=by))
+        return await self.get(rule.id)
+
+    async def update(self, task_id: int, body: ScheduledTaskBody, *, by: str | None) -> ScheduledTask:
+        """Replace the task request and schedules. ``start_from``, ``until`` and
+        ``except_dates`` left out of the body stay as they are (the dashboard leaves them
+        out when it edits a series); given, even as null or [], they replace the old ones."""
+        record, view = await self._record(task_id)
+        kept = {
+            name: getattr(view, name) for name in ("start_from", "until") if name not in body.model_fields_set
+        }
+        if "except_dates" not in body.model_fields_set:
+            kept["except_dates"] = [datetime.combine(day, datetime.min.time()) for day in view.except_dates]
+        if "until" in body.model_fields_set:  # one kept that has passed leaves the rule's own check
+            check_until(body, self._zone, self._clock.now())
+        body = body.model_copy(update=kept)
+        anchor = parse_schedule(record.schedule).start or record.created_at
+        schedule = to_schedule(body, self._zone, anchor=anchor)
+        metadata = {**record.metadata, METADATA_KEY: {"open_start": body.start_from is None}}
+        task = {**record.task, "request": body.task_request.model_dump(exclude_none=True)}
+        await self._replace(record, by=by, schedule=schedule, task=task, metadata=metadata)
+        return await self.get(task_id)
+
+    async def except_date(self, task_id: int, when: datetime, *, by: str | None) -> None:
+        """No occurrence on the date of ``when`` in the service's zone (again: no change)."""
+        record, view = await self._record(task_id)
+        day = local_date(when, self._zone)
+        if day in view.except_dates:
+            return
+        schedule = {
+            **record.schedule,
+            "except_dates": sorted({*record.schedule["except_dates"], day.isoformat()}),
+        }
+        await self._replace(record, by=by, schedule=schedule)
+
+    async def delete(self, task_id: int) -> None:
+        await self._record(task_id)
+        await self._rules.delete(task_id)
+
+    async def _replace(self, record: RuleRecord, *, by: str | None, **changes: Any) -> None:
+        """Edit the rule's series with ``changes``, all else as stored."""
+        fields = rule_view(record, self._clock.now()).model_dump(include=set(RuleSpec.model_fields))
+        spec = _spec(RuleSpec, **{**fields, **changes})
+        await _contract_errors(self._rules.replace(record.id, spec, by=by))
+
+
+def _sort_key(value: Any) -> tuple[bool, Any]:
+    return (value is not None, value)
+
+
+def _spec(model: type[RuleSpec], **fields: Any) -> RuleSpec:
+    """The rule for a scheduled task; a request this service cannot hold is a 422 naming it."""
+    try:
+        return model.model_validate(fields)
+    except ValidationError as exc:
+        raise Invalid([(_contract_loc(tuple(e["loc"])), e["msg"]) for e in exc.errors()]) from None
+
+
+def _contract_loc(loc: tuple[Any, ...]) -> tuple[Any, ...]:
+    """A rule's field as the scheduled task names it."""
+    if "request" in loc:
+        return ("task_request", *loc[loc.index("request") + 1 :])
+    if loc and loc[0] == "schedule":
+        return ("schedules",)
+    return loc
+
+
+async def _contract_errors(call: Any) -> Any:
+    try:
+        return await call
+    except Invalid as exc:
+        raise Invalid([(_contract_loc(loc), message) for loc, message in exc.problems]) from None
