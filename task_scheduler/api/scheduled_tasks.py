@@ -3,7 +3,6 @@ work against this service unchanged. Each scheduled task is a rule (the same id 
 
 from __future__ import annotations
 
-from datetime import datetime
 from typing import Annotated
 
 from fastapi import APIRouter, Depends, Query
@@ -13,6 +12,7 @@ from task_scheduler.api.errors import Problem
 from task_scheduler.api.security import Caller, allow
 from task_scheduler.domain.auth import Role
 from task_scheduler.domain.errors import Invalid
+from task_scheduler.domain.schedule import Moment
 from task_scheduler.domain.scheduled_tasks import ExceptDate, ScheduledTask, ScheduledTaskBody
 from task_scheduler.services.scheduled_tasks import ORDER_FIELDS
 
@@ -62,10 +62,8 @@ async def create_scheduled_task(body: ScheduledTaskBody, svc: Svc, caller: Calle
 @router.get("", response_model=list[ScheduledTask], dependencies=[allow(Role.viewer)])
 async def list_scheduled_tasks(
     svc: Svc,
-    start_before: Annotated[
-        datetime, Query(description="Tasks whose start_from is at or before it, or none.")
-    ],
-    until_after: Annotated[datetime, Query(description="Tasks whose until is at or after it, or none.")],
+    start_before: Annotated[Moment, Query(description="Tasks with start_from at or before it, or null.")],
+    until_after: Annotated[Moment, Query(description="Tasks with until at or after it, or null.")],
     order_by: Annotated[list[str], Depends(_order)],
     limit: Annotated[int, Query(ge=1, le=1000)] = 1000,
     offset: Offset = 0,

@@ -28,9 +28,12 @@ from zoneinfo import ZoneInfo
 from pydantic import BaseModel, ConfigDict, Field
 
 from task_scheduler.domain.schedule import (
+    MAX_LISTED_DATES,
     MAX_RRULE_INTERVAL,
+    MAX_RRULES,
     WEEKDAYS,
     DailySchedule,
+    Moment,
     RRuleSchedule,
     Schedule,
     WeeklySchedule,
@@ -39,6 +42,7 @@ from task_scheduler.domain.schedule import (
 
 PERIODS = ("monday", "tuesday", "wednesday", "thursday", "friday", "saturday", "sunday")
 RRULE_DAYS = ("MO", "TU", "WE", "TH", "FR", "SA", "SU")
+MAX_SCHEDULES = MAX_RRULES
 METADATA_KEY = "scheduled_task"
 """A rule made through /scheduled_tasks carries ``metadata["scheduled_task"]``."""
 
@@ -95,17 +99,18 @@ class ScheduledTaskBody(BaseModel):
     """The body of create and update (the api-server's PostScheduledTaskRequest)."""
 
     task_request: TaskRequest
-    schedules: list[ScheduleItem]
-    start_from: datetime | None = Field(None, description="No occurrence before it.")
-    until: datetime | None = Field(None, description="No occurrence after it (inclusive).")
-    except_dates: list[datetime] = Field(
+    schedules: list[ScheduleItem] = Field(max_length=MAX_SCHEDULES)
+    start_from: Moment | None = Field(None, description="No occurrence before it.")
+    until: Moment | None = Field(None, description="No occurrence after it (inclusive).")
+    except_dates: list[Moment] = Field(
         default_factory=list,
+        max_length=MAX_LISTED_DATES,
         description="Days without any occurrence; each is taken as its date in the service's zone.",
     )
 
 
 class ExceptDate(BaseModel):
-    except_date: datetime = Field(description="Its date in the service's zone gets no occurrence.")
+    except_date: Moment = Field(description="Its date in the service's zone gets no occurrence.")
 
 
 class ScheduledTask(BaseModel):

@@ -23,6 +23,7 @@ from task_scheduler.domain.scheduled_tasks import (
     ScheduledTask,
     ScheduledTaskBody,
     check_until,
+    instant,
     listed,
     local_date,
     scheduled_task,
@@ -71,7 +72,9 @@ class ScheduledTaskService:
     async def list(
         self, *, start_before: datetime, until_after: datetime, order_by: list[str], limit: int, offset: int
     ) -> list[ScheduledTask]:
-        """The tasks that may have occurrences between ``until_after`` and ``start_before``."""
+        """The tasks that may have occurrences between ``until_after`` and ``start_before``
+        (without an offset: wall-clock times in the service's zone)."""
+        start_before, until_after = instant(start_before, self._zone), instant(until_after, self._zone)
         found = []
         for record in await self._store.rules_of_kind("rmf"):
             view = await self._view(record, with_last_run=False)
