@@ -345,24 +345,11 @@ class Recurrence:
         return next(self._stream(instant, True, instant), None) == instant
 
     def on_day(self, day: date) -> list[datetime]:
-        """Every occurrence whose local date in the rule's zone is `day`, ascending."""
+        """Every occurrence whose local date in the rule's zone is `day`, ascending: the day
+        and slot an edited occurrence keeps through an edit of its series (follow_slots)."""
         midnight = datetime.combine(day, _MIDNIGHT).replace(tzinfo=self._tz).astimezone(UTC)
         found = self.between(midnight - _NEAR, midnight + 2 * _NEAR, inclusive=True)
         return [value for value in found if value.astimezone(self._tz).date() == day]
-
-    def day_slot(self, instant: datetime) -> tuple[date, int] | None:
-        """Which occurrence `instant` is: its local date and its place (0, 1, ...) among that
-        day's occurrences; None when it is not one. An edit of the series keeps a one-off
-        exception on the same day and slot, whatever the new time of day, anchor or zone."""
-        instant = _require_aware(instant, "instant")
-        day = instant.astimezone(self._tz).date()
-        times = self.on_day(day)
-        return (day, times.index(instant)) if instant in times else None
-
-    def at_slot(self, day: date, slot: int) -> datetime | None:
-        """The `slot`-th occurrence on local date `day`; None when that day has fewer."""
-        times = self.on_day(day)
-        return times[slot] if 0 <= slot < len(times) else None
 
     def first(self) -> datetime | None:
         """The earliest occurrence at all; None if the rule never fires (within HORIZON of start)."""
@@ -471,11 +458,20 @@ def follow_slots(
     old: Recurrence, new: Recurrence, times: Iterable[datetime]
 ) -> dict[datetime, datetime | None]:
     """Where each of `old`'s occurrences in `times` goes in `new`: the occurrence with the same
-    local date and slot, or None when that day has no such slot any more. Times that are not
-    occurrences of `old` are left out: there is no day and slot to follow."""
+    local date (in each one's zone) and slot, or None when that day has no such slot any more.
+    Times that are not occurrences of `old` are left out: there is no day and slot to follow.
+    Each day is computed once, however many of `times` fall on it."""
+    before: dict[date, list[datetime]] = {}
+    after: dict[date, list[datetime]] = {}
     moves: dict[datetime, datetime | None] = {}
     for instant in times:
-        found = old.day_slot(instant)
-        if found is not None:
-            moves[instant] = new.at_slot(*found)
+        day = _require_aware(instant, "instant").astimezone(old._tz).date()
+        if day not in before:
+            before[day] = old.on_day(day)
+        if instant not in before[day]:
+            continue
+        if day not in after:
+            after[day] = new.on_day(day)
+        slot = before[day].index(instant)
+        moves[instant] = after[day][slot] if slot < len(after[day]) else None
     return moves

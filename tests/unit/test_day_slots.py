@@ -24,16 +24,6 @@ def test_a_day_is_the_local_date_not_the_utc_one() -> None:
     ]
 
 
-def test_day_slot_and_at_slot_are_inverse() -> None:
-    series = daily("07:00", "19:00")
-    assert series.day_slot(datetime(2026, 1, 9, 23, tzinfo=UTC)) == (date(2026, 1, 10), 0)
-    assert series.day_slot(datetime(2026, 1, 10, 11, tzinfo=UTC)) == (date(2026, 1, 10), 1)
-    assert series.at_slot(date(2026, 1, 10), 1) == datetime(2026, 1, 10, 11, tzinfo=UTC)
-    assert series.at_slot(date(2026, 1, 10), 2) is None
-    assert series.at_slot(date(2026, 1, 10), -1) is None
-    assert series.day_slot(datetime(2026, 1, 10, 12, tzinfo=UTC)) is None  # not an occurrence
-
-
 def test_follow_slots_keeps_day_and_slot_and_drops_what_is_gone() -> None:
     before = daily("07:00", "19:00")
     first, second = datetime(2026, 1, 9, 23, tzinfo=UTC), datetime(2026, 1, 10, 11, tzinfo=UTC)
