@@ -194,7 +194,7 @@ def _recurrence(items: list[ScheduleItem]) -> dict[str, Any]:
         clocks = sorted({clock for _, clock in pairs})
         if pairs == set(product(days, clocks)):
             if any(item.period == "day" for item in items):  # then every day is in
-                return {"kind": "daily", "times": clocks}
+                return {"kind": "daily", "every": 1, "times": clocks}
             return {"kind": "weekly", "weekdays": [WEEKDAYS[day] for day in days], "times": clocks}
     lines = dict.fromkeys(_line(item, at) for item, at in zip(items, times, strict=True))
     return {"kind": "rrule", "rrule": "\n".join(lines)}
