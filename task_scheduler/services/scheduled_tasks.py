@@ -119,8 +119,8 @@ class ScheduledTaskService:
         if "until" in body.model_fields_set:  # one kept that has passed leaves the rule's own check
             check_until(body, self._zone, self._clock.now())
         body = body.model_copy(update=kept)
-        anchor = parse_schedule(record.schedule).start or record.created_at
-        schedule = to_schedule(body, self._zone, anchor=anchor)
+        # Without start_from, `every` N counts from the creation, as it did before the update.
+        schedule = to_schedule(body, self._zone, anchor=record.created_at.replace(microsecond=0))
         metadata = {**record.metadata, METADATA_KEY: {"open_start": body.start_from is None}}
         task = {**record.task, "request": body.task_request.model_dump(exclude_none=True)}
         await self._replace(record, by=by, schedule=schedule, task=task, metadata=metadata)

@@ -169,6 +169,10 @@ async def test_update_keeps_the_id_and_what_it_leaves_out(dash):
     assert (await dash.http.post(path, json=daily(until=0))).json() == {
         "detail": "Cannot schedule a job to run until a time in the past"
     }
+    # A refused update changes nothing: the task keeps its occurrences.
+    assert (await dash.http.get(f"/scheduled_tasks/{task['id']}")).json() == cleared
+    window = {"rule_id": task["id"], "start": T0.isoformat(), "end": (T0 + timedelta(days=2)).isoformat()}
+    assert len((await dash.http.get("/tasks", params=window)).json()["items"]) == 2
     assert (await dash.http.post("/scheduled_tasks/999/update", json=daily())).status_code == 404
     rule = (await dash.http.get(f"/rules/{task['id']}")).json()
     assert rule["metadata"] == {"scheduled_task": {"open_start": True}}
