@@ -84,10 +84,8 @@ class ScheduledTaskService:
             name = key.removeprefix("-")
             found.sort(key=lambda view: _sort_key(getattr(view, name)), reverse=key.startswith("-"))
         page = found[offset : offset + limit]
-        for index, view in enumerate(page):
-            last = await self._store.last_run(view.id)
-            page[index] = view.model_copy(update={"last_ran": last.started_at if last else None})
-        return page
+        last = await self._store.last_run_times(view.id for view in page)
+        return [view.model_copy(update={"last_ran": last.get(view.id)}) for view in page]
 
     async def create(self, body: ScheduledTaskBody, *, by: str | None) -> ScheduledTask:
         now = self._clock.now()

@@ -13,7 +13,7 @@ from typing import Any
 
 from tortoise.exceptions import IntegrityError
 from tortoise.expressions import F, Q, Subquery
-from tortoise.functions import Count
+from tortoise.functions import Count, Max
 from tortoise.queryset import QuerySet
 from tortoise.transactions import in_transaction
 
@@ -572,6 +572,20 @@ class Store:
 
     async def last_run(self, rule_id: int) -> RunRecord | None:
         return await RunRecord.filter(rule_id=rule_id).order_by("-started_at", "-id").first()
+
+    async def last_run_times(self, rule_ids: Iterable[int]) -> dict[int, datetime]:
+        """When each of these rules' latest run started (rules without runs are left out)."""
+        ids = list(set(rule_ids))
+        if not ids:
+            return {}
+        rows = (
+            await RunRecord.filter(rule_id__in=ids)
+            .annotate(last=Max("started_at"))
+            .group_by("rule_id")
+            .values_list("rule_id", "last")
+        )
+        field = RunRecord._meta.fields_map["started_at"]  # an aggregate comes back raw on SQLite
+        return {rule_id: field.to_python_value(last) for rule_id, last in rows}
 
     async def delete_runs(self, **filters: Any) -> int:
         """Remove the runs matching every filter (those ``list_runs`` takes), in one statement."""

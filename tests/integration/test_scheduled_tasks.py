@@ -11,8 +11,10 @@ from typing import Any
 import pytest
 
 from task_scheduler.domain.auth import Role
+from task_scheduler.storage.orm import RunRecord
 from tests.e2e.dashboard_client import TASK_FORM_REQUEST, WEEKDAYS
 from tests.integration.conftest import T0, Service, running_service
+from tests.integration.test_api_contract import utc
 
 CLEAN = {"category": "clean", "description": {"zone": "lobby"}}
 SINGAPORE = "Asia/Singapore"
@@ -290,3 +292,17 @@ async def test_created_by_the_token_and_roles_as_for_rules(secured):
     assert edited.json()["created_by"] == "alice"
     rule = (await secured.http.get(f"/rules/{task['id']}", headers=viewer)).json()
     assert (rule["created_by"], rule["updated_by"]) == ("alice", "operator")
+
+
+async def test_last_ran_is_when_the_latest_run_started(dash):
+    task, idle = await post(dash, daily()), await post(dash, daily())
+    for hours in (2, 1):
+        started = T0 - timedelta(hours=hours)
+        await RunRecord.create(
+            task_id=f"{task['id']}-run", rule_id=task["id"], attempt=1, started_at=started,
+            finished_at=started, duration_ms=1.0, outcome="succeeded", replica="r",
+        )  # fmt: skip
+    latest = T0 - timedelta(hours=1)
+    listed = {t["id"]: t["last_ran"] for t in await listing(dash, 0, 0)}
+    assert listed[idle["id"]] is None and utc(listed[task["id"]]) == latest
+    assert utc((await dash.http.get(f"/scheduled_tasks/{task['id']}")).json()["last_ran"]) == latest
