@@ -281,11 +281,19 @@ class RuleService:
         """Edit the series: future untouched tasks are regenerated; each individually edited
         one follows its day and slot into the new series, or is dropped (and listed) when
         the new series has no such slot, or has it only in the past."""
+        return await self.edit(rule_id, lambda _: spec, by=by)
+
+    async def edit(
+        self, rule_id: int, change: Callable[[RuleRecord], RuleSpec], *, by: str | None
+    ) -> ReplacedRule:
+        """Replace the rule with what ``change`` makes of it as stored, read with the rule
+        locked, so that two edits each made from what they read cannot undo one another."""
         now = self._clock.now()
-        zone_name, recurrence, schedule, kind, task = self._resolve(spec, now)
-        target = await self._target(kind, task)
         async with self._store.transaction():
             record = await self._get(rule_id, for_update=True)
+            spec = change(record)
+            zone_name, recurrence, schedule, kind, task = self._resolve(spec, now)
+            target = await self._target(kind, task)
             before = recurrence_of(record)
             await self._store.delete_future_tasks(rule_id, now, keep_edited=True)
             if record.task_kind != kind.name:  # an occurrence's own request was for the old kind

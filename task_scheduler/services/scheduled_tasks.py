@@ -8,6 +8,7 @@ like any rule's. The api-server's messages are kept where a client may show them
 from __future__ import annotations
 
 import uuid
+from collections.abc import Callable
 from datetime import datetime
 from typing import Any
 from zoneinfo import ZoneInfo
@@ -29,7 +30,6 @@ from task_scheduler.domain.scheduled_tasks import (
     scheduled_task,
     to_schedule,
 )
-from task_scheduler.services.occurrences import rule_view
 from task_scheduler.services.rules import RuleService
 from task_scheduler.storage.orm import RuleRecord
 from task_scheduler.storage.store import Store
@@ -45,26 +45,28 @@ class ScheduledTaskService:
         self._clock = clock
         self._zone = ZoneInfo(timezone)
 
-    async def _view(self, record: RuleRecord, *, with_last_run: bool = True) -> ScheduledTask | None:
-        last = await self._store.last_run(record.id) if with_last_run else None
+    def _shown(self, record: RuleRecord, last_ran: datetime | None = None) -> ScheduledTask | None:
+        if record.task_kind != "rmf":
+            return None
         return scheduled_task(
             rule_id=record.id,
             timezone=record.timezone,
             schedule=parse_schedule(record.schedule),
-            request=record.task.get("request", {}) if record.task_kind == "rmf" else {},
+            request=record.task["request"],
             metadata=record.metadata,
             created_by=record.created_by,
             zone=self._zone,
-            last_ran=last.started_at if last is not None else None,
+            last_ran=last_ran,
         )
 
     async def _record(self, task_id: int) -> tuple[RuleRecord, ScheduledTask]:
         """The rule behind a scheduled task; NotFound for any rule the contract cannot say."""
         record = await self._store.get_rule(task_id)
-        view = await self._view(record) if record is not None and record.task_kind == "rmf" else None
+        view = self._shown(record) if record is not None else None
         if record is None or view is None:
             raise NotFound("scheduled task", task_id)
-        return record, view
+        last = await self._store.last_run_times([task_id])
+        return record, view.model_copy(update={"last_ran": last.get(task_id)})
 
     async def get(self, task_id: int) -> ScheduledTask:
         return (await self._record(task_id))[1]
@@ -77,7 +79,7 @@ class ScheduledTaskService:
         start_before, until_after = instant(start_before, self._zone), instant(until_after, self._zone)
         found = []
         for record in await self._store.rules_of_kind("rmf"):
-            view = await self._view(record, with_last_run=False)
+            view = self._shown(record)
             if view is not None and listed(view, start_before, until_after):
                 found.append(view)
         for key in reversed(order_by):  # the first key sorts last, so it decides
@@ -108,43 +110,65 @@ class ScheduledTaskService:
         """Replace the task request and schedules. ``start_from``, ``until`` and
         ``except_dates`` left out of the body stay as they are (the dashboard leaves them
         out when it edits a series); given, even as null or [], they replace the old ones."""
-        record, view = await self._record(task_id)
-        kept = {
-            name: getattr(view, name) for name in ("start_from", "until") if name not in body.model_fields_set
-        }
-        if "except_dates" not in body.model_fields_set:
-            kept["except_dates"] = [datetime.combine(day, datetime.min.time()) for day in view.except_dates]
+        await self._record(task_id)
         if "until" in body.model_fields_set:  # one kept that has passed leaves the rule's own check
             check_until(body, self._zone, self._clock.now())
-        body = body.model_copy(update=kept)
-        # Without start_from, `every` N counts from the creation, as it did before the update.
-        schedule = to_schedule(body, self._zone, anchor=record.created_at.replace(microsecond=0))
-        metadata = {**record.metadata, METADATA_KEY: {"open_start": body.start_from is None}}
-        task = {**record.task, "request": body.task_request.model_dump(exclude_none=True)}
-        await self._replace(record, by=by, schedule=schedule, task=task, metadata=metadata)
+
+        def changes(record: RuleRecord, view: ScheduledTask) -> dict[str, Any]:
+            given = body.model_fields_set
+            kept: dict[str, Any] = {
+                name: getattr(view, name) for name in ("start_from", "until") if name not in given
+            }
+            if "except_dates" not in given:
+                kept["except_dates"] = [
+                    datetime.combine(day, datetime.min.time()) for day in view.except_dates
+                ]
+            new = body.model_copy(update=kept)
+            return {
+                # Without start_from, `every` N counts from the creation, as before the update.
+                "schedule": to_schedule(new, self._zone, anchor=record.created_at.replace(microsecond=0)),
+                "task": {**record.task, "request": new.task_request.model_dump(exclude_none=True)},
+                "metadata": {**record.metadata, METADATA_KEY: {"open_start": new.start_from is None}},
+            }
+
+        await self._edit(task_id, changes, by=by)
         return await self.get(task_id)
 
     async def except_date(self, task_id: int, when: datetime, *, by: str | None) -> None:
         """No occurrence on the date of ``when`` in the service's zone (again: no change)."""
-        record, view = await self._record(task_id)
+        _, view = await self._record(task_id)
         day = local_date(when, self._zone)
         if day in view.except_dates:
             return
-        schedule = {
-            **record.schedule,
-            "except_dates": sorted({*record.schedule["except_dates"], day.isoformat()}),
-        }
-        await self._replace(record, by=by, schedule=schedule)
+
+        def changes(record: RuleRecord, view: ScheduledTask) -> dict[str, Any]:
+            days = sorted({*record.schedule["except_dates"], day.isoformat()})
+            return {"schedule": {**record.schedule, "except_dates": days}}
+
+        await self._edit(task_id, changes, by=by)
 
     async def delete(self, task_id: int) -> None:
         await self._record(task_id)
         await self._rules.delete(task_id)
 
-    async def _replace(self, record: RuleRecord, *, by: str | None, **changes: Any) -> None:
-        """Edit the rule's series with ``changes``, all else as stored."""
-        fields = rule_view(record, self._clock.now()).model_dump(include=set(RuleSpec.model_fields))
-        spec = _spec(RuleSpec, **{**fields, **changes})
-        await _contract_errors(self._rules.replace(record.id, spec, by=by))
+    async def _edit(
+        self,
+        task_id: int,
+        changes: Callable[[RuleRecord, ScheduledTask], dict[str, Any]],
+        *,
+        by: str | None,
+    ) -> None:
+        """Edit the task's rule with ``changes`` made from it as stored, read with the rule
+        locked: an except date added meanwhile is never undone."""
+
+        def spec(record: RuleRecord) -> RuleSpec:
+            view = self._shown(record)
+            if view is None:  # edited at /rules since it was looked up
+                raise NotFound("scheduled task", task_id)
+            fields = {name: getattr(record, name) for name in RuleSpec.model_fields}
+            return _spec(RuleSpec, **{**fields, **changes(record, view)})
+
+        await _contract_errors(self._rules.edit(task_id, spec, by=by))
 
 
 def _sort_key(value: Any) -> tuple[bool, Any]:

@@ -4,6 +4,7 @@ dashboard makes, each as the contract file describes them."""
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator
 from datetime import timedelta
 from typing import Any
@@ -306,3 +307,13 @@ async def test_last_ran_is_when_the_latest_run_started(dash):
     listed = {t["id"]: t["last_ran"] for t in await listing(dash, 0, 0)}
     assert listed[idle["id"]] is None and utc(listed[task["id"]]) == latest
     assert utc((await dash.http.get(f"/scheduled_tasks/{task['id']}")).json()["last_ran"]) == latest
+
+
+async def test_except_dates_sent_at_once_are_all_kept(dash):
+    task = await post(dash, daily())
+    days = [f"2026-02-{day:02d}T12:00:00Z" for day in range(1, 7)]
+    path = f"/scheduled_tasks/{task['id']}/except_date"
+    answers = await asyncio.gather(*(dash.http.post(path, json={"except_date": day}) for day in days))
+    assert [answer.status_code for answer in answers] == [201] * len(days)
+    stored = (await dash.http.get(f"/scheduled_tasks/{task['id']}")).json()["except_dates"]
+    assert stored == [day[:10] for day in days]
