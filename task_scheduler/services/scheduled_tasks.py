@@ -45,7 +45,8 @@ class ScheduledTaskService:
         self._clock = clock
         self._zone = ZoneInfo(timezone)
 
-    def _shown(self, record: RuleRecord, last_ran: datetime | None = None) -> ScheduledTask | None:
+    def _shown(self, record: RuleRecord) -> ScheduledTask | None:
+        """The rule as a scheduled task (without its last run); None if it cannot be one."""
         if record.task_kind != "rmf":
             return None
         return scheduled_task(
@@ -56,7 +57,7 @@ class ScheduledTaskService:
             metadata=record.metadata,
             created_by=record.created_by,
             zone=self._zone,
-            last_ran=last_ran,
+            last_ran=None,
         )
 
     async def _record(self, task_id: int) -> tuple[RuleRecord, ScheduledTask]:
