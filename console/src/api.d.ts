@@ -321,7 +321,10 @@ export interface paths {
         get: operations["get_rule_rules__rule_id__get"];
         /**
          * Replace Rule
-         * @description Edit the series: future untouched occurrences are regenerated, individually edited ones kept.
+         * @description Edit the series: future untouched occurrences are regenerated. A skipped, disabled,
+         *     moved or re-worded occurrence keeps its day: it moves to the new series' occurrence on
+         *     the same local date and slot; one whose day or slot is gone is dropped and listed in
+         *     `dropped_exceptions`.
          */
         put: operations["replace_rule_rules__rule_id__put"];
         post?: never;
@@ -475,6 +478,95 @@ export interface paths {
          *     filter is required (422 otherwise).  Says how many runs were removed.
          */
         delete: operations["purge_runs_runs_delete"];
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/scheduled_tasks": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * List Scheduled Tasks
+         * @description The scheduled tasks that may have occurrences between `until_after` and `start_before`,
+         *     as a bare array.
+         */
+        get: operations["list_scheduled_tasks_scheduled_tasks_get"];
+        put?: never;
+        /**
+         * Create Scheduled Task
+         * @description Create a scheduled task: a rule in the service's `timezone`, made by the caller
+         *     (`created_by`: the token's user, `anonymous` with authentication off).
+         */
+        post: operations["create_scheduled_task_scheduled_tasks_post"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/scheduled_tasks/{task_id}": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** Get Scheduled Task */
+        get: operations["get_scheduled_task_scheduled_tasks__task_id__get"];
+        put?: never;
+        post?: never;
+        /**
+         * Delete Scheduled Task
+         * @description Delete the task's rule and its occurrences not run yet (answers `null`).
+         */
+        delete: operations["delete_scheduled_task_scheduled_tasks__task_id__delete"];
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/scheduled_tasks/{task_id}/except_date": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * Add Except Date
+         * @description No occurrence on the date of `except_date` in the service's zone (answers `null`).
+         */
+        post: operations["add_except_date_scheduled_tasks__task_id__except_date_post"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/scheduled_tasks/{task_id}/update": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * Update Scheduled Task
+         * @description Replace the request and schedules; the id stays. `start_from`, `until` and
+         *     `except_dates` left out stay as they were (given as null or [] they are cleared), so
+         *     the dashboard's edit of a series keeps its deleted occurrences deleted.
+         */
+        post: operations["update_scheduled_task_scheduled_tasks__task_id__update_post"];
+        delete?: never;
         options?: never;
         head?: never;
         patch?: never;
@@ -936,6 +1028,43 @@ export interface components {
              * @default false
              */
             writable: boolean;
+        };
+        /**
+         * DroppedException
+         * @description A one-off change of an occurrence that an edit of the series removed with its day.
+         */
+        DroppedException: {
+            /**
+             * Id
+             * @description The occurrence's id before the edit.
+             */
+            id: string;
+            /**
+             * Original At
+             * Format: date-time
+             * @description The occurrence it replaced (UTC).
+             */
+            original_at: string;
+            /**
+             * Scheduled At
+             * Format: date-time
+             * @description When it was to run (UTC); differs once moved.
+             */
+            scheduled_at: string;
+            /**
+             * Status
+             * @description scheduled (disabled, moved or with its own request) or skipped.
+             */
+            status: string;
+        };
+        /** ExceptDate */
+        ExceptDate: {
+            /**
+             * Except Date
+             * Format: date-time
+             * @description Its date in the service's zone gets no occurrence.
+             */
+            except_date: string;
         };
         /** FeedToken */
         FeedToken: {
@@ -1433,6 +1562,9 @@ export interface components {
         /**
          * RRuleSchedule
          * @description RFC 5545 RRULE text, the escape hatch; see parse_rrule for what is accepted.
+         *
+         *     Several rules, one a line, make a set: an occurrence of any of them is one of the set's
+         *     (an instant two of them share counts once).
          */
         RRuleSchedule: {
             /** Count */
@@ -1452,6 +1584,75 @@ export interface components {
             rrule: string;
             /** Start */
             start?: string | null;
+        };
+        /**
+         * ReplacedRule
+         * @description A rule after an edit of its series.
+         */
+        ReplacedRule: {
+            /**
+             * Channel
+             * @description Event channel this rule's results are published on (/events?channel=); also `send_to`.
+             */
+            channel?: string | null;
+            /**
+             * Created At
+             * Format: date-time
+             */
+            created_at: string;
+            /**
+             * Created By
+             * @description Who created the rule; null when authentication is off.
+             */
+            created_by?: string | null;
+            /**
+             * Description
+             * @default
+             */
+            description: string;
+            /**
+             * Dropped Exceptions
+             * @description Skipped, disabled, moved or re-worded occurrences whose day (or slot in the day) the new series no longer has, or has only in the past; they are gone.
+             */
+            dropped_exceptions?: components["schemas"]["DroppedException"][];
+            /**
+             * Enabled
+             * @default true
+             */
+            enabled: boolean;
+            /** Id */
+            id: number;
+            /** Metadata */
+            metadata?: {
+                [key: string]: unknown;
+            };
+            /** Name */
+            name: string;
+            /**
+             * Next At
+             * @description Next occurrence from now, in UTC.
+             */
+            next_at?: string | null;
+            policy?: components["schemas"]["Policy"];
+            /** Schedule */
+            schedule: components["schemas"]["OnceSchedule"] | components["schemas"]["IntervalSchedule"] | components["schemas"]["DailySchedule"] | components["schemas"]["WeeklySchedule"] | components["schemas"]["MonthlySchedule"] | components["schemas"]["MonthlyWeekdaySchedule"] | components["schemas"]["CronSchedule"] | components["schemas"]["RRuleSchedule"];
+            /**
+             * Task
+             * @description What to do: a document of one task kind (rmf, http, sql, ...).
+             */
+            task: components["schemas"]["RmfTask"] | components["schemas"]["HttpTask"] | components["schemas"]["FileTask"] | components["schemas"]["SqlTask"] | components["schemas"]["PluginTask"];
+            /** Timezone */
+            timezone: string;
+            /**
+             * Updated At
+             * Format: date-time
+             */
+            updated_at: string;
+            /**
+             * Updated By
+             * @description Who last changed the rule; null when authentication is off.
+             */
+            updated_by?: string | null;
         };
         /**
          * RmfHttpTarget
@@ -1540,8 +1741,8 @@ export interface components {
         };
         /**
          * RmfTaskRequest
-         * @description The part of an Open-RMF ``task_request`` a rule fixes; the dispatcher adds the rest
-         *     (``requester``, ``unix_millis_request_time``, the rule and occurrence labels).
+         * @description The part of an Open-RMF ``task_request`` a rule fixes; the dispatcher adds the rule and
+         *     occurrence labels, and ``requester`` and the two times where the request leaves them out.
          */
         RmfTaskRequest: {
             /**
@@ -1571,6 +1772,21 @@ export interface components {
             priority?: {
                 [key: string]: unknown;
             } | null;
+            /**
+             * Requester
+             * @description Sent as given; without it, the service's `requester`.
+             */
+            requester?: string | null;
+            /**
+             * Unix Millis Earliest Start Time
+             * @description Sent as given; without it, the occurrence time.
+             */
+            unix_millis_earliest_start_time?: number | null;
+            /**
+             * Unix Millis Request Time
+             * @description Sent as given; without it, the time the occurrence is sent.
+             */
+            unix_millis_request_time?: number | null;
         };
         /**
          * RmfWsTarget
@@ -1843,6 +2059,76 @@ export interface components {
             task_id: string;
         };
         /**
+         * ScheduleItem
+         * @description One schedule: every `every` `period` at `at` (wall-clock time in the service's zone).
+         */
+        ScheduleItem: {
+            /**
+             * At
+             * @description day and weekdays: HH:MM or HH:MM:SS; hour: MM:SS or :MM; minute: :SS.
+             * @example 08:00
+             */
+            at: string;
+            /**
+             * Every
+             * @description Default 1.
+             */
+            every?: number | null;
+            /**
+             * Period
+             * @enum {string}
+             */
+            period: "monday" | "tuesday" | "wednesday" | "thursday" | "friday" | "saturday" | "sunday" | "day" | "hour" | "minute";
+        };
+        /**
+         * ScheduledTask
+         * @description A scheduled task as the api-server answers it; `id` is the rule's.
+         */
+        ScheduledTask: {
+            /** Created By */
+            created_by: string;
+            /**
+             * Except Dates
+             * @description YYYY-MM-DD, in the service's zone.
+             */
+            except_dates: string[];
+            /** Id */
+            id: number;
+            /** Last Ran */
+            last_ran: string | null;
+            /** Schedules */
+            schedules: components["schemas"]["ScheduleItem"][];
+            /** Start From */
+            start_from: string | null;
+            task_request: components["schemas"]["TaskRequest"];
+            /** Until */
+            until: string | null;
+        };
+        /**
+         * ScheduledTaskBody
+         * @description The body of create and update (the api-server's PostScheduledTaskRequest).
+         */
+        ScheduledTaskBody: {
+            /**
+             * Except Dates
+             * @description Days without any occurrence; each is taken as its date in the service's zone.
+             */
+            except_dates?: string[];
+            /** Schedules */
+            schedules: components["schemas"]["ScheduleItem"][];
+            /**
+             * Start From
+             * @description No occurrence before it.
+             */
+            start_from?: string | null;
+            task_request: components["schemas"]["TaskRequest"];
+            /**
+             * Until
+             * @description No occurrence after it (inclusive).
+             */
+            until?: string | null;
+        };
+        /**
          * Source
          * @description Where a file is read from: a path in a directory target, or a URL.
          */
@@ -1970,6 +2256,30 @@ export interface components {
              * @description Move the occurrence; without an offset it is wall-clock time in the rule's zone.
              */
             scheduled_at?: string | null;
+        };
+        /**
+         * TaskRequest
+         * @description An Open-RMF task_request, as the dashboard sends it (unknown keys are ignored).
+         */
+        TaskRequest: {
+            /** Category */
+            category: string;
+            /** Description */
+            description: unknown;
+            /** Fleet Name */
+            fleet_name?: string | null;
+            /** Labels */
+            labels?: string[] | null;
+            /** Priority */
+            priority?: {
+                [key: string]: unknown;
+            } | null;
+            /** Requester */
+            requester?: string | null;
+            /** Unix Millis Earliest Start Time */
+            unix_millis_earliest_start_time?: number | null;
+            /** Unix Millis Request Time */
+            unix_millis_request_time?: number | null;
         };
         /**
          * TaskStatus
@@ -3461,7 +3771,7 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": components["schemas"]["Rule"];
+                    "application/json": components["schemas"]["ReplacedRule"];
                 };
             };
             /** @description The body is not UTF-8 text */
@@ -4225,6 +4535,455 @@ export interface operations {
                 content: {
                     "application/json": components["schemas"]["HTTPValidationError"];
                 };
+            };
+        };
+    };
+    list_scheduled_tasks_scheduled_tasks_get: {
+        parameters: {
+            query: {
+                /** @description Tasks with start_from at or before it, or null. */
+                start_before: string;
+                /** @description Tasks with until at or after it, or null. */
+                until_after: string;
+                limit?: number;
+                offset?: number;
+                /** @description Comma-separated, `-` for descending: id, created_by, start_from, until. Default: id. */
+                order_by?: string | null;
+            };
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Successful Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ScheduledTask"][];
+                };
+            };
+            /** @description No valid bearer token (missing, malformed, expired, or its user disabled) */
+            401: {
+                headers: {
+                    /** @description Bearer */
+                    "WWW-Authenticate"?: string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "detail": "a bearer token is required"
+                     *     }
+                     */
+                    "application/json": unknown;
+                };
+            };
+            /** @description The caller's role does not allow this */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "detail": "needs the operator role"
+                     *     }
+                     */
+                    "application/json": unknown;
+                };
+            };
+            /** @description Validation Error */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["HTTPValidationError"];
+                };
+            };
+        };
+    };
+    create_scheduled_task_scheduled_tasks_post: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["ScheduledTaskBody"];
+            };
+        };
+        responses: {
+            /** @description Successful Response */
+            201: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ScheduledTask"];
+                };
+            };
+            /** @description The body is not UTF-8 text */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+            /** @description No valid bearer token (missing, malformed, expired, or its user disabled) */
+            401: {
+                headers: {
+                    /** @description Bearer */
+                    "WWW-Authenticate"?: string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "detail": "a bearer token is required"
+                     *     }
+                     */
+                    "application/json": unknown;
+                };
+            };
+            /** @description The caller's role does not allow this */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "detail": "needs the operator role"
+                     *     }
+                     */
+                    "application/json": unknown;
+                };
+            };
+            /** @description The body is longer than the service's max_body_bytes */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+            /** @description A bad body, or schedules the api-server refuses: `detail` then is its message, e.g. `Task is never going to run` (no schedules), `Invalid time format for a daily job (valid format is HH:MM(:SS)?)`, `Cannot schedule a job to run until a time in the past`. */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+        };
+    };
+    get_scheduled_task_scheduled_tasks__task_id__get: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                task_id: number;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Successful Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ScheduledTask"];
+                };
+            };
+            /** @description No valid bearer token (missing, malformed, expired, or its user disabled) */
+            401: {
+                headers: {
+                    /** @description Bearer */
+                    "WWW-Authenticate"?: string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "detail": "a bearer token is required"
+                     *     }
+                     */
+                    "application/json": unknown;
+                };
+            };
+            /** @description The caller's role does not allow this */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "detail": "needs the operator role"
+                     *     }
+                     */
+                    "application/json": unknown;
+                };
+            };
+            /** @description No rule with this id, or one the contract cannot show: not made through /scheduled_tasks, or since edited at /rules into another kind, zone or schedule. */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+            /** @description Validation Error */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["HTTPValidationError"];
+                };
+            };
+        };
+    };
+    delete_scheduled_task_scheduled_tasks__task_id__delete: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                task_id: number;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Successful Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": unknown;
+                };
+            };
+            /** @description No valid bearer token (missing, malformed, expired, or its user disabled) */
+            401: {
+                headers: {
+                    /** @description Bearer */
+                    "WWW-Authenticate"?: string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "detail": "a bearer token is required"
+                     *     }
+                     */
+                    "application/json": unknown;
+                };
+            };
+            /** @description The caller's role does not allow this */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "detail": "needs the operator role"
+                     *     }
+                     */
+                    "application/json": unknown;
+                };
+            };
+            /** @description No rule with this id, or one the contract cannot show: not made through /scheduled_tasks, or since edited at /rules into another kind, zone or schedule. */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+            /** @description Validation Error */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["HTTPValidationError"];
+                };
+            };
+        };
+    };
+    add_except_date_scheduled_tasks__task_id__except_date_post: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                task_id: number;
+            };
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["ExceptDate"];
+            };
+        };
+        responses: {
+            /** @description Successful Response */
+            201: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": unknown;
+                };
+            };
+            /** @description The body is not UTF-8 text */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+            /** @description No valid bearer token (missing, malformed, expired, or its user disabled) */
+            401: {
+                headers: {
+                    /** @description Bearer */
+                    "WWW-Authenticate"?: string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "detail": "a bearer token is required"
+                     *     }
+                     */
+                    "application/json": unknown;
+                };
+            };
+            /** @description The caller's role does not allow this */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "detail": "needs the operator role"
+                     *     }
+                     */
+                    "application/json": unknown;
+                };
+            };
+            /** @description No rule with this id, or one the contract cannot show: not made through /scheduled_tasks, or since edited at /rules into another kind, zone or schedule. */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+            /** @description The body is longer than the service's max_body_bytes */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+            /** @description Validation Error */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["HTTPValidationError"];
+                };
+            };
+        };
+    };
+    update_scheduled_task_scheduled_tasks__task_id__update_post: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                task_id: number;
+            };
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["ScheduledTaskBody"];
+            };
+        };
+        responses: {
+            /** @description Successful Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ScheduledTask"];
+                };
+            };
+            /** @description The body is not UTF-8 text */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+            /** @description No valid bearer token (missing, malformed, expired, or its user disabled) */
+            401: {
+                headers: {
+                    /** @description Bearer */
+                    "WWW-Authenticate"?: string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "detail": "a bearer token is required"
+                     *     }
+                     */
+                    "application/json": unknown;
+                };
+            };
+            /** @description The caller's role does not allow this */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "detail": "needs the operator role"
+                     *     }
+                     */
+                    "application/json": unknown;
+                };
+            };
+            /** @description No rule with this id, or one the contract cannot show: not made through /scheduled_tasks, or since edited at /rules into another kind, zone or schedule. */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+            /** @description The body is longer than the service's max_body_bytes */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+            /** @description A bad body, or schedules the api-server refuses: `detail` then is its message, e.g. `Task is never going to run` (no schedules), `Invalid time format for a daily job (valid format is HH:MM(:SS)?)`, `Cannot schedule a job to run until a time in the past`. */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
             };
         };
     };
