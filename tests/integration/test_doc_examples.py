@@ -48,7 +48,6 @@ PURGED = 1284  # old rows in the SQL example's audit_log
 NOT_RUN = {
     "npm start": "starts the service as a process: what the e2e suite does",
     "npm test": "runs the whole test suite, this test included",
-    "websocat": "an outside websocket client; tests/integration/test_events_ws.py reads /events",
     "python -m task_scheduler.testing.fake_fleet": "the test runs the same fake fleet on a free port",
     "task_scheduler create-admin --username admin": "asks on a terminal; the piped form beside it runs",
 }
@@ -306,6 +305,23 @@ class World:
     clock: FakeClock
     substitutions: dict[str, str]
     env: dict[str, str] = field(default_factory=lambda: {"ADMIN_PASSWORD": ADMIN_PASSWORD})
+    watching: list[tuple[str, Command, list[dict[str, Any]]]] = field(default_factory=list)
+
+    def watch(self, url: str, command: Command, where: str) -> None:
+        """``websocat`` on /events: the stream's events, by channel, from now to the block's end."""
+        query = urlsplit(url).query
+        channel = query.removeprefix("channel=") if query else None
+        seen: list[dict[str, Any]] = []
+        self.app.state.services.events.stream.subscribe(
+            on_next=lambda event: seen.append(event.to_json()) if channel in (None, event.channel) else None
+        )
+        self.watching.append((where, command, seen))
+
+    def check_watched(self) -> None:
+        for where, command, seen in self.watching:
+            shown = shown_json(self.substitute(command.output))
+            problems = [mismatch(shown, event) for event in seen]
+            assert None in problems, f"{where}: no event as shown among {seen}: {problems}"
 
     def substitute(self, text: str) -> str:
         for written, real in self.substitutions.items():
@@ -461,6 +477,8 @@ async def run_command(w: World, command: Command, where: str) -> None:
         assert printf and printf[:2] == ["printf", "%s\\n"], f"{where}: stdin is not understood"
         done = cli(w, program, printf[2] + "\n")
         assert done.returncode == 0, f"{where}: {done.stdout}{done.stderr}"
+    elif program[0] == "websocat":
+        w.watch(program[1], command, where)
     elif program[0] == "ls":
         listed = sorted(os.listdir(program[1]))
         assert listed == command.output.split(), f"{where}: {listed}"
@@ -588,3 +606,4 @@ async def test_doc_example(block: Block, tmp_path: Path, monkeypatch: pytest.Mon
             await run_command(
                 w, command, f"{block.where} (line {command.line}): {command.text.splitlines()[0]}"
             )
+        w.check_watched()
