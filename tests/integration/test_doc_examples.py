@@ -189,11 +189,10 @@ def commands(block: Block) -> list[Command]:
 
 # -- comparing a shown answer with the real one -----------------------------------------
 
-ANY = "\x00any"
-
 
 def shown_json(text: str) -> Any:
-    """The answer shown in the docs as JSON: bare ``...``/``…`` dropped, quoted ones kept."""
+    """The answer shown in the docs as JSON: bare ``...``/``…`` items dropped, an elided
+    value kept as the string ``"..."`` (any value)."""
     out, quoted, escaped, i = [], False, False, 0
     while i < len(text):
         char = text[i]
@@ -203,6 +202,8 @@ def shown_json(text: str) -> Any:
             quoted = True
         elif text.startswith("...", i) or char == "…":
             i += 3 if char == "." else 1
+            if "".join(out).rstrip().endswith(":"):
+                out.append('"..."')  # an elided value: any
             continue
         out.append(char)
         i += 1
