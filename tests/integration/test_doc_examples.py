@@ -18,6 +18,7 @@ import re
 import shlex
 import subprocess
 import sys
+import textwrap
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from datetime import timedelta
@@ -576,7 +577,7 @@ async def check_json(w: World, block: Block) -> None:
             response = await w.http.post("/targets", json={"name": f"doc-{number}", "config": document})
         else:
             rule = {"name": f"doc-{number}", "schedule": {"kind": "interval", "every": 1, "unit": "hours"}}
-            response = await w.http.post("/rules/preview", json={**rule, "task": document})
+            response = await w.http.post("/rules", json={**rule, "task": document})
         assert response.is_success, f"{block.where}, document {number}: {response.text}"
 
 
@@ -608,3 +609,34 @@ async def test_doc_example(block: Block, tmp_path: Path, monkeypatch: pytest.Mon
                 w, command, f"{block.where} (line {command.line}): {command.text.splitlines()[0]}"
             )
         w.check_watched()
+
+
+def test_the_reader_finds_commands_their_answers_and_elisions():
+    """A command the reader missed, or an answer it took for prose, would go unchecked."""
+    block = Block(
+        ROOT / "README.md",
+        10,
+        "sh",
+        textwrap.dedent(
+            """\
+            # Prose, not an answer.
+            curl -s -X POST localhost:8010/rules -d '{
+              "name": "x"}'   # {"id": 1, ...}
+            X=$(curl -s localhost:8010/a \\
+                | jq -r .id)
+            # {"detail": [{"loc": ["body", "name"],
+            #   "msg": "..."}]}
+            curl -s localhost:8010/b      # after a while
+            """
+        ),
+    )
+    found = commands(block)
+    assert [(c.line, c.output) for c in found] == [
+        (11, '{"id": 1, ...}'),
+        (13, '{"detail": [{"loc": ["body", "name"], "msg": "..."}]}'),
+        (17, ""),
+    ]
+    assert shown_json('{"a": [1, ...], "b": ..., "c": "x…", ...}') == {"a": [1], "b": "...", "c": "x…"}
+    assert mismatch({"a": [1], "b": "...", "c": "x…"}, {"a": [1, 2], "b": None, "c": "xyz", "d": 0}) is None
+    assert mismatch({"c": "x…"}, {"c": "y"}) == ".c: 'y' does not start with 'x'"
+    assert mismatch({"a": 1}, {"a": 2}) == ".a: 2 where the docs show 1"
