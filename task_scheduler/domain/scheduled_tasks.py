@@ -300,7 +300,8 @@ def scheduled_task(
     start = schedule.start
     return ScheduledTask(
         id=rule_id,
-        task_request=TaskRequest.model_validate(request),
+        # A rule keeps "no labels" as []; the api-server answers null for labels not sent.
+        task_request=TaskRequest.model_validate({**request, "labels": request.get("labels") or None}),
         created_by=created_by or "anonymous",
         schedules=items,
         last_ran=last_ran,

@@ -6,8 +6,9 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import AsyncIterator
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import Any
+from zoneinfo import ZoneInfo
 
 import pytest
 
@@ -317,3 +318,94 @@ async def test_except_dates_sent_at_once_are_all_kept(dash):
     assert [answer.status_code for answer in answers] == [201] * len(days)
     stored = (await dash.http.get(f"/scheduled_tasks/{task['id']}")).json()["except_dates"]
     assert stored == [day[:10] for day in days]
+
+
+async def occurrences(service: Service, task_id: int, start: str, end: str) -> list[datetime]:
+    window = {"rule_id": task_id, "start": start, "end": end}
+    items = (await service.http.get("/tasks", params=window)).json()["items"]
+    return [datetime.fromisoformat(item["local_time"]) for item in items]
+
+
+async def test_delete_scheduled_task(dash):
+    """The series goes, its occurrences with it; `start_from` inside a schedule (old
+    dashboards) is ignored, as the api-server ignores it."""
+    body = daily(
+        "18:00", schedules=[{"period": "day", "start_from": "2124-02-10T10:00:00+08:00", "at": "18:00"}]
+    )
+    task = await post(dash, body)
+    assert len(task["schedules"]) == 1 and task["start_from"] is None
+    window = {"rule_id": task["id"], "start": T0.isoformat(), "end": (T0 + timedelta(days=3)).isoformat()}
+    assert len((await dash.http.get("/tasks", params=window)).json()["items"]) == 3
+    deleted = await dash.http.delete(f"/scheduled_tasks/{task['id']}")
+    assert (deleted.status_code, deleted.json()) == (200, None)
+    assert (await dash.http.get(f"/scheduled_tasks/{task['id']}")).status_code == 404
+    assert (await dash.http.get(f"/rules/{task['id']}")).status_code == 404
+    assert (await dash.http.get("/tasks", params=window)).json()["items"] == []
+
+
+async def test_delete_scheduled_task_event_at_local_midnight(dash):
+    """Occurrences at 00:00: an except date of 16:00 UTC is the next day in UTC+8, and the
+    occurrence skipped is the one at the start of that very day."""
+    task = await post(dash, daily("00:00", start_from="2124-02-12T00:00:00+08:00"))
+    path = f"/scheduled_tasks/{task['id']}/except_date"
+    sent = ["2124-02-12T16:00:00+00:00", "2124-02-14T00:00:00+08:00"]
+    for when in sent:
+        assert (await dash.http.post(path, json={"except_date": when})).status_code == 201
+    zone = ZoneInfo(zone_of(dash))
+    skipped = [datetime.fromisoformat(when).astimezone(zone).date() for when in sent]
+    expected = {SINGAPORE: ["2124-02-13", "2124-02-14"], "UTC": ["2124-02-12", "2124-02-13"]}[zone.key]
+    assert [str(day) for day in skipped] == expected
+    task = (await dash.http.get(f"/scheduled_tasks/{task['id']}")).json()
+    assert task["except_dates"] == expected and len(task["schedules"]) == 1
+    found = await occurrences(dash, task["id"], "2124-02-11T00:00:00Z", "2124-02-16T12:00:00Z")
+    assert all(moment.time() == datetime.min.time() for moment in found)
+    assert [str(moment.date()) for moment in found] == [
+        day
+        for day in ("2124-02-12", "2124-02-13", "2124-02-14", "2124-02-15", "2124-02-16")
+        if day not in expected
+    ]
+
+
+async def test_edit_scheduled_task(dash):
+    """Update the request, then the time and start_from (in UTC, then in UTC+8): the same
+    task, each field as sent."""
+    first = daily("16:00", start_from="2124-02-10T16:00:00+08:00")
+    task = await post(dash, first)
+    path = f"/scheduled_tasks/{task['id']}/update"
+    patrol = {"category": "patrol", "description": {"places": ["lobby"], "rounds": 2}}
+    edited = (await dash.http.post(path, json={**first, "task_request": patrol})).json()
+    assert edited["id"] == task["id"] and edited["schedules"] == task["schedules"]
+    # As sent, its optional fields null: `labels` too, as the api-server answers it.
+    assert edited["task_request"] == {**dict.fromkeys(TASK_FORM_REQUEST, None), "fleet_name": None, **patrol}
+    for start in ("2124-02-10T12:00:00+00:00", "2124-02-10T21:00:00+08:00"):
+        body = daily("20:00", task_request=patrol, start_from=start)
+        response = await dash.http.post(path, json=body)
+        assert response.status_code == 200, response.text
+        got = (await dash.http.get(f"/scheduled_tasks/{task['id']}")).json()
+        assert got == response.json()
+        assert got["schedules"] == [{"every": None, "period": "day", "at": "20:00"}]
+        assert datetime.fromisoformat(got["start_from"]) == datetime.fromisoformat(start)
+        assert got["task_request"]["category"] == "patrol"
+        first_run = (await occurrences(dash, task["id"], start, "2124-02-12T00:00:00Z"))[0]
+        assert first_run.time().isoformat() == "20:00:00"
+        assert timedelta(0) <= first_run - datetime.fromisoformat(start) < timedelta(days=1)
+
+
+async def test_edit_scheduled_task_event(dash):
+    """An update with an except date and an until (as the api-server's test edits one
+    occurrence): the except date kept is its date in the service's zone."""
+    body = daily("10:00", start_from="2124-02-10T10:00:00+08:00")
+    task = await post(dash, body)
+    path = f"/scheduled_tasks/{task['id']}/update"
+    until = "2124-02-12T23:59:59+00:00"
+    for skipped in ("2124-02-12T16:00:00+00:00", "2124-02-12T07:59:00+08:00"):
+        edited = await dash.http.post(path, json={**body, "except_dates": [skipped], "until": until})
+        assert edited.status_code == 200, edited.text
+        got = (await dash.http.get(f"/scheduled_tasks/{task['id']}")).json()
+        assert got == edited.json() and got["schedules"] == task["schedules"]
+        day = datetime.fromisoformat(skipped).astimezone(ZoneInfo(zone_of(dash))).date()
+        assert got["except_dates"] == [str(day)]
+        assert datetime.fromisoformat(got["until"]) == datetime.fromisoformat(until)
+        found = await occurrences(dash, task["id"], "2124-02-09T00:00:00Z", "2124-02-20T00:00:00Z")
+        assert day not in [moment.date() for moment in found]
+        assert all(moment <= datetime.fromisoformat(until) for moment in found)
