@@ -14,6 +14,7 @@ from task_scheduler.domain.scheduled_tasks import (
     listed,
     local_date,
     schedule_items,
+    scheduled_task,
     to_schedule,
 )
 
@@ -115,3 +116,14 @@ def test_the_list_filter_is_inclusive_at_both_bounds():
     assert listed(task, NOW, datetime(2026, 2, 1, tzinfo=UTC))
     assert not listed(task, datetime(2026, 1, 4, 23, 59, tzinfo=UTC), NOW)
     assert not listed(task, NOW, datetime(2026, 2, 1, 0, 0, 1, tzinfo=UTC))
+
+
+def test_labels_not_sent_read_back_as_null():
+    """A rule keeps no labels as []; the api-server answers null for them, and given ones as given."""
+    schedule = parse_schedule({"kind": "daily", "times": ["08:00"], "start": NOW.isoformat()})
+    for labels, shown in (([], None), (["site=hq"], ["site=hq"])):
+        task = scheduled_task(
+            rule_id=1, timezone="UTC", schedule=schedule, request={**REQUEST, "labels": labels},
+            metadata={"scheduled_task": {}}, created_by=None, zone=ZoneInfo("UTC"), last_ran=None,
+        )  # fmt: skip
+        assert task is not None and task.task_request.labels == shown
