@@ -164,4 +164,16 @@ config = {
     "auth_external_role_claim": None,
     "auth_external_role_map": {"viewer": "viewer", "operator": "operator", "admin": "admin"},
     "auth_external_default_role": "viewer",
+    # Login throttling: after this many failed logins for one username within
+    # auth_login_window_s (seconds), or auth_login_max_failures_per_address from one client
+    # address, POST /auth/login answers 429 with Retry-After, without checking the password.
+    # A success clears the username's count. Counted per replica, in memory.
+    "auth_login_max_failures": 5,
+    "auth_login_max_failures_per_address": 20,
+    "auth_login_window_s": 300.0,
+    # Password hashes computed at once (each takes 64 MiB and a core for a moment), in
+    # threads beside the API; a login that finds none free within auth_login_wait_s
+    # (seconds) gets 503 with Retry-After.
+    "auth_login_concurrency": 2,
+    "auth_login_wait_s": 5.0,
 }

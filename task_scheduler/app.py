@@ -80,6 +80,11 @@ def auth_settings(settings: Settings) -> AuthSettings:
         external_role_claim=settings.auth_external_role_claim,
         external_role_map=dict(settings.auth_external_role_map),
         external_default_role=settings.auth_external_default_role,
+        login_max_failures=settings.auth_login_max_failures,
+        login_max_failures_per_address=settings.auth_login_max_failures_per_address,
+        login_window=timedelta(seconds=settings.auth_login_window_s),
+        login_concurrency=settings.auth_login_concurrency,
+        login_wait_s=settings.auth_login_wait_s,
     )
 
 
@@ -213,6 +218,7 @@ def get_app(
                 await feed.stop()
                 bus.close()
                 await http.close()
+                auth_service.close()
                 await database.close()
 
     app = FastAPI(

@@ -82,6 +82,11 @@ class Settings(BaseModel):
         default_factory=lambda: {role.value: role for role in Role}
     )
     auth_external_default_role: Role | None = Role.viewer
+    auth_login_max_failures: int = Field(5, ge=1, le=1000)
+    auth_login_max_failures_per_address: int = Field(20, ge=1, le=100000)
+    auth_login_window_s: float = Field(300.0, gt=0, le=86400)
+    auth_login_concurrency: int = Field(2, ge=1, le=64)
+    auth_login_wait_s: float = Field(5.0, ge=0, le=60)
 
     @field_validator("timezone")
     @classmethod

@@ -37,7 +37,9 @@ export interface paths {
         /**
          * Login
          * @description A bearer token for a built-in user, valid for ``auth_token_ttl_s``.  A wrong name and
-         *     a wrong password get the same 401.
+         *     a wrong password get the same 401.  After ``auth_login_max_failures`` failures for a name
+         *     (or ``auth_login_max_failures_per_address`` from an address) within
+         *     ``auth_login_window_s``: 429 with ``Retry-After``, without checking the password.
          */
         post: operations["login_auth_login_post"];
         delete?: never;
@@ -2659,6 +2661,31 @@ export interface operations {
                 content: {
                     "application/json": components["schemas"]["HTTPValidationError"];
                 };
+            };
+            /** @description Too many failed logins for this name or from this address */
+            429: {
+                headers: {
+                    /** @description Seconds to wait */
+                    "Retry-After"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "detail": "too many failed logins"
+                     *     }
+                     */
+                    "application/json": unknown;
+                };
+            };
+            /** @description Too many password checks at once */
+            503: {
+                headers: {
+                    /** @description Seconds to wait */
+                    "Retry-After"?: number;
+                    [name: string]: unknown;
+                };
+                content?: never;
             };
         };
     };

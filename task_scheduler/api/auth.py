@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import APIRouter, Depends, Response
+from fastapi import APIRouter, Depends, Request, Response
 
 from task_scheduler.api.deps import Services, services
 from task_scheduler.api.errors import Problem
@@ -23,11 +23,18 @@ _OFF = {
 }
 
 
-@router.post("/login", response_model=Token, responses={**Problem.BODY, **Problem.UNAUTHENTICATED, **_OFF})
-async def login(credentials: Credentials, svc: Svc) -> Token:
+@router.post(
+    "/login",
+    response_model=Token,
+    responses={**Problem.BODY, **Problem.UNAUTHENTICATED, **Problem.THROTTLED, **_OFF},
+)
+async def login(credentials: Credentials, request: Request, svc: Svc) -> Token:
     """A bearer token for a built-in user, valid for ``auth_token_ttl_s``.  A wrong name and
-    a wrong password get the same 401."""
-    return await svc.auth.login(credentials)
+    a wrong password get the same 401.  After ``auth_login_max_failures`` failures for a name
+    (or ``auth_login_max_failures_per_address`` from an address) within
+    ``auth_login_window_s``: 429 with ``Retry-After``, without checking the password."""
+    address = request.client.host if request.client else "unknown"
+    return await svc.auth.login(credentials, address)
 
 
 @router.post(

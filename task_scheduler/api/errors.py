@@ -1,4 +1,5 @@
-"""Map domain errors to answers a client can act on: 401, 403, 404, 409 and 422 with the field."""
+"""Map domain errors to answers a client can act on: 401, 403, 404, 409, 422 with the field,
+and 429/503 with Retry-After."""
 
 from __future__ import annotations
 
@@ -6,7 +7,15 @@ from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 
-from task_scheduler.domain.errors import Conflict, Forbidden, Invalid, NotFound, Unauthenticated
+from task_scheduler.domain.errors import (
+    Busy,
+    Conflict,
+    Forbidden,
+    Invalid,
+    NotFound,
+    TooManyAttempts,
+    Unauthenticated,
+)
 from task_scheduler.domain.scheduled_tasks import ScheduleRejected
 
 
@@ -41,6 +50,17 @@ class Problem:
             "content": {"application/json": {"example": {"detail": "a rule named 'lobby' already exists"}}},
         }
     }
+    THROTTLED = {
+        429: {
+            "description": "Too many failed logins for this name or from this address",
+            "headers": {"Retry-After": {"description": "Seconds to wait", "schema": {"type": "integer"}}},
+            "content": {"application/json": {"example": {"detail": "too many failed logins"}}},
+        },
+        503: {
+            "description": "Too many password checks at once",
+            "headers": {"Retry-After": {"description": "Seconds to wait", "schema": {"type": "integer"}}},
+        },
+    }
     BODY = {
         400: {"description": "The body is not UTF-8 text"},
         413: {"description": "The body is longer than the service's max_body_bytes"},
@@ -59,6 +79,14 @@ def install(app: FastAPI) -> None:
     async def _unauthenticated(_: Request, exc: Unauthenticated) -> JSONResponse:
         return JSONResponse(
             status_code=401, content={"detail": str(exc)}, headers={"WWW-Authenticate": "Bearer"}
+        )
+
+    @app.exception_handler(TooManyAttempts)
+    async def _throttled(_: Request, exc: TooManyAttempts) -> JSONResponse:
+        return JSONResponse(
+            status_code=503 if isinstance(exc, Busy) else 429,
+            content={"detail": str(exc)},
+            headers={"Retry-After": str(exc.retry_after)},
         )
 
     @app.exception_handler(Forbidden)

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import enum
 import re
+from collections import Counter, OrderedDict, deque
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -190,3 +191,60 @@ def verify_external(token: str, public_key: str, audience: str, issuer: str, now
     if not isinstance(username, str) or not re.match(USERNAME_PATTERN, username):
         raise BadToken("the token has no usable preferred_username")
     return claims
+
+
+IN_FLIGHT_RETRY_S: Final = 1.0
+"""Seconds to wait when the limit is reached only by attempts still being checked."""
+MAX_TRACKED_KEYS: Final = 10_000
+"""Usernames and addresses a :class:`FailureWindow` remembers at once; the least recently
+seen are forgotten first, so a flood of made-up names cannot exhaust memory."""
+
+
+class FailureWindow:
+    """Failed logins per key (a username, or a client address) over a sliding window.
+
+    An attempt may go ahead while the failures of the last ``window`` plus the attempts
+    still being checked stay under ``limit``; counting those in flight keeps a burst of
+    simultaneous guesses to the limit too. The time is passed in.
+    """
+
+    def __init__(self, limit: int, window: timedelta, max_keys: int = MAX_TRACKED_KEYS) -> None:
+        self.limit = limit
+        self.window = window
+        self._max_keys = max_keys
+        self._failures: OrderedDict[str, deque[datetime]] = OrderedDict()
+        self._in_flight: Counter[str] = Counter()
+
+    def retry_after(self, key: str, now: datetime) -> float | None:
+        """Seconds until ``key`` may try again, or None when it may now."""
+        failures = self._failures.get(key)
+        if failures is not None:
+            while failures and failures[0] <= now - self.window:
+                failures.popleft()
+            if not failures:
+                del self._failures[key]
+                failures = None
+        failed = len(failures) if failures else 0
+        if failed + self._in_flight[key] < self.limit:
+            return None
+        keep = self.limit - self._in_flight[key] - 1  # failures that may remain for one more try
+        if failures is None or keep < 0 or failed <= keep:
+            return IN_FLIGHT_RETRY_S  # only attempts under way hold it back: they end soon
+        return (failures[failed - keep - 1] + self.window - now).total_seconds()
+
+    def begin(self, key: str) -> None:
+        self._in_flight[key] += 1
+
+    def end(self, key: str, now: datetime, *, failed: bool) -> None:
+        """An attempt begun for ``key`` ended; ``failed`` counts it in the window."""
+        self._in_flight[key] -= 1
+        if self._in_flight[key] <= 0:
+            del self._in_flight[key]
+        if failed:
+            self._failures.setdefault(key, deque()).append(now)
+            self._failures.move_to_end(key)
+            while len(self._failures) > self._max_keys:
+                self._failures.popitem(last=False)
+
+    def reset(self, key: str) -> None:
+        self._failures.pop(key, None)

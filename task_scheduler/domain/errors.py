@@ -32,3 +32,15 @@ class Unauthenticated(Exception):
 
 class Forbidden(Exception):
     """The caller is known but their role does not allow this (403)."""
+
+
+class TooManyAttempts(Exception):
+    """Too many failed logins for a name or from an address (429); ``retry_after`` in seconds."""
+
+    def __init__(self, message: str, retry_after: int) -> None:
+        super().__init__(message)
+        self.retry_after = retry_after
+
+
+class Busy(TooManyAttempts):
+    """Every slot for the work is taken and none freed in time (503); try again shortly."""

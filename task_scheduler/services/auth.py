@@ -13,8 +13,12 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import math
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
+from typing import TypeVar
 
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
@@ -26,6 +30,7 @@ from task_scheduler.domain.auth import (
     MAX_PASSWORD_LENGTH,
     USERNAME_PATTERN,
     BadToken,
+    FailureWindow,
     Principal,
     Role,
     acceptable_password,
@@ -37,14 +42,24 @@ from task_scheduler.domain.auth import (
     verify_external,
     verify_feed,
 )
-from task_scheduler.domain.errors import Conflict, Forbidden, NotFound, Unauthenticated
+from task_scheduler.domain.errors import (
+    Busy,
+    Conflict,
+    Forbidden,
+    NotFound,
+    TooManyAttempts,
+    Unauthenticated,
+)
 from task_scheduler.storage.orm import UserRecord
 from task_scheduler.storage.store import Store
 
 logger = logging.getLogger(__name__)
+T = TypeVar("T")
 
 LOGIN_FAILED = "wrong username or password"
 """The one answer to every failed login, so it does not tell which names exist."""
+THROTTLED = "too many failed logins; try again later"
+"""The same for a name and for an address, so it does not tell which names exist either."""
 
 
 class Credentials(BaseModel):
@@ -122,6 +137,11 @@ class AuthSettings:
     external_role_claim: str | None = None
     external_role_map: dict[str, Role] = field(default_factory=dict)
     external_default_role: Role | None = Role.viewer
+    login_max_failures: int = 5
+    login_max_failures_per_address: int = 20
+    login_window: timedelta = timedelta(minutes=5)
+    login_concurrency: int = 2
+    login_wait_s: float = 5.0
 
 
 def _view(record: UserRecord) -> UserView:
@@ -143,17 +163,26 @@ class AuthService:
         self._settings = settings
         self._hasher = hasher or PasswordHasher()  # argon2id, RFC 9106's low-memory profile
         self._dummy_hash: str | None = None
+        self._by_name = FailureWindow(settings.login_max_failures, settings.login_window)
+        self._by_address = FailureWindow(settings.login_max_failures_per_address, settings.login_window)
+        # Each hash takes 64 MiB and a core or more for a moment: a few at a time, in threads
+        # of their own, so a burst of logins cannot starve the API and the dispatcher.
+        self._hashing = asyncio.Semaphore(settings.login_concurrency)
+        self._hashers = ThreadPoolExecutor(settings.login_concurrency, thread_name_prefix="password-hash")
 
     @property
     def enabled(self) -> bool:
         return self._settings.enabled
+
+    def close(self) -> None:
+        self._hashers.shutdown(wait=False, cancel_futures=True)
 
     async def start(self, admin_username: str | None, admin_password: str | None) -> None:
         """Prepare the hash unknown users are checked against (with authentication on: each
         argon2id hash takes 64 MiB for a moment), and create the configured first admin if
         there is no enabled admin yet."""
         if self.enabled:
-            self._dummy_hash = await asyncio.to_thread(self._hasher.hash, "not a password of anyone's")
+            self._dummy_hash = await self._hash("not a password of anyone's")
         if admin_username is not None and admin_password is not None:
             await self.ensure_admin(admin_username, admin_password)
 
@@ -229,18 +258,45 @@ class AuthService:
             raise Unauthenticated("the token's user is disabled or no longer exists")
         return Principal(username=principal.username, role=Role(record.role), source="builtin")
 
-    async def login(self, credentials: Credentials) -> Token:
+    async def login(self, credentials: Credentials, address: str) -> Token:
         """A token for a built-in user.  An unknown or disabled user costs the same hash
-        check as a wrong password and gets the same answer."""
+        check as a wrong password and gets the same answer.
+
+        After ``login_max_failures`` failures for a name, or ``login_max_failures_per_address``
+        from an address (``address``), within ``login_window``, further attempts get 429
+        before any hashing.  A success clears the name's count; the address's runs on, so
+        one account's holder cannot wipe out the guesses made against others.
+        """
         if not self.enabled or self._settings.secret is None:
             raise Conflict("authentication is switched off (auth_enabled is False): no token is needed")
-        record = await self._store.get_user(credentials.username)
-        checked = record.password_hash if record is not None else self._dummy_hash
-        assert checked is not None, "start() prepares the dummy hash"
-        matches = await asyncio.to_thread(self._verify, checked, credentials.password)
-        if record is None or not record.enabled or not matches:
-            logger.info("login refused for %r", credentials.username)
+        name, now = credentials.username, self._clock.now()
+        waits = [
+            wait
+            for wait in (self._by_name.retry_after(name, now), self._by_address.retry_after(address, now))
+            if wait is not None
+        ]
+        if waits:
+            logger.info("login throttled for %r from %s", name, address)
+            raise TooManyAttempts(THROTTLED, retry_after=max(1, math.ceil(max(waits))))
+        self._by_name.begin(name)
+        self._by_address.begin(address)
+        failed = False
+        try:
+            record = await self._store.get_user(name)
+            checked = record.password_hash if record is not None else self._dummy_hash
+            assert checked is not None, "start() prepares the dummy hash"
+            matches = await self._in_thread(self._verify, checked, credentials.password)
+            failed = record is None or not record.enabled or not matches
+        finally:
+            # One that ended without a verdict (no hashing slot: 503) guessed nothing: not counted.
+            now = self._clock.now()
+            self._by_name.end(name, now, failed=failed)
+            self._by_address.end(address, now, failed=failed)
+        if failed:
+            logger.info("login refused for %r from %s", name, address)
             raise Unauthenticated(LOGIN_FAILED)
+        assert record is not None
+        self._by_name.reset(name)
         if self._hasher.check_needs_rehash(record.password_hash):
             new_hash = await self._hash(credentials.password)
             await self._store.save_user(record, password_hash=new_hash)
@@ -257,8 +313,23 @@ class AuthService:
 
     # -- accounts ------------------------------------------------------------------------
 
+    async def _in_thread(self, work: Callable[..., T], *args: object) -> T:
+        """Run a password hash or check in the hashing threads, ``login_concurrency`` at a time.
+        When none frees up within ``login_wait_s``: 503, so waiting requests do not pile up."""
+        if self._hashing.locked():
+            try:
+                await asyncio.wait_for(self._hashing.acquire(), self._settings.login_wait_s)
+            except asyncio.TimeoutError:
+                raise Busy("too many password checks at once; try again shortly", retry_after=1) from None
+        else:
+            await self._hashing.acquire()
+        try:
+            return await asyncio.get_running_loop().run_in_executor(self._hashers, work, *args)
+        finally:
+            self._hashing.release()
+
     async def _hash(self, password: str) -> str:
-        return await asyncio.to_thread(self._hasher.hash, password)
+        return await self._in_thread(self._hasher.hash, password)
 
     async def register(self, new: NewUser, by: str | None) -> UserView:
         now = self._clock.now()

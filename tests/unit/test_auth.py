@@ -9,7 +9,10 @@ import pytest
 
 from task_scheduler.config import ConfigError, build_settings
 from task_scheduler.domain.auth import (
+    IN_FLIGHT_RETRY_S,
+    MAX_TRACKED_KEYS,
     BadToken,
+    FailureWindow,
     Role,
     check_password,
     mint,
@@ -170,3 +173,49 @@ def test_an_external_key_must_be_an_rsa_pem_with_an_issuer():
     with pytest.raises(ConfigError, match="auth_external_issuer: required"):
         build_settings({"auth_external_public_key": public}, environ={})
     assert build_settings({"auth_external_public_key": public, "auth_external_issuer": "i"}, environ={})
+
+
+def test_a_failure_window_lets_limit_failures_through_then_waits_for_the_oldest_to_expire():
+    window = FailureWindow(3, timedelta(seconds=60))
+    for seconds in (0, 10, 20):
+        assert window.retry_after("ann", T0 + timedelta(seconds=seconds)) is None
+        window.begin("ann")
+        window.end("ann", T0 + timedelta(seconds=seconds), failed=True)
+    assert window.retry_after("ann", T0 + timedelta(seconds=30)) == 30.0  # the one at 0 expires at 60
+    assert window.retry_after("ann", T0 + timedelta(seconds=59)) == 1.0
+    assert window.retry_after("ann", T0 + timedelta(seconds=60)) is None  # exactly a window old: gone
+    assert window.retry_after("bob", T0) is None
+
+
+def test_attempts_under_way_count_towards_the_limit():
+    window = FailureWindow(2, timedelta(seconds=60))
+    window.begin("ann")
+    assert window.retry_after("ann", T0) is None
+    window.begin("ann")
+    assert window.retry_after("ann", T0) == IN_FLIGHT_RETRY_S
+    window.end("ann", T0, failed=False)
+    window.end("ann", T0, failed=False)
+    assert window.retry_after("ann", T0) is None
+    window.begin("ann")
+    window.end("ann", T0, failed=True)
+    window.begin("ann")  # one failure and one under way: the wait is the failure's
+    assert window.retry_after("ann", T0 + timedelta(seconds=5)) == 55.0
+
+
+def test_a_reset_forgets_a_keys_failures():
+    window = FailureWindow(1, timedelta(seconds=60))
+    window.begin("ann")
+    window.end("ann", T0, failed=True)
+    assert window.retry_after("ann", T0) == 60.0
+    window.reset("ann")
+    assert window.retry_after("ann", T0) is None
+
+
+def test_a_failure_window_remembers_at_most_max_keys_the_least_recent_forgotten():
+    window = FailureWindow(1, timedelta(seconds=60), max_keys=2)
+    for key in ("a", "b", "a", "c"):
+        window.begin(key)
+        window.end(key, T0, failed=True)
+    assert window.retry_after("b", T0) is None  # least recently failed: forgotten
+    assert window.retry_after("a", T0) == 60.0 and window.retry_after("c", T0) == 60.0
+    assert MAX_TRACKED_KEYS == 10_000
