@@ -19,7 +19,7 @@ from fastapi import FastAPI
 from fastapi.middleware.cors import CORSMiddleware
 from fastapi.staticfiles import StaticFiles
 
-from task_scheduler import __version__
+from task_scheduler import __version__, logs
 from task_scheduler.api import (
     auth,
     calendar,
@@ -95,6 +95,7 @@ def get_app(
     off, so tests drive them pass by pass with a fake clock."""
     settings = settings or load_settings()
     clock = clock or SystemClock()
+    logs.install()
     kinds = load_registry(settings)
     allowlist = Allowlist(settings.outbound_allowlist)
     registry = Metrics()

@@ -4,12 +4,14 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 import logging
+from typing import Annotated
 
-from fastapi import APIRouter, WebSocket, WebSocketDisconnect
+from fastapi import APIRouter, Depends, WebSocket, WebSocketDisconnect, WebSocketException
 from starlette.websockets import WebSocketDisconnected
 
-from task_scheduler.api.security import allow
+from task_scheduler.api.security import CLOSE_POLICY_VIOLATION, admit, bearer_token
 from task_scheduler.domain.auth import Role
 from task_scheduler.events import EventBus, EventSubscription
 
@@ -21,10 +23,14 @@ CLOSE_OVERFLOWED = 1013  # "try again later": the client fell behind and missed 
 CLOSE_GOING_AWAY = 1001  # the service is shutting down
 OVERFLOW_REASON = "too slow: events were dropped; reconnect and reload state"
 SHUTDOWN_REASON = "server shutting down"
+AUTH_MESSAGE_TIMEOUT_S = 10.0
+NO_AUTH_REASON = 'a bearer token is required: first message {"type": "auth", "token": ...}'
 
 
-@router.websocket("/events", dependencies=[allow(Role.viewer)])
-async def events(websocket: WebSocket, channel: str | None = None) -> None:
+@router.websocket("/events")
+async def events(
+    websocket: WebSocket, token: Annotated[str | None, Depends(bearer_token)], channel: str | None = None
+) -> None:
     """Stream every event (or only those of ``channel``) as ``Event.to_json()`` text.
 
     The subscription starts before the handshake completes, so a client receives every
@@ -32,14 +38,23 @@ async def events(websocket: WebSocket, channel: str | None = None) -> None:
     closed with 1013 and a reason (it has missed events: reconnect and reload through
     the REST API); when the service shuts down the socket closes with 1001 (or the
     server's own 1012).  Messages from the client are read only to notice it leaving.
-    With authentication on, the viewer role is needed: a bearer token in the
-    ``Authorization`` header or as ``?token=``; without one the socket is closed with
-    1008 before it opens.
+
+    With authentication on, the viewer role is needed.  The token goes in the
+    ``Authorization`` header, or (what a browser can do) as the first message,
+    ``{"type": "auth", "token": "..."}``, within 10 seconds of the socket opening;
+    ``?token=`` still works.  A bad token in the header or query closes the socket with
+    1008 before it opens, a bad first message right after.
     """
-    bus: EventBus = websocket.app.state.services.events
+    services = websocket.app.state.services
+    in_message = token is None and services.auth.enabled
+    if not in_message:
+        await admit(websocket, token, Role.viewer)
+    bus: EventBus = services.events
     subscription = bus.subscribe_queue(channel=channel or None)
     try:
         await websocket.accept()
+        if in_message:
+            await admit(websocket, await _token_message(websocket), Role.viewer)
         watcher = asyncio.create_task(_close_on_disconnect(websocket, subscription), name="events-ws-watch")
         try:
             async for event in subscription:
@@ -59,6 +74,23 @@ async def events(websocket: WebSocket, channel: str | None = None) -> None:
         logger.debug("events websocket gone: %r", exc)
     finally:
         subscription.close()
+
+
+async def _token_message(websocket: WebSocket) -> str:
+    """The token of the client's first message, ``{"type": "auth", "token": "..."}``; a
+    close with 1008 when it is anything else or does not come in time."""
+    try:
+        text = await asyncio.wait_for(websocket.receive_text(), AUTH_MESSAGE_TIMEOUT_S)
+    except asyncio.TimeoutError:
+        raise WebSocketException(CLOSE_POLICY_VIOLATION, NO_AUTH_REASON) from None
+    try:
+        message = json.loads(text)
+    except ValueError:
+        message = None
+    token = message.get("token") if isinstance(message, dict) and message.get("type") == "auth" else None
+    if not isinstance(token, str) or not token:
+        raise WebSocketException(CLOSE_POLICY_VIOLATION, NO_AUTH_REASON)
+    return token
 
 
 async def _close_on_disconnect(websocket: WebSocket, subscription: EventSubscription) -> None:

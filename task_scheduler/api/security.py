@@ -1,8 +1,8 @@
 """Who may call a route: declare ``dependencies=[allow(Role.operator)]`` where it is declared.
 
 The bearer token comes from the ``Authorization`` header, or for the ``/events``
-websocket (browsers cannot set headers there) also from ``?token=``.  A refused
-websocket is closed with 1008 (policy violation) before it is accepted.
+websocket (browsers cannot set headers there) also from ``?token=`` or its first message
+(see ``api.events``).  A refused websocket is closed with 1008 (policy violation).
 """
 
 from __future__ import annotations
@@ -64,12 +64,21 @@ def allow(role: Role) -> Any:
     token, 403 with too low a role)."""
 
     async def check(connection: HTTPConnection, principal: Caller) -> Principal:
-        if not principal.role.allows(role):
-            message = f"needs the {role.value} role; {principal.username!r} is a {principal.role.value}"
-            if connection.scope["type"] == "websocket":
-                raise WebSocketException(code=CLOSE_POLICY_VIOLATION, reason=message[:120])
-            raise Forbidden(message)
-        return principal
+        return _require(connection, principal, role)
 
     check.__name__ = f"allow_{role.value}"
     return Depends(check)
+
+
+def _require(connection: HTTPConnection, principal: Principal, role: Role) -> Principal:
+    if not principal.role.allows(role):
+        message = f"needs the {role.value} role; {principal.username!r} is a {principal.role.value}"
+        if connection.scope["type"] == "websocket":
+            raise WebSocketException(code=CLOSE_POLICY_VIOLATION, reason=message[:120])
+        raise Forbidden(message)
+    return principal
+
+
+async def admit(connection: HTTPConnection, token: str | None, role: Role) -> Principal:
+    """What ``allow(role)`` checks, for a token a route reads itself (a websocket's first message)."""
+    return _require(connection, await current_principal(connection, token), role)

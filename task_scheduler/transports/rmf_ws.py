@@ -24,6 +24,7 @@ from websockets.protocol import State
 
 from task_scheduler.domain.allowlist import Allowlist
 from task_scheduler.domain.targets import RmfWsTarget
+from task_scheduler.logs import redacting
 from task_scheduler.transports.allowlist import checked_host
 from task_scheduler.transports.auth import BearerAuth
 from task_scheduler.transports.base import (
@@ -221,6 +222,7 @@ class RmfWsTransport:
             conn = await connect(
                 self._config.url,
                 additional_headers=self._auth.headers(),
+                logger=redacting("websockets.client"),  # at DEBUG it prints every header
                 open_timeout=timeout,
                 close_timeout=min(self._config.timeout_s, 5.0),
             )

@@ -9,6 +9,7 @@ the role just below 403, the role itself let through.
 from __future__ import annotations
 
 import asyncio
+import json
 from datetime import timedelta
 
 import httpx
@@ -18,6 +19,7 @@ from starlette.routing import Mount
 from task_scheduler.app import get_app
 from task_scheduler.config import build_settings
 from task_scheduler.domain.auth import Role
+from task_scheduler.events import Event, EventType
 from tests.integration.conftest import T0
 
 OPEN = None
@@ -138,9 +140,13 @@ async def test_each_route_answers_401_without_a_token_403_below_its_role_and_ser
         assert allowed.status_code not in (401, 403), (method, template, allowed.status_code, allowed.text)
 
 
-async def handshake(app, query: str = "", headers: dict[str, str] | None = None) -> dict:
-    """Open ``/events`` on the app in this loop; the server's first message (accept or
-    close), after which the client leaves."""
+async def handshake(
+    app, query: str = "", headers: dict[str, str] | None = None, *, first: str | None = None
+) -> list[dict]:
+    """Open ``/events`` on the app in this loop and return what the server sends: its
+    answer to the handshake (accept or close), and once accepted, after the client's
+    ``first`` message (if any) and one event published, the next message (a close or the
+    event). Then the client leaves."""
     sent: asyncio.Queue[dict] = asyncio.Queue()
     incoming: asyncio.Queue[dict] = asyncio.Queue()
     incoming.put_nowait({"type": "websocket.connect"})
@@ -158,20 +164,37 @@ async def handshake(app, query: str = "", headers: dict[str, str] | None = None)
         "subprotocols": [],
     }
     serving = asyncio.create_task(app(scope, incoming.get, sent.put))
-    first = await asyncio.wait_for(sent.get(), 5)
+    answers = [await asyncio.wait_for(sent.get(), 5)]
+    if answers[0]["type"] == "websocket.accept" and first is not None:
+        incoming.put_nowait({"type": "websocket.receive", "text": first})
+        # The subscription began before the accept: the event waits for the verdict.
+        app.state.services.events.publish(
+            Event(type=EventType.rule_created, at=T0, rule_id=1, task_id=None, channel=None, data={})
+        )
+        answers.append(await asyncio.wait_for(sent.get(), 5))
     incoming.put_nowait({"type": "websocket.disconnect", "code": 1000})
     await asyncio.wait_for(serving, 5)
-    return first
+    return answers
 
 
-async def test_the_event_stream_needs_a_viewer_token_in_the_header_or_the_query(secured):
-    refused = await handshake(secured.app)
-    assert refused["type"] == "websocket.close" and refused["code"] == 1008
-    assert "bearer token is required" in refused["reason"]
+async def test_the_event_stream_needs_a_viewer_token_in_the_header_the_query_or_the_first_message(secured):
     expired = secured.external("grace", exp=int((T0 - timedelta(hours=1)).timestamp()))
-    assert (await handshake(secured.app, headers=expired))["code"] == 1008
+    refused = await handshake(secured.app, headers=expired)
+    assert refused[0]["type"] == "websocket.close" and refused[0]["code"] == 1008
+    assert "expired" in refused[0]["reason"]
+    assert (await handshake(secured.app, "token=garbage"))[0]["code"] == 1008
 
-    assert (await handshake(secured.app, f"token={secured.tokens[Role.viewer]}"))[
-        "type"
-    ] == "websocket.accept"
-    assert (await handshake(secured.app, headers=secured.auth(Role.viewer)))["type"] == "websocket.accept"
+    viewer = secured.tokens[Role.viewer]
+    assert (await handshake(secured.app, f"token={viewer}"))[0]["type"] == "websocket.accept"
+    assert (await handshake(secured.app, headers=secured.auth(Role.viewer)))[0]["type"] == "websocket.accept"
+
+    admitted = await handshake(secured.app, first=json.dumps({"type": "auth", "token": viewer}))
+    assert [a["type"] for a in admitted] == ["websocket.accept", "websocket.send"]
+    assert json.loads(admitted[1]["text"])["type"] == "rule.created"
+    for first in ("hello", json.dumps({"type": "auth"}), json.dumps({"token": viewer})):
+        closed = await handshake(secured.app, first=first)
+        assert closed[1]["type"] == "websocket.close" and closed[1]["code"] == 1008
+        assert "bearer token is required" in closed[1]["reason"]
+    expired_token = expired["Authorization"].removeprefix("Bearer ")
+    closed = await handshake(secured.app, first=json.dumps({"type": "auth", "token": expired_token}))
+    assert closed[1]["code"] == 1008 and "expired" in closed[1]["reason"]

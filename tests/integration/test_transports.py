@@ -555,6 +555,23 @@ async def test_ws_a_dispatch_and_a_robot_task_succeed(fleet: FakeFleetHandle, ws
     assert len(first.request_id) == 32 and int(first.request_id, 16) >= 0
 
 
+async def test_ws_the_bridge_token_is_never_logged_at_any_level(
+    jwt_fleet: FakeFleetHandle, caplog: pytest.LogCaptureFixture
+) -> None:
+    token = jwt_fleet.token("alice")
+    transport = RmfWsTransport(RmfWsTarget(url=jwt_fleet.ws_url, token=token, timeout_s=5))
+    try:
+        with caplog.at_level(logging.DEBUG):
+            delivery = await transport.submit(dispatch("a"))
+    finally:
+        await transport.aclose()
+    assert delivery.outcome is Outcome.SUCCEEDED
+    # The fake fleet's server logs in this process too (uvicorn.*): only ours are checked.
+    ours = "\n".join(r.getMessage() for r in caplog.records if not r.name.startswith("uvicorn"))
+    assert "Authorization: [redacted]" in ours  # the handshake's headers were logged
+    assert token not in ours and token.split(".")[2] not in ours
+
+
 async def test_ws_concurrent_submits_are_matched_by_request_id(
     fleet: FakeFleetHandle, ws: RmfWsTransport
 ) -> None:
