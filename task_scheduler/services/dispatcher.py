@@ -40,6 +40,7 @@ from task_scheduler.domain.policy import (
     retry_at,
     retry_unreachable_at,
 )
+from task_scheduler.domain.redaction import secret_values
 from task_scheduler.domain.rules import Policy
 from task_scheduler.domain.tasks import TaskStatus
 from task_scheduler.events import Event, EventBus, EventType
@@ -53,6 +54,7 @@ from task_scheduler.storage.orm import RuleRecord, TaskRecord
 from task_scheduler.storage.priority import serve_first
 from task_scheduler.storage.store import Store
 from task_scheduler.transports.base import Delivery, LookupFailed, Outcome, Transport
+from task_scheduler.transports.redacting import RedactingTransport
 
 logger = logging.getLogger(__name__)
 
@@ -554,9 +556,8 @@ class Dispatcher:
         if name in self._direct_targets:
             if cached is None:
                 kind = self._direct_targets[name]
-                cached = _Carrier(
-                    "direct", kind, self._registry.target_kinds[kind].transport(None, self._context)
-                )
+                transport = self._registry.target_kinds[kind].transport(None, self._context)
+                cached = _Carrier("direct", kind, RedactingTransport(transport, ()))
                 self._transports[name] = cached
             return cached
         resolved = await self._targets.resolve(name)
@@ -567,9 +568,8 @@ class Dispatcher:
             return cached
         if cached is not None:
             await cached.transport.aclose()
-        carrier = _Carrier(
-            version, config.kind, self._registry.target_kinds[config.kind].transport(config, self._context)
-        )
+        transport = self._registry.target_kinds[config.kind].transport(config, self._context)
+        carrier = _Carrier(version, config.kind, RedactingTransport(transport, secret_values(config)))
         self._transports[name] = carrier
         return carrier
 

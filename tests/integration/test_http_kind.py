@@ -26,6 +26,7 @@ from tests.integration.conftest import T0, Service
 
 EVERY_10_S = {"kind": "interval", "every": 10, "unit": "seconds"}
 API_KEY = "s3cret-api-key"
+TOKEN = "t0ken-of-the-echoing-target"
 
 
 @dataclass
@@ -84,6 +85,15 @@ async def web_server() -> AsyncIterator[Web]:
         return web.Response(text="a" * 5000 + "b")
 
     app.router.add_get("/hostile", hostile)
+
+    async def echo(request: web.Request) -> web.Response:
+        """Says back what it received, as debugging endpoints and some error pages do."""
+        await record(request)
+        headers = dict(request.headers)
+        status = 500 if request.query.get("fail") else 200
+        return web.json_response({"headers": headers, "seen": f"you sent {headers}"}, status=status)
+
+    app.router.add_route("*", "/echo", echo)
     runner = web.AppRunner(app, handle_signals=False)
     await runner.setup()
     port = free_port()
@@ -174,6 +184,29 @@ async def test_a_targets_secret_headers_are_sent_but_never_shown_or_kept(engine,
     assert API_KEY not in str(target) and target["config"]["secrets_set"] == ["secret_headers"]
     for path in ("/runs", "/rules", "/tasks"):
         assert API_KEY not in (await engine.http.get(path)).text
+
+
+async def test_a_targets_secrets_echoed_by_its_server_are_redacted_in_the_run_and_event(engine, web_server):
+    seen = []
+    engine.services.events.stream.subscribe(seen.append)
+    secrets = {"token": TOKEN, "secret_headers": {"X-Api-Key": API_KEY}}
+    echoing = {"name": "echoing", "config": {"kind": "http", "base_url": web_server.url, **secrets}}
+    assert (await engine.http.post("/targets", json=echoing)).status_code == 201
+    await create(engine, {"kind": "http", "target": "echoing", "path": "/echo"})
+    await create(engine, {"kind": "http", "target": "echoing", "path": "/echo?fail=1"}, name="failing")
+    engine.clock.advance(seconds=10)
+    assert await engine.dispatch() == 2
+
+    assert {call["headers"]["Authorization"] for call in web_server.calls} == {f"Bearer {TOKEN}"}
+    history = await runs(engine)
+    assert sorted(run["outcome"] for run in history) == ["failed", "succeeded"]
+    for run in history:
+        echoed = run["response"]["json"]
+        assert echoed["headers"]["Authorization"] == "Bearer [redacted]"
+        assert echoed["headers"]["X-Api-Key"] == "[redacted]"
+        assert "[redacted]" in run["response"]["body"] and "[redacted]" in echoed["seen"]
+    everything = (await engine.http.get("/runs")).text + str([event.data for event in seen])
+    assert TOKEN not in everything and API_KEY not in everything
 
 
 async def test_a_server_error_is_retried_and_a_refusal_is_not(engine, web_server):
