@@ -176,4 +176,12 @@ config = {
     # (seconds) gets 503 with Retry-After.
     "auth_login_concurrency": 2,
     "auth_login_wait_s": 5.0,
+    # Encrypts the secrets (tokens, passwords, secret headers) of targets made over the API
+    # in the database: a Fernet key, or several separated by commas, the first encrypting
+    # and all decrypting (to rotate: put the new key first, then run
+    # `task_scheduler rotate-secrets`, then drop the old one). Make one with
+    #   python -c 'from cryptography.fernet import Fernet; print(Fernet.generate_key().decode())'
+    # Best set from the environment: RMF_TASK_SCHEDULER_SECRETS_KEY. None stores secrets in
+    # plain text (a warning at start-up).
+    "secrets_key": None,
 }

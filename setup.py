@@ -34,6 +34,8 @@ setup(
         "jsonschema>=4.23,<5",
         "referencing>=0.35,<1",
         "PyJWT[crypto]>=2.8,<3",
+        # Fernet, for targets' secrets in the database (also pulled in by PyJWT[crypto]).
+        "cryptography>=42",
         "argon2-cffi>=23.1,<26",
         "prometheus_client>=0.20,<1",
         "aiohttp>=3.10,<4",

@@ -58,6 +58,7 @@ from task_scheduler.services.tasks import TaskService
 from task_scheduler.services.timers import TimerService
 from task_scheduler.storage.change_feed import ChangeFeed
 from task_scheduler.storage.database import Database
+from task_scheduler.storage.sealing import SecretBox, SecretsUnreadable
 from task_scheduler.storage.store import Store
 from task_scheduler.transports.allowlist import AllowlistResolver
 
@@ -105,6 +106,14 @@ def get_app(
         database = Database(settings.db_url)
         await database.open(migrate=settings.migrate_on_start)
         store = Store()
+        target_service = TargetService(
+            store, clock, settings.targets, kinds, SecretBox(settings.secrets_keys)
+        )
+        try:
+            await target_service.check_secrets()
+        except SecretsUnreadable:
+            await database.close()
+            raise
         bus = EventBus()
         # Each target bounds its own requests in flight (max_connections), so the pool needs
         # no limit of its own and keeps every connection those allow for reuse. Every host
@@ -112,7 +121,6 @@ def get_app(
         http = aiohttp.ClientSession(
             connector=aiohttp.TCPConnector(limit=0, resolver=AllowlistResolver(allowlist)), trust_env=False
         )
-        target_service = TargetService(store, clock, settings.targets, kinds)
         dispatcher = Dispatcher(
             store,
             clock,
@@ -199,6 +207,10 @@ def get_app(
             database.dialect,
             "" if settings.run_dispatcher else ", API only (run_dispatcher is off)",
         )
+        if not settings.secrets_key:
+            logger.warning(
+                "secrets_key is not set: the secrets of targets made over the API are stored in plain text"
+            )
         if not settings.auth_enabled:
             logger.warning(
                 "authentication is off (auth_enabled is False): anyone who can reach the API is an admin"

@@ -1,4 +1,5 @@
-"""The ``task_scheduler`` command: serve the API (default), apply migrations, or create an admin."""
+"""The ``task_scheduler`` command: serve the API (default), apply migrations, create an admin,
+or re-encrypt targets' secrets."""
 
 from __future__ import annotations
 
@@ -105,11 +106,42 @@ def _create_admin(settings: Settings, username: str) -> int:
     return 0
 
 
+def _rotate_secrets(settings: Settings) -> int:
+    """Re-encrypt every stored target's secrets with the first key of ``secrets_key`` (and
+    encrypt those stored in plain text); without a key, store them in plain text."""
+    from task_scheduler.clock import SystemClock
+    from task_scheduler.kinds.registry import load_registry
+    from task_scheduler.services.targets import TargetService
+    from task_scheduler.storage.database import Database
+    from task_scheduler.storage.sealing import SecretBox, SecretsUnreadable
+    from task_scheduler.storage.store import Store
+
+    async def run() -> list[str]:
+        database = Database(settings.db_url)
+        await database.open(migrate=settings.migrate_on_start)
+        try:
+            box = SecretBox(settings.secrets_keys)
+            targets = TargetService(Store(), SystemClock(), {}, load_registry(settings), box)
+            return await targets.reseal()
+        finally:
+            await database.close()
+
+    try:
+        rewritten = asyncio.run(run())
+    except SecretsUnreadable as exc:
+        logger.error("%s; list the old key after the new one in secrets_key", exc)
+        return 1
+    how = "encrypted with the first key of secrets_key" if settings.secrets_key else "in plain text"
+    logger.info("%d target(s) rewritten, %s: %s", len(rewritten), how, ", ".join(rewritten) or "none needed")
+    return 0
+
+
 COMMANDS = {
     "serve": "serve the API and dispatch due tasks (the default)",
     "migrate": "apply the schema migrations and exit",
     "check-config": "validate the configuration and exit",
     "create-admin": "create an admin user (password from a prompt, or the first line of stdin)",
+    "rotate-secrets": "re-encrypt targets' secrets with the first key of secrets_key, and exit",
 }
 
 
@@ -154,4 +186,6 @@ def main(argv: list[str] | None = None) -> int:
         return _migrate(settings)
     if command == "create-admin":
         return _create_admin(settings, args.username)
+    if command == "rotate-secrets":
+        return _rotate_secrets(settings)
     return _serve(settings)

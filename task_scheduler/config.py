@@ -87,6 +87,7 @@ class Settings(BaseModel):
     auth_login_window_s: float = Field(300.0, gt=0, le=86400)
     auth_login_concurrency: int = Field(2, ge=1, le=64)
     auth_login_wait_s: float = Field(5.0, ge=0, le=60)
+    secrets_key: str | None = Field(None, min_length=1, repr=False)
 
     @field_validator("timezone")
     @classmethod
@@ -122,6 +123,26 @@ class Settings(BaseModel):
         return value.upper() if isinstance(value, str) else value
 
     _strong_enough = field_validator("auth_admin_password")(acceptable_password)
+
+    @field_validator("secrets_key")
+    @classmethod
+    def _fernet_keys(cls, value: str | None) -> str | None:
+        from cryptography.fernet import Fernet
+
+        for n, key in enumerate(value.split(",") if value else (), 1):
+            try:
+                Fernet(key.strip())
+            except ValueError:
+                raise ValueError(
+                    f"key {n} is not a Fernet key (32 url-safe base64-encoded bytes; make one with python -c "
+                    "'from cryptography.fernet import Fernet; print(Fernet.generate_key().decode())')"
+                ) from None
+        return value
+
+    @property
+    def secrets_keys(self) -> list[str]:
+        """The keys of ``secrets_key``: the first encrypts, all decrypt."""
+        return [key.strip() for key in self.secrets_key.split(",")] if self.secrets_key else []
 
     @field_validator("auth_external_public_key")
     @classmethod

@@ -1,8 +1,9 @@
 """Targets: named connections tasks go through, from the configuration or made over the API.
 
 Targets from the configuration are read-only through the API; secrets are accepted but
-never returned. Every configuration is validated by its kind's model (see
-``kinds.registry``), plug-in kinds included.
+never returned, and stored encrypted when ``secrets_key`` is set (``storage.sealing``).
+Every configuration is validated by its kind's model (see ``kinds.registry``), plug-in
+kinds included.
 """
 
 from __future__ import annotations
@@ -17,6 +18,8 @@ from task_scheduler.clock import Clock
 from task_scheduler.domain.errors import Conflict, NotFound
 from task_scheduler.domain.targets import TargetConfig, public_view
 from task_scheduler.kinds.registry import Registry
+from task_scheduler.storage.orm import TargetRecord
+from task_scheduler.storage.sealing import SecretBox
 from task_scheduler.storage.store import Store
 
 _CONFIG_VERSION = "config"
@@ -42,17 +45,45 @@ class TargetView(BaseModel):
 
 class TargetService:
     def __init__(
-        self, store: Store, clock: Clock, configured: Mapping[str, BaseModel], registry: Registry
+        self,
+        store: Store,
+        clock: Clock,
+        configured: Mapping[str, BaseModel],
+        registry: Registry,
+        box: SecretBox | None = None,
     ) -> None:
         self._store = store
         self._clock = clock
         self._registry = registry
+        self._box = box or SecretBox(())
         self._configured = {
             name: registry.target(config, ("targets", name)) for name, config in configured.items()
         }
 
-    def _stored(self, config: dict[str, Any]) -> BaseModel:
-        return self._registry.target(config)
+    def _stored(self, record: TargetRecord) -> BaseModel:
+        return self._registry.target(self._box.open(record.config, record.name))
+
+    def _sealed(self, config: BaseModel) -> dict[str, Any]:
+        return self._box.seal(config.model_dump(mode="json"), getattr(config, "secret_fields", ()))
+
+    async def check_secrets(self) -> None:
+        """Raise :class:`SecretsUnreadable` unless every stored target's secrets can be read
+        with the configured keys: checked at start-up, so a missing key stops the service
+        rather than its tasks."""
+        for record in await self._store.list_targets():
+            self._box.open(record.config, record.name)
+
+    async def reseal(self) -> list[str]:
+        """Store every target's secrets as the configured keys say (encrypted with the first
+        key; plain text without a key); return the names of those rewritten."""
+        rewritten = []
+        async with self._store.transaction():
+            for record in await self._store.list_targets(for_update=True):
+                config = self._stored(record)
+                if not self._box.current(record.config, getattr(config, "secret_fields", ())):
+                    await self._store.save_target(record, config=self._sealed(config))
+                    rewritten.append(record.name)
+        return rewritten
 
     async def resolve(self, name: str) -> tuple[BaseModel, str] | None:
         """The target's connection and a version that changes whenever it is edited."""
@@ -61,7 +92,7 @@ class TargetService:
         record = await self._store.get_target(name)
         if record is None:
             return None
-        return self._stored(record.config), record.updated_at.isoformat()
+        return self._stored(record), record.updated_at.isoformat()
 
     async def config(self, name: str) -> BaseModel | None:
         """The target's current connection, None when there is no such target."""
@@ -89,7 +120,7 @@ class TargetService:
             for n, c in sorted(self._configured.items())
         ]
         for record in await self._store.list_targets():
-            config = public_view(self._stored(record.config))
+            config = public_view(self._stored(record))
             views.append(
                 TargetView(name=record.name, used_by=users[record.name], source="api", config=config)
             )
@@ -103,7 +134,7 @@ class TargetService:
         record = await self._store.get_target(name)
         if record is None:
             raise NotFound("target", name)
-        config = public_view(self._stored(record.config))
+        config = public_view(self._stored(record))
         return TargetView(name=name, used_by=users[name], source="api", config=config)
 
     def _writable(self, name: str) -> None:
@@ -117,7 +148,7 @@ class TargetService:
         await self._store.insert_target(
             name=spec.name,
             kind=config.kind,
-            config=config.model_dump(mode="json"),
+            config=self._sealed(config),
             created_at=now,
             updated_at=now,
         )
@@ -131,7 +162,7 @@ class TargetService:
             if record is None:
                 raise NotFound("target", name)
             await self._store.save_target(
-                record, kind=config.kind, config=config.model_dump(mode="json"), updated_at=self._clock.now()
+                record, kind=config.kind, config=self._sealed(config), updated_at=self._clock.now()
             )
         return await self.get(name)
 

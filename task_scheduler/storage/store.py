@@ -615,8 +615,9 @@ class Store:
 
     # -- targets ---------------------------------------------------------------------------
 
-    async def list_targets(self) -> list[TargetRecord]:
-        return await TargetRecord.all().order_by("name")
+    async def list_targets(self, *, for_update: bool = False) -> list[TargetRecord]:
+        query = TargetRecord.all().order_by("name")
+        return await (query.select_for_update() if for_update else query)
 
     async def get_target(self, name: str) -> TargetRecord | None:
         return await TargetRecord.filter(name=name).first()

@@ -76,3 +76,16 @@ def test_config_file_problems_are_reported(tmp_path):
 
 def test_no_file_means_defaults():
     assert load_settings({}) == Settings()
+
+
+def test_secrets_key_takes_fernet_keys_comma_separated_and_never_echoes_a_bad_one():
+    from cryptography.fernet import Fernet
+
+    first, second = Fernet.generate_key().decode(), Fernet.generate_key().decode()
+    assert build_settings({"secrets_key": f"{first}, {second}"}, environ={}).secrets_keys == [first, second]
+    assert build_settings({}, environ={}).secrets_keys == []
+    with pytest.raises(ConfigError, match=r"secrets_key: .*key 2 is not a Fernet key") as caught:
+        build_settings({"secrets_key": f"{first},not-a-key-at-all"}, environ={})
+    assert "not-a-key-at-all" not in str(caught.value) and first not in str(caught.value)
+    from_env = build_settings({}, environ={"RMF_TASK_SCHEDULER_SECRETS_KEY": first})
+    assert from_env.secrets_keys == [first] and first not in repr(from_env)
