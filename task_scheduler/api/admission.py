@@ -5,7 +5,9 @@ a burst of API calls fills the loop's queue of ready callbacks, and a task that 
 waits behind all of them. Serving at most ``api_concurrency`` requests at a time (the
 rest wait their turn, in order, before any work is done for them) keeps that queue short.
 The API's throughput, bound by the same CPU, stays the same; health checks and metrics are
-never held back.
+never held back. Nor are logins, which have bounds of their own (``auth_login_*``): most of
+a login is a password hash in a thread, and logins waiting for one must not keep every
+other request waiting behind them.
 """
 
 from __future__ import annotations
@@ -13,7 +15,7 @@ from __future__ import annotations
 import asyncio
 from typing import Any
 
-UNQUEUED_PATHS = frozenset({"/healthz", "/readyz", "/metrics"})
+UNQUEUED_PATHS = frozenset({"/healthz", "/readyz", "/metrics", "/auth/login"})
 
 
 class AdmissionLimit:

@@ -12,8 +12,11 @@ account and a local account cannot raise an external user's role.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import math
+import os
+import threading
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
@@ -144,6 +147,18 @@ class AuthSettings:
     login_wait_s: float = 5.0
 
 
+HASHING_NICENESS = 10
+"""How much lower than the rest of the process hashing threads are scheduled (``nice``)."""
+
+
+def _yield_the_cpu() -> None:
+    """Lower this hashing thread's scheduling priority (Linux schedules threads, and
+    argon2's own lane threads inherit it), so that when cores are short the event loop,
+    which serves the API and dispatches, runs first and a burst of logins waits instead."""
+    with contextlib.suppress(AttributeError, OSError):  # not Linux, or not allowed: run as is
+        os.setpriority(os.PRIO_PROCESS, threading.get_native_id(), HASHING_NICENESS)
+
+
 def _view(record: UserRecord) -> UserView:
     return UserView(
         username=record.username,
@@ -168,7 +183,9 @@ class AuthService:
         # Each hash takes 64 MiB and a core or more for a moment: a few at a time, in threads
         # of their own, so a burst of logins cannot starve the API and the dispatcher.
         self._hashing = asyncio.Semaphore(settings.login_concurrency)
-        self._hashers = ThreadPoolExecutor(settings.login_concurrency, thread_name_prefix="password-hash")
+        self._hashers = ThreadPoolExecutor(
+            settings.login_concurrency, thread_name_prefix="password-hash", initializer=_yield_the_cpu
+        )
 
     @property
     def enabled(self) -> bool:

@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import os
 import threading
+from collections.abc import AsyncIterator
 
 import httpx
 import pytest
@@ -11,6 +14,7 @@ from argon2 import PasswordHasher
 
 from task_scheduler.app import get_app
 from task_scheduler.config import build_settings
+from task_scheduler.services.auth import HASHING_NICENESS
 from tests.integration.conftest import ADMIN, ADMIN_PASSWORD, SECRET
 
 WRONG = "not the password"
@@ -23,6 +27,7 @@ class HashSpy:
         self.calls = 0
         self.active = 0
         self.most = 0
+        self.niceness: set[int] = set()
         self.entered = threading.Event()
         self.go = threading.Event()
         self.go.set()
@@ -34,6 +39,7 @@ class HashSpy:
                 self.calls += 1
                 self.active += 1
                 self.most = max(self.most, self.active)
+                self.niceness.add(os.getpriority(os.PRIO_PROCESS, threading.get_native_id()))
             self.entered.set()
             try:
                 self.go.wait(10)
@@ -95,34 +101,52 @@ async def test_password_hashes_run_a_few_at_a_time(secured, monkeypatch):
     answers = await asyncio.gather(*(secured.login(f"name{n}", WRONG) for n in range(8)))
     assert [a.status_code for a in answers] == [401] * 8
     assert spy.calls == 8 and spy.most <= 2  # auth_login_concurrency
+    assert spy.niceness == {HASHING_NICENESS}  # below the event loop's priority
+
+
+@contextlib.asynccontextmanager
+async def client(db_url: str, clock, **options: object) -> AsyncIterator[httpx.AsyncClient]:
+    """An HTTP client of an app with authentication on, an admin, and ``options``."""
+    values = {
+        "db_url": db_url,
+        "auth_enabled": True,
+        "auth_jwt_secret": SECRET,
+        "auth_admin_username": ADMIN,
+        "auth_admin_password": ADMIN_PASSWORD,
+        **options,
+    }
+    app = get_app(build_settings(values, environ={}), clock=clock, run_background=False)
+    async with app.router.lifespan_context(app):
+        async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://s") as http:
+            yield http
+
+
+async def test_logins_waiting_for_a_hash_hold_up_no_other_request(db_url, clock, monkeypatch):
+    async with client(db_url, clock, api_concurrency=1) as http:
+        body = {"username": ADMIN, "password": ADMIN_PASSWORD}
+        token = (await http.post("/auth/login", json=body)).json()["access_token"]
+        spy = HashSpy(monkeypatch)
+        spy.go.clear()
+        login = asyncio.create_task(http.post("/auth/login", json=body))
+        assert await asyncio.to_thread(spy.entered.wait, 10)
+        rules = await asyncio.wait_for(http.get("/rules", headers={"Authorization": f"Bearer {token}"}), 10)
+        assert rules.status_code == 200 and not login.done()
+        spy.go.set()
+        assert (await login).status_code == 200
 
 
 async def test_a_login_finding_no_hashing_slot_in_time_gets_503(db_url, clock, monkeypatch):
-    settings = build_settings(
-        {
-            "db_url": db_url,
-            "auth_enabled": True,
-            "auth_jwt_secret": SECRET,
-            "auth_admin_username": ADMIN,
-            "auth_admin_password": ADMIN_PASSWORD,
-            "auth_login_concurrency": 1,
-            "auth_login_wait_s": 0,
-        },
-        environ={},
-    )
-    app = get_app(settings, clock=clock, run_background=False)
-    async with app.router.lifespan_context(app):
-        async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://s") as http:
-            spy = HashSpy(monkeypatch)
-            spy.go.clear()
-            body = {"username": ADMIN, "password": ADMIN_PASSWORD}
-            first = asyncio.create_task(http.post("/auth/login", json=body))
-            assert await asyncio.to_thread(spy.entered.wait, 10)  # the one slot is taken
-            busy = await http.post("/auth/login", json=body)
-            spy.go.set()
-            assert busy.status_code == 503 and busy.headers["retry-after"] == "1"
-            assert (await first).status_code == 200
-            # The busy answer was no failed guess: five wrong ones still make the limit.
-            for _ in range(5):
-                assert (await http.post("/auth/login", json={**body, "password": WRONG})).status_code == 401
-            assert (await http.post("/auth/login", json=body)).status_code == 429
+    async with client(db_url, clock, auth_login_concurrency=1, auth_login_wait_s=0) as http:
+        spy = HashSpy(monkeypatch)
+        spy.go.clear()
+        body = {"username": ADMIN, "password": ADMIN_PASSWORD}
+        first = asyncio.create_task(http.post("/auth/login", json=body))
+        assert await asyncio.to_thread(spy.entered.wait, 10)  # the one slot is taken
+        busy = await http.post("/auth/login", json=body)
+        spy.go.set()
+        assert busy.status_code == 503 and busy.headers["retry-after"] == "1"
+        assert (await first).status_code == 200
+        # The busy answer was no failed guess: five wrong ones still make the limit.
+        for _ in range(5):
+            assert (await http.post("/auth/login", json={**body, "password": WRONG})).status_code == 401
+        assert (await http.post("/auth/login", json=body)).status_code == 429
