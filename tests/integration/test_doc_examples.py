@@ -51,12 +51,17 @@ NOT_RUN = {
     "npm test": "runs the whole test suite, this test included",
     "python -m task_scheduler.testing.fake_fleet": "the test runs the same fake fleet on a free port",
     "task_scheduler create-admin --username admin": "asks on a terminal; the piped form beside it runs",
+    "python -c 'from cryptography.fernet import Fernet; print(Fernet.generate_key().decode())'": "prints "
+    "a new random key",
+    "task_scheduler rotate-secrets": "test_target_secrets.py runs it, with keys it rotates",
 }
 
 # Blocks of these languages are not run, and why.
 NOT_RUN_LANGUAGES = {
     "nginx": "a reverse proxy's configuration: no nginx here; the routes it forwards are "
     "tested in tests/integration/test_scheduled_tasks.py",
+    "js": "a browser's code; the first message it sends to /events is tested in "
+    "tests/integration/test_authorization.py and tests/e2e/test_secrets_in_logs.py",
 }
 
 # What the prose says happens before a command ("after the next hour", "the next
