@@ -106,7 +106,7 @@ def get_app(
         http = aiohttp.ClientSession(
             connector=aiohttp.TCPConnector(limit=0, resolver=AllowlistResolver(allowlist)), trust_env=False
         )
-        target_service = TargetService(store, clock, settings.targets, kinds)
+        target_service = TargetService(store, clock, settings.targets, kinds, allowlist)
         dispatcher = Dispatcher(
             store,
             clock,
@@ -153,6 +153,7 @@ def get_app(
             changed=changed,
             default_timezone=settings.timezone,
             registry=kinds,
+            allowlist=allowlist,
         )
         app.state.services = Services(
             database=database,

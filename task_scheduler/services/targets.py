@@ -14,8 +14,9 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from task_scheduler.clock import Clock
-from task_scheduler.domain.errors import Conflict, NotFound
-from task_scheduler.domain.targets import TargetConfig, public_view
+from task_scheduler.domain.allowlist import Allowlist, refused_urls
+from task_scheduler.domain.errors import Conflict, Invalid, NotFound
+from task_scheduler.domain.targets import TargetConfig, outbound_urls, public_view
 from task_scheduler.kinds.registry import Registry
 from task_scheduler.storage.store import Store
 
@@ -42,11 +43,17 @@ class TargetView(BaseModel):
 
 class TargetService:
     def __init__(
-        self, store: Store, clock: Clock, configured: Mapping[str, BaseModel], registry: Registry
+        self,
+        store: Store,
+        clock: Clock,
+        configured: Mapping[str, BaseModel],
+        registry: Registry,
+        allowlist: Allowlist,
     ) -> None:
         self._store = store
         self._clock = clock
         self._registry = registry
+        self._allowlist = allowlist
         self._configured = {
             name: registry.target(config, ("targets", name)) for name, config in configured.items()
         }
@@ -106,13 +113,22 @@ class TargetService:
         config = public_view(self._stored(record.config))
         return TargetView(name=name, used_by=users[name], source="api", config=config)
 
+    def _checked(self, config: BaseModel, prefix: tuple[str, ...]) -> BaseModel:
+        """A target as it may be stored: valid for its kind, and no host the allowlist
+        refuses outright (an address outside it; a name is checked when it is resolved)."""
+        config = self._registry.target(config, prefix)
+        refused = refused_urls(self._allowlist, outbound_urls(config))
+        if refused:
+            raise Invalid([((*prefix, *field), reason) for field, reason in refused])
+        return config
+
     def _writable(self, name: str) -> None:
         if name in self._configured:
             raise Conflict(f"target {name!r} comes from the configuration; change it there")
 
     async def create(self, spec: TargetSpec) -> TargetView:
         self._writable(spec.name)
-        config = self._registry.target(spec.config)
+        config = self._checked(spec.config, ("config",))
         now = self._clock.now()
         await self._store.insert_target(
             name=spec.name,
@@ -125,7 +141,7 @@ class TargetService:
 
     async def replace(self, name: str, config: BaseModel) -> TargetView:
         self._writable(name)
-        config = self._registry.target(config, ())
+        config = self._checked(config, ())
         async with self._store.transaction():
             record = await self._store.get_target(name)
             if record is None:
