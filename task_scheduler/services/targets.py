@@ -7,6 +7,7 @@ never returned. Every configuration is validated by its kind's model (see
 
 from __future__ import annotations
 
+import logging
 from collections import Counter
 from collections.abc import Mapping
 from typing import Any
@@ -19,6 +20,8 @@ from task_scheduler.domain.errors import Conflict, Invalid, NotFound
 from task_scheduler.domain.targets import TargetConfig, outbound_urls, public_view
 from task_scheduler.kinds.registry import Registry
 from task_scheduler.storage.store import Store
+
+logger = logging.getLogger(__name__)
 
 _CONFIG_VERSION = "config"
 
@@ -57,6 +60,10 @@ class TargetService:
         self._configured = {
             name: registry.target(config, ("targets", name)) for name, config in configured.items()
         }
+        # Not a start-up error: the default target is configured whether it is used or not.
+        for name, config in self._configured.items():
+            for field, reason in refused_urls(allowlist, outbound_urls(config)):
+                logger.warning("target %r (%s): %s; its calls will be rejected", name, field[0], reason)
 
     def _stored(self, config: dict[str, Any]) -> BaseModel:
         return self._registry.target(config)

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from typing import Any
@@ -271,3 +272,10 @@ async def test_nothing_stored_reaches_an_address_outside_however_it_is_written(d
     refusals = [run for run in history if run["outcome"] != "succeeded"]
     assert {run["outcome"] for run in refusals} == {"rejected"}, refusals
     assert all("not in outbound_allowlist" in run["error"] for run in refusals), refusals
+
+
+async def test_a_configured_target_outside_the_list_is_named_at_start(db_url, clock, caplog):
+    with caplog.at_level(logging.WARNING, logger="task_scheduler.services.targets"):
+        async with running(db_url, clock, ["10.0.0.0/8"]):
+            pass
+    assert "target 'default' (base_url): 127.0.0.1 is not in outbound_allowlist" in caplog.text
