@@ -15,7 +15,8 @@ from task_scheduler.transports.allowlist import NotAllowed, outbound_url
 def test_the_default_allows_this_machine_only():
     allowlist = Allowlist(DEFAULT_ALLOWLIST)
     assert allowlist.allows_name("localhost") and allowlist.allows_name("LOCALHOST.")
-    assert allowlist.allows_address("127.0.0.1") and allowlist.allows_address("127.8.9.10")
+    assert allowlist.allows_address("127.0.0.1") and allowlist.allows_address("127.255.255.254")
+    assert not allowlist.allows_address("126.255.255.255") and not allowlist.allows_address("128.0.0.0")
     assert allowlist.allows_address("::1") and allowlist.allows_address("::ffff:127.0.0.1")
     for address in ("10.0.0.1", "169.254.169.254", "::ffff:10.0.0.1", "fe80::1%eth0", "not-an-address"):
         assert not allowlist.allows_address(address), address
