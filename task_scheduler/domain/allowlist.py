@@ -32,14 +32,14 @@ _LABEL = re.compile(r"[a-z0-9_-]+")
 
 
 def _ipv4_number(part: str) -> int | None:
-    """One part of an IPv4 address in any form ``inet_aton`` reads: decimal, ``0x`` hex,
-    ``0`` octal. None when it is not a number."""
+    """One label of a normalised name as a part of an IPv4 address, in any form ``inet_aton``
+    reads: decimal, ``0x`` hex, ``0`` octal. None when it is not a number."""
     base, digits = 10, part
-    if part[:2] in ("0x", "0X"):
+    if part.startswith("0x"):
         base, digits = 16, part[2:]
-    elif len(part) > 1 and part.startswith("0"):
-        base, digits = 8, part[1:]
-    if not (digits and digits.isascii() and digits.isalnum()):
+    elif part.startswith("0"):
+        base = 8
+    if not digits.isalnum():  # int() would also read "1_0" as 10; a resolver does not
         return None
     try:
         return int(digits, base)

@@ -102,25 +102,27 @@ def test_the_last_part_fills_the_bytes_left(form, address):
 
 
 @pytest.mark.parametrize(
-    "host",
+    ("host", "reason"),
     [
-        "1.16777216",
-        "1.2.65536",
-        "4294967296",
-        "0x100.0",
-        "256.0.0.1",
-        "1.2.3.256",
-        "1.2.3.4.5",
-        "1.2.3.08",  # 08 is no octal number
-        "0x.0.0.1",
-        "00x1.0.0.1",
-        "foo.123",  # no name ends in a number
-        "foo.0x1",
+        ("1.16777216", "out of range"),
+        ("1.2.65536", "out of range"),
+        ("4294967296", "out of range"),
+        ("0x100.0", "out of range"),
+        ("256.0.0.1", "out of range"),
+        ("1.2.3.256", "out of range"),
+        ("1.2.3.4.5", "ends in a number"),
+        ("1.2.3.4.0", "ends in a number"),
+        ("1.2.3.08", "ends in a number"),  # 08 is no octal number
+        ("0x.0.0.1", "ends in a number"),
+        ("00x1.0.0.1", "ends in a number"),
+        ("foo.123", "ends in a number"),  # no name ends in a number
+        ("foo.0x1", "ends in a number"),
     ],
 )
-def test_a_host_that_ends_in_a_number_but_is_no_address_is_refused(host):
-    with pytest.raises(ValueError, match="IPv4"):
+def test_a_host_that_ends_in_a_number_but_is_no_address_is_refused(host, reason):
+    with pytest.raises(ValueError, match=f"^{reason}" if reason == "ends in a number" else reason):
         normalise_host(host)
+    assert "not an IPv4 address" in Allowlist(["*"]).refusal(host)
 
 
 @pytest.mark.parametrize(
@@ -155,6 +157,9 @@ def test_an_ipv4_mapped_address_is_checked_as_the_ipv4_address():
         ("\uff41\uff42\uff43\uff0e\uff43\uff4f\uff4d", "abc.com"),  # fullwidth letters
         ("\u24b6\u24b7.example", "ab.example"),  # circled letters
         ("my_service", "my_service"),  # a container's name
+        ("10.fleet.example", "10.fleet.example"),  # a number may start a name
+        ("127.0.0.1_0", "127.0.0.1_0"),  # 1_0 is no number to a resolver
+        ("0x7f.0.0.1g", "0x7f.0.0.1g"),
         ("a" * 63 + ".example", "a" * 63 + ".example"),
         (".".join(["a" * 63] * 3 + ["b" * 61]), ".".join(["a" * 63] * 3 + ["b" * 61])),  # 253 characters
     ],
