@@ -109,6 +109,7 @@ def test_the_last_part_fills_the_bytes_left(form, address):
         ("4294967296", "out of range"),
         ("0x100.0", "out of range"),
         ("256.0.0.1", "out of range"),
+        ("1.256.0.1", "out of range"),  # not 2.0.0.1
         ("1.2.3.256", "out of range"),
         ("1.2.3.4.5", "ends in a number"),
         ("1.2.3.4.0", "ends in a number"),
