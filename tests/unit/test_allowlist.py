@@ -40,6 +40,13 @@ def test_addresses_in_a_url_are_refused_before_anything_is_resolved():
     assert allowlist.refusal(None) == "the URL has no host"
 
 
+def test_entries_are_trimmed_and_a_network_may_name_any_of_its_addresses():
+    assert check_entry(" LocalHost. ") == "localhost"
+    with pytest.raises(ValueError, match="an empty entry"):
+        check_entry("  ")
+    assert Allowlist(["10.1.2.3/8"]).allows_address("10.9.9.9")
+
+
 def test_star_allows_everything():
     allowlist = Allowlist(["*"])
     assert allowlist.allows_name("anything.org") and allowlist.allows_address("8.8.8.8")
@@ -179,11 +186,11 @@ def test_names_come_back_as_lower_case_ascii(host, normalised):
         ("a\uff1a80", "international"),  # a fullwidth colon maps to :
         ("%31%32%37.0.0.1", "label"),
         ("a b", "label"),
-        ("xn--99999999999", "punycode"),
+        ("xn--99999999999", "not valid punycode"),
         ("a" * 64 + ".example", "label"),
         (".".join(["a" * 63] * 3 + ["b" * 62]), "longer than 253"),
-        ("fe80::1%eth0", "zone"),
-        ("1::2::3", "IPv6"),
+        ("fe80::1%eth0", "zone is not allowed"),
+        ("1::2::3", "not an IPv6 address"),
     ],
 )
 def test_a_host_that_cannot_be_read_is_refused_saying_why(host, reason):
