@@ -8,7 +8,13 @@ import socket
 
 import pytest
 
-from task_scheduler.domain.allowlist import DEFAULT_ALLOWLIST, Allowlist, check_entry, normalise_host
+from task_scheduler.domain.allowlist import (
+    DEFAULT_ALLOWLIST,
+    Allowlist,
+    check_entry,
+    normalise_host,
+    refused_urls,
+)
 from task_scheduler.transports.allowlist import NotAllowed, outbound_url
 
 
@@ -238,3 +244,16 @@ def test_a_url_is_called_with_its_host_normalised():
     ):
         with pytest.raises(NotAllowed):
             outbound_url(allowlist, refused)
+
+
+def test_each_refused_url_is_named_by_its_field():
+    urls = [
+        (("a",), "http://127.0.0.1/"),
+        (("b",), "http://0x7f.2/"),
+        (("c",), "http://[::1/"),
+        (("d",), "http://x.example/"),
+    ]
+    assert refused_urls(Allowlist(["127.0.0.1"]), urls) == [
+        (("b",), "0x7f.2 (127.0.0.2) is not in outbound_allowlist"),
+        (("c",), "not a valid URL: Invalid IPv6 URL"),
+    ]
