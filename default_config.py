@@ -126,8 +126,9 @@ config = {
     "tasks_retention_days": None,
     # The only hosts the service calls (targets, http tasks, URLs): host names
     # ("fleet.example.com"), their subdomains ("*.example.com"), addresses or networks
-    # ("10.0.0.0/8", "::1"), or "*" for any. A name not listed is called only when every
-    # address it resolves to is in a listed network. Default: this machine only.
+    # ("10.0.0.0/8", "::1"), or "*" for any. A name not listed is called only at the
+    # addresses it resolves to that are in a listed network. Hosts are read as resolvers
+    # read them (127.1 and fullwidth digits are 127.0.0.1). Default: this machine only.
     "outbound_allowlist": ["localhost", "127.0.0.0/8", "::1"],
     # Require a bearer token on every route except /healthz, /readyz, /metrics, /docs,
     # /openapi.json and /auth/login.  Off, anyone who can reach the API acts as an admin:

@@ -39,6 +39,8 @@ setup(
         "argon2-cffi>=23.1,<26",
         "prometheus_client>=0.20,<1",
         "aiohttp>=3.10,<4",
+        # Outbound hosts are read as the HTTP client reads them: IDNA with UTS-46 mapping.
+        "idna>=3.6,<4",
         # Patterns of http tasks, searched with a time limit.
         "regex>=2024.4",
         # The calendar feed and .ics import (RFC 5545, with VTIMEZONEs from zoneinfo).

@@ -107,7 +107,7 @@ def get_app(
         await database.open(migrate=settings.migrate_on_start)
         store = Store()
         target_service = TargetService(
-            store, clock, settings.targets, kinds, SecretBox(settings.secrets_keys)
+            store, clock, settings.targets, kinds, allowlist, SecretBox(settings.secrets_keys)
         )
         try:
             await target_service.check_secrets()
@@ -167,6 +167,7 @@ def get_app(
             changed=changed,
             default_timezone=settings.timezone,
             registry=kinds,
+            allowlist=allowlist,
         )
         app.state.services = Services(
             database=database,

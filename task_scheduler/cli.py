@@ -110,6 +110,7 @@ def _rotate_secrets(settings: Settings) -> int:
     """Re-encrypt every stored target's secrets with the first key of ``secrets_key`` (and
     encrypt those stored in plain text); without a key, store them in plain text."""
     from task_scheduler.clock import SystemClock
+    from task_scheduler.domain.allowlist import Allowlist
     from task_scheduler.kinds.registry import load_registry
     from task_scheduler.services.targets import TargetService
     from task_scheduler.storage.database import Database
@@ -121,7 +122,8 @@ def _rotate_secrets(settings: Settings) -> int:
         await database.open(migrate=settings.migrate_on_start)
         try:
             box = SecretBox(settings.secrets_keys)
-            targets = TargetService(Store(), SystemClock(), {}, load_registry(settings), box)
+            allowlist = Allowlist(settings.outbound_allowlist)
+            targets = TargetService(Store(), SystemClock(), {}, load_registry(settings), allowlist, box)
             return await targets.reseal()
         finally:
             await database.close()

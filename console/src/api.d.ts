@@ -231,7 +231,8 @@ export interface paths {
         /**
          * Create Rule
          * @description Create a rule; its occurrences up to the horizon are stored at once (and one more, due
-         *     now, with `run_now`).
+         *     now, with `run_now`). A URL of the task whose host is an address outside
+         *     `outbound_allowlist`, or is no host at all, is a 422 naming the field.
          */
         post: operations["create_rule_rules_post"];
         /**
@@ -587,7 +588,11 @@ export interface paths {
          */
         get: operations["list_targets_targets_get"];
         put?: never;
-        /** Create Target */
+        /**
+         * Create Target
+         * @description Make a target. A URL whose host is an address outside `outbound_allowlist`, or is no
+         *     host at all, is a 422 naming the field; a name is checked on each connection.
+         */
         post: operations["create_target_targets_post"];
         /**
          * Delete Unused Targets
@@ -731,7 +736,8 @@ export interface paths {
         /**
          * Set Timer
          * @description Call `url` once the time given has passed. The timer is an http task: follow it at
-         *     /tasks/{id} and its call at /tasks/{id}/runs.
+         *     /tasks/{id} and its call at /tasks/{id}/runs. A `url` whose host is an address outside
+         *     `outbound_allowlist` is a 422.
          */
         post: operations["set_timer_timers_post"];
         delete?: never;

@@ -37,7 +37,8 @@ class RulePage(BaseModel):
 )
 async def create_rule(spec: NewRule, svc: Svc, caller: Caller) -> Rule:
     """Create a rule; its occurrences up to the horizon are stored at once (and one more, due
-    now, with `run_now`)."""
+    now, with `run_now`). A URL of the task whose host is an address outside
+    `outbound_allowlist`, or is no host at all, is a 422 naming the field."""
     return await svc.rules.create(spec, by=caller.username)
 
 

@@ -53,6 +53,8 @@ async def delete_unused_targets(
     responses={**Problem.BODY, **Problem.CONFLICT},
 )
 async def create_target(spec: TargetSpec, svc: Svc) -> TargetView:
+    """Make a target. A URL whose host is an address outside `outbound_allowlist`, or is no
+    host at all, is a 422 naming the field; a name is checked on each connection."""
     return await svc.targets.create(spec)
 
 

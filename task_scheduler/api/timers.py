@@ -21,7 +21,8 @@ Svc = Annotated[Services, Depends(services)]
 )
 async def set_timer(spec: TimerSpec, svc: Svc) -> TimerView:
     """Call `url` once the time given has passed. The timer is an http task: follow it at
-    /tasks/{id} and its call at /tasks/{id}/runs."""
+    /tasks/{id} and its call at /tasks/{id}/runs. A `url` whose host is an address outside
+    `outbound_allowlist` is a 422."""
     return await svc.timers.create(spec)
 
 

@@ -29,15 +29,26 @@ from pydantic import (
     model_validator,
 )
 
+from task_scheduler.domain.allowlist import normalise_host
 from task_scheduler.domain.sql import Dialect, SqlError, parse
 
 _Text = Annotated[str, Field(min_length=1, max_length=256)]
 
 
+def _check_host(host: str | None) -> None:
+    if not host:
+        raise ValueError("a host is required")
+    try:
+        normalise_host(host)
+    except ValueError as error:
+        raise ValueError(f"the host {host!r} {error}") from None
+
+
 def check_url(value: str, schemes: tuple[str, ...], *, query: bool = False) -> str:
     """A URL the transports can use as is, or ``ValueError`` saying what is wrong with it.
 
-    Credentials in the URL are refused: they would show wherever the URL does.
+    Credentials in the URL are refused: they would show wherever the URL does. So is a host
+    that cannot be read as one (see :func:`~task_scheduler.domain.allowlist.normalise_host`).
     """
     value = value.strip()
     try:
@@ -47,8 +58,7 @@ def check_url(value: str, schemes: tuple[str, ...], *, query: bool = False) -> s
         raise ValueError(f"not a valid URL: {error}") from None
     if parts.scheme not in schemes:
         raise ValueError(f"the scheme must be {' or '.join(schemes)}")
-    if not parts.hostname:
-        raise ValueError("a host is required")
+    _check_host(parts.hostname)
     if parts.username is not None or parts.password is not None:
         raise ValueError("credentials do not belong in the URL: use a target's secrets")
     if parts.fragment or value.endswith("#") or (not query and (parts.query or value.endswith("?"))):
@@ -64,6 +74,13 @@ class _Target(BaseModel):
 
     secret_fields: ClassVar[tuple[str, ...]] = ()
     """Fields the API accepts but never shows."""
+
+    url_field: ClassVar[str | None] = None
+    """The field naming the host this target connects to."""
+
+    def outbound_urls(self) -> list[tuple[tuple[str, ...], str]]:
+        """The URLs of the hosts this target connects to, each with its field."""
+        return [((self.url_field,), getattr(self, self.url_field))] if self.url_field else []
 
 
 class _RmfTarget(_Target):
@@ -96,6 +113,8 @@ class _RmfTarget(_Target):
 class RmfHttpTarget(_RmfTarget):
     """An rmf-web api-server: ``POST {base_url}/tasks/dispatch_task`` and friends."""
 
+    url_field: ClassVar[str | None] = "base_url"
+
     kind: Literal["rmf_http"] = "rmf_http"
     base_url: str = Field(
         max_length=2048,
@@ -121,6 +140,8 @@ class RmfHttpTarget(_RmfTarget):
 
 class RmfWsTarget(_RmfTarget):
     """An RMF websocket bridge speaking ``{request_id, json_msg}`` each way."""
+
+    url_field: ClassVar[str | None] = "url"
 
     kind: Literal["rmf_ws"] = "rmf_ws"
     url: str = Field(
@@ -154,6 +175,7 @@ class HttpTarget(_Target):
     and credentials every call carries."""
 
     secret_fields: ClassVar[tuple[str, ...]] = ("token", "secret_headers")
+    url_field: ClassVar[str | None] = "base_url"
 
     kind: Literal["http"] = "http"
     base_url: str = Field(
@@ -255,8 +277,7 @@ def check_database_url(value: str) -> str:
         if parts.netloc or not parts.path.startswith("/") or parts.query:
             raise ValueError("a SQLite database is sqlite:///absolute/path (three slashes)")
         return value
-    if not parts.hostname:
-        raise ValueError("a host is required")
+    _check_host(parts.hostname)
     if not parts.path.strip("/"):
         raise ValueError("name the database: ...://user@host/database")
     if dialect == "mysql" and parts.query:
@@ -288,6 +309,7 @@ class DatabaseTarget(_Target):
     """A database that ``sql`` tasks run the queries configured here against; nothing else."""
 
     secret_fields: ClassVar[tuple[str, ...]] = ("password",)
+    url_field: ClassVar[str | None] = "url"
 
     kind: Literal["database"] = Field("database", description="A database for sql tasks.")
     url: str = Field(
@@ -317,6 +339,10 @@ class DatabaseTarget(_Target):
     @classmethod
     def _url(cls, value: str) -> str:
         return check_database_url(value)
+
+    def outbound_urls(self) -> list[tuple[tuple[str, ...], str]]:
+        """A server's URL; a SQLite file connects to no host."""
+        return [] if dialect_of(self.url) == "sqlite" else super().outbound_urls()
 
     @field_validator("queries")
     @classmethod
@@ -372,6 +398,13 @@ target_adapter: TypeAdapter[Any] = TypeAdapter(
 """Validates a target configuration. Its errors' text never echoes the input, but
 ``ValidationError.errors()`` still carries it: pass ``include_input=False`` where they leave
 the process. A model embedding :data:`TargetConfig` needs ``hide_input_in_errors`` too."""
+
+
+def outbound_urls(config: BaseModel) -> list[tuple[tuple[str, ...], str]]:
+    """The URLs a target of any kind connects to: a plug-in target's model may list its own
+    with an ``outbound_urls()`` method, as the built-in ones do."""
+    listed = getattr(config, "outbound_urls", None)
+    return listed() if callable(listed) else []
 
 
 def public_view(config: BaseModel) -> dict[str, Any]:

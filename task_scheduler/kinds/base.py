@@ -71,6 +71,11 @@ class TaskKind:
         name (:attr:`TransportContext.targets`)."""
         return []
 
+    def urls(self, task: BaseModel) -> list[tuple[tuple[str | int, ...], str]]:
+        """The URLs the task calls by itself (not through a target), each with its field: a
+        rule is saved only when ``outbound_allowlist`` does not refuse their hosts outright."""
+        return []
+
     def category(self, task: BaseModel) -> str | None:
         """A category to list and filter by (RMF's task category); None when the kind has none."""
         return None

@@ -139,6 +139,11 @@ class FileKind(TaskKind):
             return [(("source", "target"), source.target)]
         return []
 
+    def urls(self, task: BaseModel) -> list[tuple[tuple[str | int, ...], str]]:
+        assert isinstance(task, FileTask)
+        ends = (("source", task.source), ("destination", task.destination))
+        return [((role, "url"), end.url) for role, end in ends if end is not None and end.url is not None]
+
     def check_target(self, task: BaseModel, target: BaseModel) -> Problems:
         """The directory written to must be writable, and big enough for the content."""
         assert isinstance(task, FileTask) and isinstance(target, DirectoryTarget)

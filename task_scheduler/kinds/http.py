@@ -105,6 +105,10 @@ class HttpKind(TaskKind):
             return [(("regex",), f"not a valid pattern: {exc}")]
         return []
 
+    def urls(self, task: BaseModel) -> list[tuple[tuple[str | int, ...], str]]:
+        assert isinstance(task, HttpTask)
+        return [(("url",), task.url)] if task.url is not None else []
+
     def build(self, document: dict[str, Any], occurrence: Occurrence) -> dict[str, Any]:
         """The call, plus headers naming the task, so the receiver can tell a repeat."""
         headers = {

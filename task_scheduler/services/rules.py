@@ -11,6 +11,7 @@ from typing import Any
 from pydantic import BaseModel, Field
 
 from task_scheduler.clock import Clock
+from task_scheduler.domain.allowlist import Allowlist, refused_urls
 from task_scheduler.domain.errors import Conflict, Invalid, NotFound
 from task_scheduler.domain.recurrence import Recurrence, follow_slots, validate_timezone
 from task_scheduler.domain.rules import DroppedException, NewRule, ReplacedRule, Rule, RuleSpec
@@ -63,6 +64,7 @@ class RuleService:
         changed: Callable[[datetime | None], None],
         default_timezone: str,
         registry: Registry,
+        allowlist: Allowlist,
     ) -> None:
         self._store = store
         self._expander = expander
@@ -72,19 +74,24 @@ class RuleService:
         self._changed = changed
         self._default_timezone = default_timezone
         self._registry = registry
+        self._allowlist = allowlist
 
     # -- validation ----------------------------------------------------------------------
 
     def _resolve(
         self, spec: RuleSpec, now: datetime, start_delay_s: float | None = None
     ) -> tuple[str, Recurrence, dict[str, Any], TaskKind, BaseModel]:
-        """Check what pydantic cannot (zone, the kind's own checks, reachability); fill the start."""
+        """Check what pydantic cannot (zone, the kind's own checks, the allowlist, reachability);
+        fill the start."""
         zone_name = spec.timezone or self._default_timezone
         try:
             zone = validate_timezone(zone_name)
         except ValueError as exc:
             raise Invalid.at(("timezone",), str(exc)) from None
         kind, task = self._registry.task(spec.task.model_dump(mode="json", exclude_none=True))
+        refused = refused_urls(self._allowlist, kind.urls(task))
+        if refused:
+            raise Invalid([(("task", *field), reason) for field, reason in refused])
         schedule = spec.schedule
         if start_delay_s is not None:
             if schedule.start is not None:

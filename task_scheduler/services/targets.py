@@ -8,6 +8,7 @@ kinds included.
 
 from __future__ import annotations
 
+import logging
 from collections import Counter
 from collections.abc import Mapping
 from typing import Any
@@ -15,12 +16,15 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from task_scheduler.clock import Clock
-from task_scheduler.domain.errors import Conflict, NotFound
-from task_scheduler.domain.targets import TargetConfig, public_view
+from task_scheduler.domain.allowlist import Allowlist, refused_urls
+from task_scheduler.domain.errors import Conflict, Invalid, NotFound
+from task_scheduler.domain.targets import TargetConfig, outbound_urls, public_view
 from task_scheduler.kinds.registry import Registry
 from task_scheduler.storage.orm import TargetRecord
 from task_scheduler.storage.sealing import SecretBox
 from task_scheduler.storage.store import Store
+
+logger = logging.getLogger(__name__)
 
 _CONFIG_VERSION = "config"
 
@@ -50,15 +54,21 @@ class TargetService:
         clock: Clock,
         configured: Mapping[str, BaseModel],
         registry: Registry,
+        allowlist: Allowlist,
         box: SecretBox | None = None,
     ) -> None:
         self._store = store
         self._clock = clock
         self._registry = registry
+        self._allowlist = allowlist
         self._box = box or SecretBox(())
         self._configured = {
             name: registry.target(config, ("targets", name)) for name, config in configured.items()
         }
+        # Not a start-up error: the default target is configured whether it is used or not.
+        for name, config in self._configured.items():
+            for field, reason in refused_urls(allowlist, outbound_urls(config)):
+                logger.warning("target %r (%s): %s; its calls will be rejected", name, field[0], reason)
 
     def _stored(self, record: TargetRecord) -> BaseModel:
         return self._registry.target(self._box.open(record.config, record.name))
@@ -137,13 +147,22 @@ class TargetService:
         config = public_view(self._stored(record))
         return TargetView(name=name, used_by=users[name], source="api", config=config)
 
+    def _checked(self, config: BaseModel, prefix: tuple[str, ...]) -> BaseModel:
+        """A target as it may be stored: valid for its kind, and no host the allowlist
+        refuses outright (an address outside it; a name is checked when it is resolved)."""
+        config = self._registry.target(config, prefix)
+        refused = refused_urls(self._allowlist, outbound_urls(config))
+        if refused:
+            raise Invalid([((*prefix, *field), reason) for field, reason in refused])
+        return config
+
     def _writable(self, name: str) -> None:
         if name in self._configured:
             raise Conflict(f"target {name!r} comes from the configuration; change it there")
 
     async def create(self, spec: TargetSpec) -> TargetView:
         self._writable(spec.name)
-        config = self._registry.target(spec.config)
+        config = self._checked(spec.config, ("config",))
         now = self._clock.now()
         await self._store.insert_target(
             name=spec.name,
@@ -156,7 +175,7 @@ class TargetService:
 
     async def replace(self, name: str, config: BaseModel) -> TargetView:
         self._writable(name)
-        config = self._registry.target(config, ())
+        config = self._checked(config, ())
         async with self._store.transaction():
             record = await self._store.get_target(name)
             if record is None:

@@ -11,7 +11,6 @@ import uuid
 from collections.abc import Callable
 from datetime import datetime, timedelta
 from typing import Annotated, Literal
-from urllib.parse import urlsplit
 
 from pydantic import BaseModel, ConfigDict, Field, StrictInt, field_validator, model_validator
 
@@ -97,7 +96,7 @@ class TimerService:
         self._allowlist = allowlist
 
     async def create(self, spec: TimerSpec) -> TimerView:
-        refusal = self._allowlist.refusal(urlsplit(spec.url).hostname)
+        refusal = self._allowlist.url_refusal(spec.url)
         if refusal is not None:
             raise Invalid.at(("url",), refusal)
         now = self._clock.now()

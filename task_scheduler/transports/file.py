@@ -26,14 +26,13 @@ import secrets
 import stat
 from collections.abc import Awaitable
 from typing import Any, Final
-from urllib.parse import urlsplit
 
 import aiohttp
 
 from task_scheduler.domain.files import segments
 from task_scheduler.domain.targets import DEFAULT_MAX_FILE_BYTES, DirectoryTarget
 from task_scheduler.kinds.base import TransportContext
-from task_scheduler.transports.allowlist import NotAllowed, refusal_in, refuse
+from task_scheduler.transports.allowlist import NotAllowed, outbound_url, refusal_in
 from task_scheduler.transports.base import Delivery, LookupFailed, Outcome, bounded, describe, logged, shorten
 
 logger = logging.getLogger(__name__)
@@ -304,10 +303,9 @@ class FileTransport:
         """A response from ``url``, every failure turned into a :class:`Stop` as the http
         transport reads them (a refusal by the allowlist: rejected)."""
         try:
-            refuse(self._allowlist, urlsplit(url).hostname)
             async with self._http.request(
                 method,
-                url,
+                outbound_url(self._allowlist, url),
                 data=data,
                 timeout=aiohttp.ClientTimeout(total=timeout_s, sock_connect=timeout_s),
                 allow_redirects=False,

@@ -13,7 +13,6 @@ import json
 import logging
 import time
 from typing import Any, Final
-from urllib.parse import urlsplit
 
 import aiohttp
 import regex
@@ -21,7 +20,7 @@ import regex
 from task_scheduler.domain.targets import HttpTarget
 from task_scheduler.kinds.base import TransportContext
 from task_scheduler.kinds.http import REGEX_TIMEOUT_S
-from task_scheduler.transports.allowlist import NotAllowed, refusal_in, refuse
+from task_scheduler.transports.allowlist import NotAllowed, outbound_url, refusal_in
 from task_scheduler.transports.base import (
     EXCERPT_LIMIT,
     Delivery,
@@ -97,11 +96,11 @@ class HttpTransport:
             options["ssl"] = False
         started = time.perf_counter()
         try:
-            refuse(self._allowlist, urlsplit(url).hostname)
+            target = outbound_url(self._allowlist, url)
             async with self._slots:
                 async with self._http.request(
                     message.get("method", "GET"),
-                    url,
+                    target,
                     headers=headers,
                     timeout=aiohttp.ClientTimeout(total=timeout_s, sock_connect=timeout_s),
                     allow_redirects=False,

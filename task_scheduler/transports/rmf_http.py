@@ -12,13 +12,12 @@ import json
 import logging
 from dataclasses import dataclass
 from typing import Any, Final
-from urllib.parse import urlsplit
 
 import aiohttp
 
 from task_scheduler.domain.allowlist import Allowlist
 from task_scheduler.domain.targets import RmfHttpTarget
-from task_scheduler.transports.allowlist import NotAllowed, refusal_in, refuse
+from task_scheduler.transports.allowlist import NotAllowed, outbound_url, refusal_in
 from task_scheduler.transports.auth import BearerAuth
 from task_scheduler.transports.base import (
     Delivery,
@@ -114,11 +113,15 @@ class RmfHttpTransport:
         return {"Accept": "application/json", **self._auth.headers()}
 
     async def _call(self, method: str, url: str, **options: Any) -> _Answer:
-        if self._allowlist is not None:
-            refuse(self._allowlist, urlsplit(url).hostname)
+        target = outbound_url(self._allowlist, url)
         async with self._slots:
             async with self._http.request(
-                method, url, headers=self._headers(), timeout=self._timeout, allow_redirects=False, **options
+                method,
+                target,
+                headers=self._headers(),
+                timeout=self._timeout,
+                allow_redirects=False,
+                **options,
             ) as response:
                 return _Answer(response.status, response.reason or "", await response.read())
 

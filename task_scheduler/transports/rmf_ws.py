@@ -10,13 +10,13 @@ here stays ambiguous: :meth:`RmfWsTransport.find` always raises.
 from __future__ import annotations
 
 import asyncio
+import inspect
 import json
 import logging
 import random
 import uuid
 from collections.abc import Callable
 from typing import Any, Final
-from urllib.parse import urlsplit
 
 from websockets.asyncio.client import ClientConnection, connect
 from websockets.exceptions import ConnectionClosed, InvalidStatus, WebSocketException
@@ -25,7 +25,7 @@ from websockets.protocol import State
 from task_scheduler.domain.allowlist import Allowlist
 from task_scheduler.domain.targets import RmfWsTarget
 from task_scheduler.logs import redacting
-from task_scheduler.transports.allowlist import checked_host
+from task_scheduler.transports.allowlist import NotAllowed, dial
 from task_scheduler.transports.auth import BearerAuth
 from task_scheduler.transports.base import (
     SUBMISSION_TYPES,
@@ -42,6 +42,9 @@ logger = logging.getLogger(__name__)
 
 RECONNECT_MIN_S: Final = 0.1
 """The first reconnection delay; it doubles with each failure in a row, up to reconnect_max_s."""
+_DIRECT: Final = {"proxy": None} if "proxy" in inspect.signature(connect).parameters else {}
+"""No proxy from the environment (websockets 15 and later look there): the connection goes
+to the address the allowlist approved, as aiohttp's does (``trust_env=False``)."""
 
 
 class _Gone:
@@ -60,6 +63,10 @@ class _Unreadable:
 
 class _NotConnected(Exception):
     """No connection, and none could be opened in time: nothing was sent."""
+
+
+class _Refused(Exception):
+    """The allowlist refuses the bridge's host: nothing was sent, and waiting will not help."""
 
 
 class _Link:
@@ -135,6 +142,8 @@ class RmfWsTransport:
             return Delivery(Outcome.FAILED, error=f"not a task submission: type {message.get('type')!r}")
         try:
             link = await self._connection()
+        except _Refused as error:
+            return logged(logger, self._config.url, Delivery(Outcome.REJECTED, error=str(error)))
         except _NotConnected as error:
             return logged(
                 logger,
@@ -215,17 +224,23 @@ class RmfWsTransport:
             self._opening.release()
 
     async def _open(self, timeout: float) -> _Link:
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + timeout
         try:
-            if self._allowlist is not None:
-                parts = urlsplit(self._config.url)
-                await checked_host(self._allowlist, parts.hostname, parts.port)
+            uri, address = await asyncio.wait_for(dial(self._allowlist, self._config.url), timeout)
+            # The URI names the host (Host header, TLS server name); host= is where to connect.
             conn = await connect(
-                self._config.url,
+                str(uri),
+                host=address,
+                port=uri.port,
                 additional_headers=self._auth.headers(),
                 logger=redacting("websockets.client"),  # at DEBUG it prints every header
-                open_timeout=timeout,
+                open_timeout=max(deadline - loop.time(), 0.001),
                 close_timeout=min(self._config.timeout_s, 5.0),
+                **_DIRECT,
             )
+        except NotAllowed as error:
+            raise _Refused(str(error)) from None
         except (OSError, asyncio.TimeoutError, WebSocketException) as error:
             self._failed(_describe(error))
             raise _NotConnected(self._last_error) from error

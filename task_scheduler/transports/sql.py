@@ -166,11 +166,18 @@ class SqlTransport:
         import asyncpg
 
         parts = urlsplit(self._config.url)
-        await checked_host(self._allowlist, parts.hostname, parts.port)
-        # postgresql:// is the scheme asyncpg knows; both name the same thing here.
+        host = await checked_host(self._allowlist, parts.hostname, parts.port)
+        # postgresql:// is the scheme asyncpg knows; both name the same thing here. The host
+        # given apart overrides the URL's: the driver connects to the host that was checked.
         dsn = "postgresql://" + self._config.url.split("://", 1)[1]
         try:
-            conn = await asyncpg.connect(dsn, password=self._config.password, timeout=self._config.timeout_s)
+            conn = await asyncpg.connect(
+                dsn,
+                host=host,
+                port=parts.port,
+                password=self._config.password,
+                timeout=self._config.timeout_s,
+            )
         except (OSError, asyncpg.CannotConnectNowError) as error:
             raise _Unreachable(self._describe(error)) from None
         progress.connected = True
@@ -200,9 +207,8 @@ class SqlTransport:
         from asyncmy.errors import OperationalError
 
         parts = urlsplit(self._config.url)
-        await checked_host(self._allowlist, parts.hostname, parts.port)
         where = {
-            "host": parts.hostname,
+            "host": await checked_host(self._allowlist, parts.hostname, parts.port),
             "port": parts.port or 3306,
             "user": unquote(parts.username or ""),
             "password": self._config.password or "",

@@ -209,7 +209,9 @@ async def test_urls_are_read_and_written_through_the_allowlist(files, dirs):
             },
             name="download",
         )
-        outside = await files.rule({"op": "read", "source": {"url": "http://10.1.2.3/r.csv"}}, name="outside")
+        outside = await files.create(
+            {"op": "read", "source": {"url": "http://10.1.2.3/r.csv"}}, name="outside"
+        )
         await files.next_hour()
 
     [read_run] = await files.runs(read)
@@ -218,8 +220,10 @@ async def test_urls_are_read_and_written_through_the_allowlist(files, dirs):
     assert write_run["response"]["status"] == 201 and received == [("POST", b"hello")]
     assert (await files.runs(download))[0]["outcome"] == "succeeded"
     assert (dirs / "archive" / "r-13.csv").read_text() == "remote,content"
-    [refused] = await files.runs(outside)
-    assert refused["outcome"] == "rejected" and "outbound_allowlist" in refused["error"]
+    assert outside.status_code == 422
+    [problem] = outside.json()["detail"]
+    assert problem["loc"] == ["body", "task", "source", "url"]
+    assert problem["msg"] == "10.1.2.3 is not in outbound_allowlist"
 
 
 async def test_a_download_is_bounded_and_a_slow_one_times_out(files, dirs):

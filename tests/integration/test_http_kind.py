@@ -348,17 +348,21 @@ async def test_outbound_calls_only_reach_hosts_the_allowlist_names(db_url, clock
     async with app.router.lifespan_context(app):
         async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://s") as http:
             engine = Service(app=app, clock=clock, http=http)
-            for name, url in (
-                ("address", f"{web_server.url}/health"),
-                ("name", f"http://localhost:{port}/health"),
-            ):
-                await create(engine, {"kind": "http", "url": url}, name=name)
+            address = {
+                "name": "address",
+                "schedule": EVERY_10_S,
+                "task": {"kind": "http", "url": web_server.url},
+            }
+            refused = await http.post("/rules", json=address)
+            await create(engine, {"kind": "http", "url": f"http://localhost:{port}/health"}, name="name")
             await create(engine, {"kind": "http", "target": "status", "path": "/health"}, name="target")
             engine.clock.advance(seconds=10)
             await engine.dispatch()
             history = await runs(engine)
+    assert refused.status_code == 422  # an address is refused when the rule is saved
+    assert refused.json()["detail"][0]["msg"] == "127.0.0.1 is not in outbound_allowlist"
     assert web_server.calls == []
-    assert len(history) == 3 and {run["outcome"] for run in history} == {"rejected"}
+    assert len(history) == 2 and {run["outcome"] for run in history} == {"rejected"}
     assert all("not in outbound_allowlist" in run["error"] for run in history), history
 
 
@@ -369,18 +373,27 @@ async def test_tricks_around_the_allowlist_do_not_work(db_url, clock, web_server
     async with app.router.lifespan_context(app):
         async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://s") as http:
             engine = Service(app=app, clock=clock, http=http)
-            tricks = {
+            addresses = {
                 "decimal": f"http://2130706433:{port}/health",  # 127.0.0.1 written as one number
                 "mapped": f"http://[::ffff:127.0.0.1]:{port}/health",
-                "shouted-name": f"http://LOCALHOST:{port}/health",  # resolves to 127.0.0.1
+                "fullwidth": f"http://\uff11\uff12\uff17.\uff10.\uff10.\uff11:{port}/health",
             }
-            for name, url in tricks.items():
-                await create(engine, {"kind": "http", "url": url}, name=name)
+            answers = {
+                name: await http.post(
+                    "/rules",
+                    json={"name": name, "schedule": EVERY_10_S, "task": {"kind": "http", "url": url}},
+                )
+                for name, url in addresses.items()
+            }
+            # A name is created, and refused when it resolves to 127.0.0.1.
+            await create(engine, {"kind": "http", "url": f"http://LOCALHOST:{port}/health"}, name="shouted")
             engine.clock.advance(seconds=10)
             await engine.dispatch()
             history = await runs(engine)
+    assert {name: answer.status_code for name, answer in answers.items()} == dict.fromkeys(addresses, 422)
+    assert all(a.json()["detail"][0]["loc"] == ["body", "task", "url"] for a in answers.values())
     assert web_server.calls == []
-    assert {run["outcome"] for run in history} == {"rejected"} and len(history) == 3, history
+    assert {run["outcome"] for run in history} == {"rejected"} and len(history) == 1, history
 
 
 async def test_a_redirect_is_not_followed(engine, web_server):

@@ -262,9 +262,20 @@ async def test_a_rule_cannot_get_around_the_configured_queries(service, scratch,
 
 @pytest.mark.parametrize("kind", ["postgres"], indirect=True)
 async def test_a_database_host_outside_the_allowlist_is_refused(service):
-    await add_target(service, "postgres://postgres@10.255.0.1:5432/x")
-    run = await run_nightly(service, "purge_old", {"days": 1})
-    assert run["outcome"] == "rejected" and "outbound_allowlist" in run["error"], run
+    config = {
+        "kind": "database",
+        "url": "postgres://postgres@10.255.0.1:5432/x",
+        "queries": queries("postgres"),
+    }
+    response = await service.http.post("/targets", json={"name": "reports", "config": config})
+    assert response.status_code == 422
+    assert response.json()["detail"] == [
+        {
+            "loc": ["body", "config", "url"],
+            "msg": "10.255.0.1 is not in outbound_allowlist",
+            "type": "value_error",
+        }
+    ]
 
 
 @pytest.mark.parametrize("kind", ["postgres"], indirect=True)

@@ -728,3 +728,40 @@ async def test_ws_duplicate_unknown_and_unreadable_replies_are_ignored(
     assert "ignoring an unreadable message" in caplog.text
     assert "ignoring a reply for request 'someone-else'" in caplog.text
     assert caplog.text.count("duplicate, late or unknown") >= 3
+
+
+async def test_ws_connects_to_the_address_the_allowlist_approved_and_names_the_host() -> None:
+    """A name trusted only by its addresses is resolved once and dialled by address; the
+    handshake still names the host. A refused host is rejected with no connection made."""
+    answer = {"success": True, "state": {"booking": {"id": "t-1"}}}
+    handshakes: list[tuple[str | None, str]] = []
+
+    async def bridge(connection: ServerConnection) -> None:
+        handshakes.append((connection.request.headers.get("Host"), connection.remote_address[0]))
+        async for data in connection:
+            reply = {"request_id": json.loads(data)["request_id"], "json_msg": json.dumps(answer)}
+            await connection.send(json.dumps(reply))
+
+    async with serve(bridge, "127.0.0.1", 0) as server:
+        port = server.sockets[0].getsockname()[1]
+        deliveries = {}
+        for allowlist, url in (
+            (["127.0.0.0/8"], f"ws://LocalHost.:{port}/ws"),
+            (["127.0.0.1"], f"ws://\uff11\uff12\uff17.\uff10.\uff10.\uff11:{port}/ws"),
+            (["10.0.0.0/8"], f"ws://localhost:{port}/ws"),
+            (["127.0.0.1"], f"ws://0x7f.2:{port}/ws"),
+        ):
+            transport = RmfWsTransport(RmfWsTarget(url=url, timeout_s=5), Allowlist(allowlist))
+            try:
+                deliveries[url] = await transport.submit(dispatch())
+            finally:
+                await transport.aclose()
+
+    outcomes = [(d.outcome, d.reached) for d in deliveries.values()]
+    assert outcomes == [(Outcome.SUCCEEDED, True)] * 2 + [(Outcome.REJECTED, True)] * 2, deliveries
+    assert handshakes == [(f"localhost:{port}", "127.0.0.1"), (f"127.0.0.1:{port}", "127.0.0.1")]
+    refusals = [d.error for d in deliveries.values()][2:]
+    assert refusals == [
+        "localhost resolves to no address in outbound_allowlist",
+        "0x7f.2 (127.0.0.2) is not in outbound_allowlist",
+    ]
