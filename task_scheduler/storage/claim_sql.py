@@ -105,3 +105,67 @@ def next_due(dialect: str, *, saturated: Sequence[str]) -> tuple[str, list[Any]]
         " ORDER BY lease_until LIMIT 1"
     )
     return f"SELECT ({scheduled}) AS due_at, ({leased}) AS lease_until", param.values
+
+
+def owned(dialect: str, *, ids: Sequence[str], owner: str) -> tuple[str, list[Any]]:
+    """Which of these tasks this replica still holds under its lease, each locked (in id
+    order, so two replicas never wait on each other) until the transaction ends."""
+    param = _Params(dialect)
+    sql = (
+        f"SELECT id FROM tasks WHERE lease_owner = {param(owner)} AND status = '{DISPATCHING}'"
+        f" AND id IN ({param.many(ids)}) ORDER BY id"
+    )
+    return sql + ("" if dialect == "sqlite" else " FOR UPDATE"), param.values
+
+
+SETTLE_ORDER = ("status", "status_reason", "updated_at", "due_at", "fleet_task_id", "unsent", "id")
+"""The parameters of ``settle_task``, in order."""
+
+
+def settle_task(dialect: str) -> str:
+    """One task's outcome, for ``executemany``: the lease ends, the status and reason are
+    set, a retry's ``due_at`` and a success's fleet task id kept when given (NULL keeps
+    the stored one), and ``unsent`` (1 or 0) takes back the attempt the claim counted."""
+    param = _Params(dialect)
+    status, reason, updated, due, fleet, unsent, task = (param(None) for _ in SETTLE_ORDER)
+    return (
+        f"UPDATE tasks SET lease_owner = NULL, lease_until = NULL, status = {status},"
+        f" status_reason = {reason}, updated_at = {updated}, due_at = COALESCE({due}, due_at),"
+        f" fleet_task_id = COALESCE({fleet}, fleet_task_id), attempts = attempts - {unsent}"
+        f" WHERE id = {task}"
+    )
+
+
+def insert_rows(
+    dialect: str, table: str, columns: Sequence[str], rows: Sequence[Sequence[Any]]
+) -> tuple[str, list[Any]]:
+    """Many rows in one ``INSERT ... VALUES (...), (...)``."""
+    param = _Params(dialect)
+    values = ", ".join(f"({param.many(row)})" for row in rows)
+    return f"INSERT INTO {table} ({', '.join(columns)}) VALUES {values}", param.values
+
+
+def add_failures(dialect: str, *, reset: bool) -> str:
+    """For ``executemany`` over (count, rule id): a rule's failures in a row, counted on
+    from the stored count, or (``reset``) from zero after a success."""
+    param = _Params(dialect)
+    count, rule = param(None), param(None)
+    counted = count if reset else f"consecutive_failures + {count}"
+    return f"UPDATE rules SET consecutive_failures = {counted} WHERE id = {rule}"
+
+
+def failures_of(dialect: str, rule_ids: Sequence[int]) -> tuple[str, list[Any]]:
+    """Each rule's failures in a row and pause, locked until the transaction ends."""
+    param = _Params(dialect)
+    sql = (
+        f"SELECT id, consecutive_failures, paused_reason FROM rules WHERE id IN ({param.many(rule_ids)})"
+        " ORDER BY id"
+    )
+    return sql + ("" if dialect == "sqlite" else " FOR UPDATE"), param.values
+
+
+def pause(dialect: str) -> str:
+    """For ``executemany`` over (reason, rule id): pause a rule that has failed too often."""
+    param = _Params(dialect)
+    reason, rule = param(None), param(None)
+    return f"UPDATE rules SET paused_reason = {reason} WHERE id = {rule} AND paused_reason IS NULL"

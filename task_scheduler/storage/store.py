@@ -60,6 +60,42 @@ class TaskDeletion:
 
 
 @dataclass(frozen=True)
+class Settlement:
+    """What became of one claimed task, to be recorded (see ``Store.settle``)."""
+
+    task_id: str
+    rule_id: int | None
+    status: str
+    reason: str | None
+    at: datetime
+    due_at: datetime | None = None
+    """When it is due again (a retry, a task held back); None keeps the stored time."""
+    fleet_task_id: str | None = None
+    unsent: bool = False
+    """Nothing was sent: the attempt the claim counted is taken back."""
+    run: dict[str, Any] | None = None
+    """The attempt's run row, by column."""
+    rule_failed: bool | None = None
+    """True counts one more failed occurrence for the rule, False resets the count."""
+    pause_after: int = 0
+
+
+RUN_COLUMNS = (
+    "task_id",
+    "rule_id",
+    "attempt",
+    "started_at",
+    "finished_at",
+    "duration_ms",
+    "outcome",
+    "fleet_task_id",
+    "response",
+    "error",
+    "replica",
+)
+
+
+@dataclass(frozen=True)
 class Settled:
     """A settled claim; ``paused_reason`` is set when this outcome paused the rule."""
 
@@ -467,44 +503,68 @@ class Store:
             .exists()
         )
 
-    async def settle(
-        self,
-        task: TaskRecord,
-        owner: str,
-        *,
-        task_changes: dict[str, Any],
-        run: dict[str, Any] | None = None,
-        rule_failed: bool | None = None,
-        pause_after: int = 0,
-    ) -> Settled | None:
-        """Record what happened to a claimed task, in one transaction, if the claim is still ours.
+    async def settle(self, outcomes: Sequence[Settlement], owner: str) -> list[Settled | None]:
+        """Record what happened to claimed tasks, all in one transaction of a few multi-row
+        statements, whatever their number.
 
-        ``rule_failed`` True counts one more failed occurrence for the rule (pausing it once
-        ``pause_after`` are in a row), False resets the count.  Counting happens in the
-        database, so concurrent outcomes and a concurrent reset are never lost.  Returns
-        None (and writes nothing) when the lease was lost to another claim.
+        A task's status changes only if this replica still holds its claim (None in its
+        place otherwise); its run is recorded either way, since the attempt happened. Failures
+        in a row are counted in the database, in the order given, so concurrent outcomes and a
+        concurrent reset are never lost; a rule that reaches its ``pause_after`` pauses.
         """
-        async with self.transaction():
-            updated = await TaskRecord.filter(
-                id=task.id, lease_owner=owner, status=TaskStatus.dispatching.value
-            ).update(lease_owner=None, lease_until=None, **task_changes)
-            if not updated:
-                return None
-            if run is not None:
-                await RunRecord.create(**run)
-            if rule_failed is None or task.rule_id is None:
-                return Settled()
-            rules = RuleRecord.filter(id=task.rule_id)
-            if not rule_failed:
-                await rules.filter(consecutive_failures__gt=0).update(consecutive_failures=0)
-                return Settled()
-            await rules.update(consecutive_failures=F("consecutive_failures") + 1)
-            rule = await rules.select_for_update().first()
-            if rule is None or rule.paused_reason or rule.consecutive_failures < pause_after:
-                return Settled()
-            reason = f"{rule.consecutive_failures} occurrences in a row failed"
-            await rules.update(paused_reason=reason)
-            return Settled(paused_reason=reason)
+        if not outcomes:
+            return []
+        async with self.transaction() as db:
+            dialect = db.capabilities.dialect
+            ids = sorted({outcome.task_id for outcome in outcomes})
+            sql, values = claim_sql.owned(dialect, ids=ids, owner=owner)
+            held = {row["id"] for row in (await db.execute_query(sql, values))[1]}
+            mine = [outcome for outcome in outcomes if outcome.task_id in held]
+            if mine:
+                await db.execute_many(
+                    claim_sql.settle_task(dialect), [_settle_values(outcome) for outcome in mine]
+                )
+            runs = [_run_values(outcome.run) for outcome in outcomes if outcome.run is not None]
+            for chunk in _chunks(runs, 500):
+                await db.execute_query(*claim_sql.insert_rows(dialect, "runs", RUN_COLUMNS, chunk))
+            paused = await self._count_failures(db, dialect, mine)
+        return [
+            Settled(paused_reason=paused.get(id(outcome))) if outcome.task_id in held else None
+            for outcome in outcomes
+        ]
+
+    async def _count_failures(self, db: Any, dialect: str, outcomes: Sequence[Settlement]) -> dict[int, str]:
+        """Count the rules' failures in a row; pause those that reach their limit. Returns
+        the pause reason by the ``id()`` of the outcome that paused its rule."""
+        runs: dict[int, list[Settlement]] = {}
+        for outcome in outcomes:
+            if outcome.rule_failed is not None and outcome.rule_id is not None:
+                runs.setdefault(outcome.rule_id, []).append(outcome)
+        if not runs:
+            return {}
+        reset, added = [], []
+        for rule_id, seen in sorted(runs.items()):
+            successes = [i for i, outcome in enumerate(seen) if not outcome.rule_failed]
+            since = successes[-1] + 1 if successes else 0
+            (reset if successes else added).append([len(seen) - since, rule_id])
+        for rows, from_zero in ((reset, True), (added, False)):
+            if rows:
+                await db.execute_many(claim_sql.add_failures(dialect, reset=from_zero), rows)
+        failing = {rule_id: seen for rule_id, seen in runs.items() if seen[-1].rule_failed}
+        if not failing:
+            return {}
+        _, rows = await db.execute_query(*claim_sql.failures_of(dialect, sorted(failing)))
+        paused: dict[int, str] = {}
+        pauses = []
+        for row in rows:
+            last = failing[row["id"]][-1]
+            if row["paused_reason"] is None and row["consecutive_failures"] >= last.pause_after:
+                reason = f"{row['consecutive_failures']} occurrences in a row failed"
+                paused[id(last)] = reason
+                pauses.append([reason, row["id"]])
+        if pauses:
+            await db.execute_many(claim_sql.pause(dialect), pauses)
+        return paused
 
     async def release_claims(self, owner: str, now: datetime) -> int:
         """Hand back the tasks this replica holds (graceful shutdown): due again at once."""
@@ -694,7 +754,25 @@ def _db_time(value: datetime) -> Any:
     return TaskRecord._meta.fields_map["due_at"].to_db_value(value, TaskRecord)
 
 
-def _chunks(items: Sequence[int], size: int) -> Iterable[Sequence[int]]:
+def _settle_values(outcome: Settlement) -> list[Any]:
+    task = TaskRecord._meta.fields_map
+    return [
+        outcome.status,
+        outcome.reason,
+        task["updated_at"].to_db_value(outcome.at, TaskRecord),
+        None if outcome.due_at is None else task["due_at"].to_db_value(outcome.due_at, TaskRecord),
+        outcome.fleet_task_id,
+        int(outcome.unsent),
+        outcome.task_id,
+    ]
+
+
+def _run_values(run: dict[str, Any]) -> list[Any]:
+    fields = RunRecord._meta.fields_map
+    return [fields[column].to_db_value(run[column], RunRecord) for column in RUN_COLUMNS]
+
+
+def _chunks(items: Sequence[Any], size: int) -> Iterable[Sequence[int]]:
     return (items[i : i + size] for i in range(0, len(items), size))
 
 
