@@ -47,6 +47,7 @@ from task_scheduler.kinds.registry import load_registry
 from task_scheduler.metrics import Metrics
 from task_scheduler.services.auth import AuthService, AuthSettings
 from task_scheduler.services.calendar import CalendarFeed
+from task_scheduler.services.dispatch_thread import DispatchThread, on_loop
 from task_scheduler.services.dispatcher import Dispatcher, DispatchSettings
 from task_scheduler.services.expander import Expander
 from task_scheduler.services.retention import Retention
@@ -89,6 +90,17 @@ def auth_settings(settings: Settings) -> AuthSettings:
     )
 
 
+def outbound_session(allowlist: Allowlist) -> aiohttp.ClientSession:
+    """The HTTP session transports send through, on the running loop.
+
+    Each target bounds its own requests in flight (max_connections), so the pool needs no
+    limit of its own and keeps every connection those allow for reuse. Every host name is
+    resolved through the outbound allowlist."""
+    return aiohttp.ClientSession(
+        connector=aiohttp.TCPConnector(limit=0, resolver=AllowlistResolver(allowlist)), trust_env=False
+    )
+
+
 def get_app(
     settings: Settings | None = None, *, clock: Clock | None = None, run_background: bool = True
 ) -> FastAPI:
@@ -115,19 +127,14 @@ def get_app(
             await database.close()
             raise
         bus = EventBus()
-        # Each target bounds its own requests in flight (max_connections), so the pool needs
-        # no limit of its own and keeps every connection those allow for reuse. Every host
-        # name is resolved through the outbound allowlist.
-        http = aiohttp.ClientSession(
-            connector=aiohttp.TCPConnector(limit=0, resolver=AllowlistResolver(allowlist)), trust_env=False
-        )
+        http = outbound_session(allowlist)
         dispatcher = Dispatcher(
             store,
             clock,
             target_service,
             kinds,
             TransportContext(http=http, allowlist=allowlist, targets=target_service.config),
-            bus,
+            on_loop(asyncio.get_running_loop(), bus.publish),
             registry,
             DispatchSettings(
                 replica_id=settings.replica_id or default_replica_id(),
@@ -196,12 +203,17 @@ def get_app(
         app.state.retention = retention
         loops = []
         feed.start()
+        # Its own loop and thread, so that no API request can hold it up.
+        dispatching = None
         if run_background:
             loops = [asyncio.create_task(expander.run(), name="expander")]
             if retention.active:
                 loops.append(asyncio.create_task(retention.run(), name="retention"))
             if settings.run_dispatcher:
-                loops.append(asyncio.create_task(dispatcher.run(), name="dispatcher"))
+                dispatching = DispatchThread(
+                    dispatcher, lambda: outbound_session(allowlist), settings.shutdown_grace_s
+                )
+                dispatching.start()
         logger.info(
             "task scheduler %s ready on %s%s",
             dispatcher.replica_id,
@@ -225,7 +237,10 @@ def get_app(
                 for loop in loops:
                     with contextlib.suppress(asyncio.CancelledError):
                         await loop
-                await dispatcher.stop(settings.shutdown_grace_s)
+                if dispatching is not None:
+                    await dispatching.stop()
+                else:
+                    await dispatcher.stop(settings.shutdown_grace_s)
             except Exception:
                 logger.exception("could not hand back claimed tasks; their leases will run out")
             finally:

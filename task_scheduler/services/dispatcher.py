@@ -23,8 +23,10 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import threading
 from collections import Counter
-from dataclasses import dataclass
+from collections.abc import Callable
+from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 from random import Random
 from typing import Any, NamedTuple
@@ -43,16 +45,17 @@ from task_scheduler.domain.policy import (
 from task_scheduler.domain.redaction import secret_values
 from task_scheduler.domain.rules import Policy
 from task_scheduler.domain.tasks import TaskStatus
-from task_scheduler.events import Event, EventBus, EventType
+from task_scheduler.events import Event, EventType
 from task_scheduler.kinds.base import Occurrence, TaskKind, TransportContext
 from task_scheduler.kinds.registry import Registry
 from task_scheduler.metrics import Metrics
 from task_scheduler.services.occurrences import task_document
+from task_scheduler.services.settler import Settler
 from task_scheduler.services.targets import TargetService
 from task_scheduler.services.wakeup import Wakeup, being_cancelled
 from task_scheduler.storage.orm import RuleRecord, TaskRecord
 from task_scheduler.storage.priority import serve_first
-from task_scheduler.storage.store import Store
+from task_scheduler.storage.store import Settlement, Store
 from task_scheduler.transports.base import Delivery, LookupFailed, Outcome, Transport
 from task_scheduler.transports.redacting import RedactingTransport
 
@@ -87,6 +90,56 @@ def _found_at_fleet(fleet_task_id: str, label: str) -> Delivery:
     return Delivery(Outcome.SUCCEEDED, fleet_task_id=fleet_task_id, response={"found_by_label": label})
 
 
+def settlement(
+    task: TaskRecord,
+    rule: RuleRecord | None,
+    policy: Policy,
+    delivery: Delivery,
+    finished: datetime,
+    *,
+    resendable: bool,
+    rng: Random,
+) -> Settlement:
+    """What an attempt's answer makes of its task: dispatched, a retry, missed (an outage
+    past the grace) or failed. ``resendable``: an unclear answer may be followed by
+    another attempt (the fleet can be asked first, or a second copy does no harm)."""
+    if delivery.outcome is Outcome.SUCCEEDED:
+        # Only a rule with failures on record needs its count reset.
+        reset = False if rule is not None and rule.consecutive_failures else None
+        return Settlement(
+            task.id,
+            task.rule_id,
+            TaskStatus.dispatched.value,
+            None,
+            finished,
+            fleet_task_id=delivery.fleet_task_id,
+            rule_failed=reset,
+        )
+    why = f"attempt {task.attempts}: {delivery.outcome.value}" + (
+        f" ({delivery.error})" if delivery.error else ""
+    )
+    when = {"attempt": task.attempts, "now": finished, "scheduled_at": task.scheduled_at, "rng": rng}
+    retry = None
+    if not delivery.reached:
+        retry = retry_unreachable_at(policy, **when)
+    elif delivery.outcome is not Outcome.REJECTED and (resendable or not delivery.ambiguous):
+        retry = retry_at(policy, **when)
+    if retry is not None:
+        return Settlement(
+            task.id,
+            task.rule_id,
+            TaskStatus.scheduled.value,
+            f"{why}; retrying"[:255],
+            finished,
+            due_at=retry,
+        )
+    if not delivery.reached:
+        # An outage, not a fault of this rule: missed, and no step towards pausing it.
+        reason = f"the fleet stayed unreachable past the misfire grace; last {why}"
+        return Settlement(task.id, task.rule_id, TaskStatus.missed.value, reason[:255], finished)
+    return Settlement(task.id, task.rule_id, TaskStatus.failed.value, why[:255], finished, rule_failed=True)
+
+
 @dataclass(frozen=True)
 class DispatchSettings:
     replica_id: str
@@ -106,7 +159,7 @@ class Dispatcher:
         targets: TargetService,
         registry: Registry,
         transport_context: TransportContext,
-        events: EventBus,
+        publish: Callable[[Event], None],
         metrics: Metrics,
         settings: DispatchSettings,
         rng: Random | None = None,
@@ -121,7 +174,8 @@ class Dispatcher:
             k.direct_target: k.direct_target_kind for k in registry.task_kinds.values() if k.direct_target
         }
         self._context = transport_context
-        self._events = events
+        self._publish_event = publish
+        self._settler = Settler(store, settings.replica_id)
         self._metrics = metrics
         self._settings = settings
         self._ahead = timedelta(seconds=settings.claim_ahead_s)
@@ -142,14 +196,29 @@ class Dispatcher:
         self._renewed_at = self.started_at
         # When the sleeping loop will look again by itself; None while it is awake.
         self._wake_at: datetime | None = None
+        # The loop and thread it runs on, once running: wake() from elsewhere goes through them.
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._thread = threading.get_ident()
 
     @property
     def replica_id(self) -> str:
         return self._settings.replica_id
 
+    def use_http(self, http: Any) -> None:
+        """Send through this HTTP session (one of the loop the dispatcher runs on); before
+        the first dispatch."""
+        self._context = replace(self._context, http=http)
+
     def wake(self, due_at: datetime | None = None) -> None:
         """Something changed: look again now, unless it is only a task due after the loop's
-        own next look (``due_at``), which then needs no extra round trip to the database."""
+        own next look (``due_at``), which then needs no extra round trip to the database.
+        Safe to call from any thread."""
+        if self._loop is not None and threading.get_ident() != self._thread:
+            self._loop.call_soon_threadsafe(self._wake, due_at)
+        else:
+            self._wake(due_at)
+
+    def _wake(self, due_at: datetime | None) -> None:
         if due_at is None:
             self._changes += 1
             self._wakeup.poke()
@@ -168,6 +237,7 @@ class Dispatcher:
 
     async def run(self) -> None:
         """Dispatch forever: claim while slots are free, else sleep until the next due time."""
+        self._loop, self._thread = asyncio.get_running_loop(), threading.get_ident()
         serve_first()  # its statements, and its dispatches', go before the API's on SQLite
         failing = False  # the traceback is logged once per outage, then one line a second
         while True:
@@ -256,6 +326,7 @@ class Dispatcher:
             for job in pending:
                 with contextlib.suppress(asyncio.CancelledError):
                     await job
+        await self._settler.drain(grace_s)
         # Claims still waiting for their time were never sent: back as they were, due when they were.
         await self._store.unclaim(self._waiting, self.replica_id)
         self._waiting.clear()
@@ -428,14 +499,17 @@ class Dispatcher:
             reason = f"the fleet stayed unreachable past the misfire grace ({down})"
             await self._settle_unrun(task, rule, TaskStatus.missed, reason)
             return
-        changes = {
-            "status": TaskStatus.scheduled.value,
-            "status_reason": f"waiting: {down}"[:255],
-            "due_at": min(self._outages.look_again_at(target_name, now), last),
-            "attempts": task.attempts - 1,  # nothing was sent
-            "updated_at": now,
-        }
-        await self._store.settle(task, self.replica_id, task_changes=changes)
+        await self._settler.settle(
+            Settlement(
+                task.id,
+                task.rule_id,
+                TaskStatus.scheduled.value,
+                f"waiting: {down}"[:255],
+                now,
+                due_at=min(self._outages.look_again_at(target_name, now), last),
+                unsent=True,
+            )
+        )
 
     async def _reached(self, task: TaskRecord, target_name: str, reached: bool) -> None:
         """Note whether an attempt got through to the target; when it is back from an
@@ -531,7 +605,13 @@ class Dispatcher:
             now=now,
             requester=self._settings.requester,
         )
-        message = kind.build(document, occurrence)
+        try:
+            message = kind.build(document, occurrence)
+        except Exception as exc:  # a kind's fault: recorded as the run's, not left dispatching
+            logger.exception("task %s: the %s kind could not build its message", task.id, kind.name)
+            return Delivery(
+                Outcome.FAILED, error=f"the {kind.name} kind failed to build the message: {exc!r}"
+            )
         limit = policy.max_execution_time_s
         try:
             delivery = await asyncio.wait_for(transport.submit(message), limit)
@@ -539,6 +619,9 @@ class Dispatcher:
             delivery = Delivery(
                 Outcome.TIMEOUT, error=f"gave up after max_execution_time_s ({limit:g} s)", ambiguous=True
             )
+        except Exception as exc:  # it may have left: unclear, asked at the fleet before any resend
+            logger.exception("task %s: the %s transport failed unexpectedly", task.id, kind.name)
+            delivery = Delivery(Outcome.FAILED, error=f"the transport failed: {exc!r}", ambiguous=True)
         await self._reached(task, target_name, delivery.reached)
         if delivery.ambiguous and transport.supports_lookup:
             try:
@@ -578,9 +661,8 @@ class Dispatcher:
     async def _settle_unrun(
         self, task: TaskRecord, rule: RuleRecord | None, status: TaskStatus, reason: str
     ) -> None:
-        now = self._clock.now()
-        changes = {"status": status.value, "status_reason": reason[:255], "updated_at": now}
-        if await self._store.settle(task, self.replica_id, task_changes=changes):
+        outcome = Settlement(task.id, task.rule_id, status.value, reason[:255], self._clock.now())
+        if await self._settler.settle(outcome):
             kind = EventType.task_missed if status is TaskStatus.missed else EventType.task_skipped
             self._publish(kind, task, rule, {"status": status.value, "reason": reason})
 
@@ -596,46 +678,16 @@ class Dispatcher:
         kind: TaskKind | None = None,
         document: dict[str, Any] | None = None,
     ) -> None:
-        changes: dict[str, Any] = {"updated_at": finished}
         resend_safe = kind is not None and document is not None and kind.resend_safe(document)
-        rule_failed: bool | None = None
-        if delivery.outcome is Outcome.SUCCEEDED:
-            changes.update(
-                status=TaskStatus.dispatched.value, status_reason=None, fleet_task_id=delivery.fleet_task_id
-            )
-            # Only a rule with failures on record needs its count reset.
-            rule_failed = False if rule is not None and rule.consecutive_failures else None
-        else:
-            why = f"attempt {task.attempts}: {delivery.outcome.value}" + (
-                f" ({delivery.error})" if delivery.error else ""
-            )
-            retry = None
-            when = {
-                "attempt": task.attempts,
-                "now": finished,
-                "scheduled_at": task.scheduled_at,
-                "rng": self._rng,
-            }
-            if not delivery.reached:
-                retry = retry_unreachable_at(policy, **when)
-            elif delivery.outcome is not Outcome.REJECTED and not (
-                delivery.ambiguous
-                and transport is not None
-                and not transport.supports_lookup
-                and not resend_safe
-            ):
-                retry = retry_at(policy, **when)
-            if retry is not None:
-                changes.update(
-                    status=TaskStatus.scheduled.value, due_at=retry, status_reason=f"{why}; retrying"[:255]
-                )
-            elif not delivery.reached:
-                # An outage, not a fault of this rule: missed, and no step towards pausing it.
-                reason = f"the fleet stayed unreachable past the misfire grace; last {why}"
-                changes.update(status=TaskStatus.missed.value, status_reason=reason[:255])
-            else:
-                rule_failed = True
-                changes.update(status=TaskStatus.failed.value, status_reason=why[:255])
+        outcome = settlement(
+            task,
+            rule,
+            policy,
+            delivery,
+            finished,
+            resendable=transport is None or transport.supports_lookup or resend_safe,
+            rng=self._rng,
+        )
         run = {
             "task_id": task.id,
             "rule_id": task.rule_id,
@@ -652,16 +704,9 @@ class Dispatcher:
             "error": delivery.error,
             "replica": self.replica_id,
         }
-        settled = await self._store.settle(
-            task,
-            self.replica_id,
-            task_changes=changes,
-            run=run,
-            rule_failed=rule_failed,
-            pause_after=policy.max_attempts,
-        )
+        settled = await self._settler.settle(replace(outcome, run=run, pause_after=policy.max_attempts))
         if settled is None:
-            logger.warning("task %s: lease lost before its outcome was recorded", task.id)
+            logger.warning("task %s: lease lost before its outcome was recorded; its run is kept", task.id)
             return
         lateness = (
             (finished - task.scheduled_at).total_seconds() if delivery.outcome is Outcome.SUCCEEDED else None
@@ -674,10 +719,10 @@ class Dispatcher:
         self._publish(EventType.run_finished, task, rule, summary)
         if delivery.outcome is Outcome.SUCCEEDED:
             self._publish(EventType.task_dispatched, task, rule, {"fleet_task_id": delivery.fleet_task_id})
-        elif rule_failed:
-            self._publish(EventType.task_failed, task, rule, {"reason": changes["status_reason"]})
-        elif changes.get("status") == TaskStatus.missed.value:
-            self._publish(EventType.task_missed, task, rule, {"reason": changes["status_reason"]})
+        elif outcome.rule_failed:
+            self._publish(EventType.task_failed, task, rule, {"reason": outcome.reason})
+        elif outcome.status == TaskStatus.missed.value:
+            self._publish(EventType.task_missed, task, rule, {"reason": outcome.reason})
         if settled.paused_reason:
             self._changes += 1  # its next occurrence may be waiting for its time already
             self._publish(EventType.rule_paused, task, rule, {"reason": settled.paused_reason})
@@ -685,7 +730,7 @@ class Dispatcher:
     def _publish(
         self, kind: EventType, task: TaskRecord, rule: RuleRecord | None, data: dict[str, Any]
     ) -> None:
-        self._events.publish(
+        self._publish_event(
             Event(
                 type=kind,
                 at=self._clock.now(),

@@ -30,14 +30,21 @@ def connection_name(db_url: str) -> str:
     return db_url.split("://", 1)[0]
 
 
+SQLITE_DEFAULTS = {"synchronous": "NORMAL", "busy_timeout": "5000"}
+
+
 def with_sqlite_defaults(db_url: str) -> str:
     """SQLite runs in WAL mode (Tortoise's default) with ``synchronous=NORMAL`` unless the URL
     says otherwise: a crash of the service loses no committed change; only a power cut or an
     operating-system crash may roll back the last moments (``?synchronous=FULL`` prevents
-    that too, at about twice the cost per write)."""
-    if not db_url.startswith("sqlite://") or "synchronous=" in db_url:
+    that too, at about twice the cost per write). The API's and the dispatcher's
+    connections each wait up to ``busy_timeout`` (ms) for the other's write."""
+    if not db_url.startswith("sqlite://"):
         return db_url
-    return db_url + ("&" if "?" in db_url else "?") + "synchronous=NORMAL"
+    for pragma, value in SQLITE_DEFAULTS.items():
+        if f"{pragma}=" not in db_url:
+            db_url += ("&" if "?" in db_url else "?") + f"{pragma}={value}"
+    return db_url
 
 
 def connection_settings(db_url: str) -> str | dict[str, Any]:
