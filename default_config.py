@@ -99,8 +99,9 @@ config = {
     "dispatch_concurrency": 64,
     # At most this many due tasks claimed per database round trip.
     "dispatch_batch": 200,
-    # A claim's lease (seconds): if this replica dies, another takes the task over after it.
-    "lease_s": 60.0,
+    # A claim's lease (seconds): if this replica dies, another takes its tasks over after
+    # at most this long. Renewed every third of it while a send is in flight.
+    "lease_s": 10.0,
     # Longest sleep (seconds) of the dispatcher; it otherwise sleeps until the next due task
     # and wakes at once when rules or tasks change.
     "dispatch_poll_s": 30.0,
