@@ -4,8 +4,9 @@ An API request that computes for a while (a wide listing) holds the event loop i
 on; a dispatcher on the same loop would wait for it, and its tasks would be late by as
 much. Here the dispatcher has a loop of its own, its own database connections (Tortoise
 keeps connections per context: the thread starts with an empty set and opens its own)
-and its own HTTP session. Python's interpreter lock still passes between the threads,
-every few milliseconds at most.
+and its own HTTP session. Python's interpreter lock still passes between the threads:
+a thread that computes is made to hand it over after ``SWITCH_S`` (Python's default is
+5 ms, paid again at each wake-up of the dispatcher while the API computes).
 
 What crosses threads: events go to the API's loop with ``call_soon_threadsafe`` (the
 ``/events`` stream and its subscribers live there), and wake-ups from the API come in
@@ -17,6 +18,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import sys
 import threading
 from collections.abc import Callable
 from typing import Any
@@ -27,6 +29,9 @@ from task_scheduler.events import Event
 from task_scheduler.services.dispatcher import Dispatcher
 
 logger = logging.getLogger(__name__)
+
+SWITCH_S = 0.001
+"""How long a thread may keep the interpreter lock while another waits for it."""
 
 
 def on_loop(loop: asyncio.AbstractEventLoop, call: Callable[[Event], None]) -> Callable[[Event], None]:
@@ -54,6 +59,7 @@ class DispatchThread:
         self._stopping: asyncio.Event | None = None
 
     def start(self) -> None:
+        sys.setswitchinterval(SWITCH_S)
         self._thread.start()
         self._ready.wait()
 
