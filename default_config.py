@@ -36,9 +36,8 @@ config = {
     # Largest request body (bytes) the API reads; a larger one is answered 413.
     "max_body_bytes": 1048576,
     # API requests served at once; the rest wait their turn, in order (health checks and
-    # metrics never wait). The API and the dispatcher share one process: a few at a time
-    # keep dispatching on time under API load (see Performance); 2 favours dispatching
-    # further, at some cost to API throughput.
+    # metrics never wait). The dispatcher has its own thread and event loop, so API load
+    # does not hold it up; a few at a time keep each request's latency short.
     "api_concurrency": 4,
     # How far ahead (seconds) occurrences are stored as tasks.  Later occurrences are
     # computed on the fly in listings and stored when the horizon reaches them.

@@ -1,13 +1,13 @@
-"""Admit a few API requests at a time, so that dispatching stays on time under API load.
+"""Admit a few API requests at a time, so that each is served promptly under API load.
 
-The API and the dispatcher share one event loop. With every request in progress at once,
-a burst of API calls fills the loop's queue of ready callbacks, and a task that falls due
-waits behind all of them. Serving at most ``api_concurrency`` requests at a time (the
-rest wait their turn, in order, before any work is done for them) keeps that queue short.
-The API's throughput, bound by the same CPU, stays the same; health checks and metrics are
-never held back. Nor are logins, which have bounds of their own (``auth_login_*``): most of
-a login is a password hash in a thread, and logins waiting for one must not keep every
-other request waiting behind them.
+With every request in progress at once, a burst of API calls fills the loop's queue of
+ready callbacks, and every request waits behind all of them (the dispatcher has a loop of
+its own, see ``services.dispatch_thread``). Serving at most ``api_concurrency`` requests
+at a time (the rest wait their turn, in order, before any work is done for them) keeps
+that queue short. The API's throughput, bound by the same CPU, stays the same; health
+checks and metrics are never held back. Nor are logins, which have bounds of their own
+(``auth_login_*``): most of a login is a password hash in a thread, and logins waiting for
+one must not keep every other request waiting behind them.
 """
 
 from __future__ import annotations
