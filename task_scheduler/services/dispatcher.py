@@ -16,6 +16,9 @@ A task whose earlier attempt may have reached the fleet (an ambiguous answer, or
 that died after sending) is looked up at the fleet by its label before anything is sent
 again.  What to do with late tasks and failed attempts
 is decided by the pure rules in ``domain.policy``.
+
+Beside it: ``carriers`` (each target's transport), ``settler`` (what an answer makes of a
+task, recorded in groups) and ``dispatch_thread`` (the loop and thread it runs on).
 """
 
 from __future__ import annotations
@@ -29,7 +32,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 from random import Random
-from typing import Any, NamedTuple
+from typing import Any
 
 from task_scheduler.clock import Clock
 from task_scheduler.domain.messages import task_label
@@ -39,25 +42,22 @@ from task_scheduler.domain.policy import (
     Verdict,
     deadline,
     misfire_decision,
-    retry_at,
-    retry_unreachable_at,
 )
-from task_scheduler.domain.redaction import secret_values
 from task_scheduler.domain.rules import Policy
 from task_scheduler.domain.tasks import TaskStatus
 from task_scheduler.events import Event, EventType
 from task_scheduler.kinds.base import Occurrence, TaskKind, TransportContext
 from task_scheduler.kinds.registry import Registry
 from task_scheduler.metrics import Metrics
+from task_scheduler.services.carriers import Carrier, Carriers
 from task_scheduler.services.occurrences import task_document
-from task_scheduler.services.settler import Settler
+from task_scheduler.services.settler import Settler, run_row, settlement
 from task_scheduler.services.targets import TargetService
 from task_scheduler.services.wakeup import Wakeup, being_cancelled
 from task_scheduler.storage.orm import RuleRecord, TaskRecord
 from task_scheduler.storage.priority import serve_first
 from task_scheduler.storage.store import Settlement, Store
 from task_scheduler.transports.base import Delivery, LookupFailed, Outcome, Transport
-from task_scheduler.transports.redacting import RedactingTransport
 
 logger = logging.getLogger(__name__)
 
@@ -73,14 +73,6 @@ def _target_of(task: TaskRecord, rule: RuleRecord | None) -> str:
     return task.target or (rule.target if rule else None) or "default"
 
 
-class _Carrier(NamedTuple):
-    """A target's transport, built for one version of its configuration."""
-
-    version: str
-    kind: str
-    transport: Transport
-
-
 def _kind_of(task: TaskRecord, rule: RuleRecord | None) -> str:
     return rule.task_kind if rule else task.kind
 
@@ -88,56 +80,6 @@ def _kind_of(task: TaskRecord, rule: RuleRecord | None) -> str:
 def _found_at_fleet(fleet_task_id: str, label: str) -> Delivery:
     """An earlier or unclear attempt the fleet turns out to have: a success, not resent."""
     return Delivery(Outcome.SUCCEEDED, fleet_task_id=fleet_task_id, response={"found_by_label": label})
-
-
-def settlement(
-    task: TaskRecord,
-    rule: RuleRecord | None,
-    policy: Policy,
-    delivery: Delivery,
-    finished: datetime,
-    *,
-    resendable: bool,
-    rng: Random,
-) -> Settlement:
-    """What an attempt's answer makes of its task: dispatched, a retry, missed (an outage
-    past the grace) or failed. ``resendable``: an unclear answer may be followed by
-    another attempt (the fleet can be asked first, or a second copy does no harm)."""
-    if delivery.outcome is Outcome.SUCCEEDED:
-        # Only a rule with failures on record needs its count reset.
-        reset = False if rule is not None and rule.consecutive_failures else None
-        return Settlement(
-            task.id,
-            task.rule_id,
-            TaskStatus.dispatched.value,
-            None,
-            finished,
-            fleet_task_id=delivery.fleet_task_id,
-            rule_failed=reset,
-        )
-    why = f"attempt {task.attempts}: {delivery.outcome.value}" + (
-        f" ({delivery.error})" if delivery.error else ""
-    )
-    when = {"attempt": task.attempts, "now": finished, "scheduled_at": task.scheduled_at, "rng": rng}
-    retry = None
-    if not delivery.reached:
-        retry = retry_unreachable_at(policy, **when)
-    elif delivery.outcome is not Outcome.REJECTED and (resendable or not delivery.ambiguous):
-        retry = retry_at(policy, **when)
-    if retry is not None:
-        return Settlement(
-            task.id,
-            task.rule_id,
-            TaskStatus.scheduled.value,
-            f"{why}; retrying"[:255],
-            finished,
-            due_at=retry,
-        )
-    if not delivery.reached:
-        # An outage, not a fault of this rule: missed, and no step towards pausing it.
-        reason = f"the fleet stayed unreachable past the misfire grace; last {why}"
-        return Settlement(task.id, task.rule_id, TaskStatus.missed.value, reason[:255], finished)
-    return Settlement(task.id, task.rule_id, TaskStatus.failed.value, why[:255], finished, rule_failed=True)
 
 
 @dataclass(frozen=True)
@@ -166,14 +108,8 @@ class Dispatcher:
     ) -> None:
         self._store = store
         self._clock = clock
-        self._targets = targets
         self._registry = registry
-        # What tasks that name no target go through (http's own URLs), and the target kind
-        # whose transport, built without a configuration, carries them.
-        self._direct_targets = {
-            k.direct_target: k.direct_target_kind for k in registry.task_kinds.values() if k.direct_target
-        }
-        self._context = transport_context
+        self._carriers = Carriers(targets, registry, transport_context)
         self._publish_event = publish
         self._settler = Settler(store, settings.replica_id)
         self._metrics = metrics
@@ -181,7 +117,6 @@ class Dispatcher:
         self._ahead = timedelta(seconds=settings.claim_ahead_s)
         self._rng = rng or Random()
         self._wakeup = Wakeup()
-        self._transports: dict[str, _Carrier] = {}
         self._inflight: dict[str, asyncio.Task[None]] = {}
         self._per_target: Counter[str] = Counter()
         self._outages = Outages()
@@ -207,7 +142,7 @@ class Dispatcher:
     def use_http(self, http: Any) -> None:
         """Send through this HTTP session (one of the loop the dispatcher runs on); before
         the first dispatch."""
-        self._context = replace(self._context, http=http)
+        self._carriers.use_http(http)
 
     def wake(self, due_at: datetime | None = None) -> None:
         """Something changed: look again now, unless it is only a task due after the loop's
@@ -309,7 +244,7 @@ class Dispatcher:
             held = self._per_target[target]
             if not held:
                 del self._per_target[target]
-            cached = self._transports.get(target)
+            cached = self._carriers.known.get(target)
             # Look again only when this opens room that was closed: a free slot after all were
             # taken, or a target down to one lot. Else the loop's own sleep is right.
             if was_full or cached is None or held == cached.transport.capacity:
@@ -333,9 +268,7 @@ class Dispatcher:
         released = await self._store.release_claims(self.replica_id, self._clock.now())
         if released:
             logger.info("released %d claimed task(s) on shutdown", released)
-        for carrier in self._transports.values():
-            await carrier.transport.aclose()
-        self._transports.clear()
+        await self._carriers.aclose()
 
     async def _claim(self, limit: int, *, ahead: bool) -> list[tuple[TaskRecord, RuleRecord | None]]:
         """Claim due tasks and load their rules in one query per batch.
@@ -361,7 +294,7 @@ class Dispatcher:
                 rule = rules.get(task.rule_id) if task.rule_id is not None else None
                 name = _target_of(task, rule)
                 if name not in room:
-                    carrier = await self._carrier(name)
+                    carrier = await self._carriers.get(name)
                     room[name] = self._room(name, carrier.transport) if carrier else len(tasks)
                 if room[name] > 0:
                     room[name] -= 1
@@ -387,7 +320,7 @@ class Dispatcher:
         has (a claim of one target's tasks then needs no give-back); no bound when none has."""
         saturated = self._saturated()
         rooms = [
-            self._room(name, c.transport) for name, c in self._transports.items() if name not in saturated
+            self._room(name, c.transport) for name, c in self._carriers.known.items() if name not in saturated
         ]
         return max(rooms) if rooms else self._settings.batch
 
@@ -397,7 +330,7 @@ class Dispatcher:
         return [
             name
             for name, held in self._per_target.items()
-            if (cached := self._transports.get(name)) is not None and held > cached.transport.capacity
+            if (cached := self._carriers.known.get(name)) is not None and held > cached.transport.capacity
         ]
 
     # -- one task ------------------------------------------------------------------------
@@ -429,12 +362,12 @@ class Dispatcher:
     async def _dispatch(self, task: TaskRecord, rule: RuleRecord | None) -> None:
         policy = Policy.model_validate(rule.policy) if rule else Policy()
         target_name = _target_of(task, rule)
-        carrier = await self._carrier(target_name)
+        carrier = await self._carriers.get(target_name)
         kind = self._registry.task_kinds.get(_kind_of(task, rule))
         document = task_document(task, rule)
         started = self._clock.now()
         # URLs given without a target share one transport but not their hosts: no breaker.
-        breaker = carrier is not None and target_name not in self._direct_targets
+        breaker = carrier is not None and target_name not in self._carriers.direct
         last_call = started >= deadline(policy, task.scheduled_at) - LAST_CALL
         probe = self._outages.admit(target_name, started, last_call=last_call) if breaker else NOT_A_PROBE
         if probe is None:
@@ -455,7 +388,7 @@ class Dispatcher:
         rule: RuleRecord | None,
         policy: Policy,
         target_name: str,
-        carrier: _Carrier | None,
+        carrier: Carrier | None,
         kind: TaskKind | None,
         document: dict[str, Any],
         started: datetime,
@@ -514,7 +447,7 @@ class Dispatcher:
     async def _reached(self, task: TaskRecord, target_name: str, reached: bool) -> None:
         """Note whether an attempt got through to the target; when it is back from an
         outage, the tasks waiting to retry go now."""
-        if target_name in self._direct_targets:
+        if target_name in self._carriers.direct:
             return
         now = self._clock.now()
         if not reached:
@@ -632,30 +565,6 @@ class Dispatcher:
                 return _found_at_fleet(found, label)
         return delivery
 
-    async def _carrier(self, name: str) -> _Carrier | None:
-        """The target's transport and kind, rebuilt when its configuration has changed; None
-        when there is no such target."""
-        cached = self._transports.get(name)
-        if name in self._direct_targets:
-            if cached is None:
-                kind = self._direct_targets[name]
-                transport = self._registry.target_kinds[kind].transport(None, self._context)
-                cached = _Carrier("direct", kind, RedactingTransport(transport, ()))
-                self._transports[name] = cached
-            return cached
-        resolved = await self._targets.resolve(name)
-        if resolved is None:
-            return None
-        config, version = resolved
-        if cached is not None and cached.version == version:
-            return cached
-        if cached is not None:
-            await cached.transport.aclose()
-        transport = self._registry.target_kinds[config.kind].transport(config, self._context)
-        carrier = _Carrier(version, config.kind, RedactingTransport(transport, secret_values(config)))
-        self._transports[name] = carrier
-        return carrier
-
     # -- recording -----------------------------------------------------------------------
 
     async def _settle_unrun(
@@ -688,22 +597,7 @@ class Dispatcher:
             resendable=transport is None or transport.supports_lookup or resend_safe,
             rng=self._rng,
         )
-        run = {
-            "task_id": task.id,
-            "rule_id": task.rule_id,
-            "attempt": task.attempts,
-            "started_at": started,
-            "finished_at": finished,
-            "duration_ms": (finished - started).total_seconds() * 1000,
-            "outcome": delivery.outcome.value,
-            "fleet_task_id": delivery.fleet_task_id,
-            # A JSON column: keep text answers (error pages, excerpts) as text, not as JSON to parse.
-            "response": {"text": delivery.response}
-            if isinstance(delivery.response, str)
-            else delivery.response,
-            "error": delivery.error,
-            "replica": self.replica_id,
-        }
+        run = run_row(task, delivery, started, finished, self.replica_id)
         settled = await self._settler.settle(replace(outcome, run=run, pause_after=policy.max_attempts))
         if settled is None:
             logger.warning("task %s: lease lost before its outcome was recorded; its run is kept", task.id)

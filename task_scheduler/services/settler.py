@@ -1,4 +1,5 @@
-"""Outcomes recorded in groups, and never lost to a database outage.
+"""What an attempt's answer makes of its task, and recording it: in groups, never lost to
+a database outage.
 
 Every dispatch that finishes hands its outcome (a ``Settlement``) to the settler and waits
 for it to be recorded. Outcomes that arrive within ``WINDOW_S`` of each other, or while the
@@ -17,9 +18,17 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from datetime import datetime
+from random import Random
+from typing import Any
 
+from task_scheduler.domain.policy import retry_at, retry_unreachable_at
+from task_scheduler.domain.rules import Policy
+from task_scheduler.domain.tasks import TaskStatus
 from task_scheduler.services.wakeup import being_cancelled
+from task_scheduler.storage.orm import RuleRecord, TaskRecord
 from task_scheduler.storage.store import Settled, Settlement, Store
+from task_scheduler.transports.base import Delivery, Outcome
 
 logger = logging.getLogger(__name__)
 
@@ -31,7 +40,79 @@ RETRY_S, RETRY_MAX_S = 0.1, 5.0
 """After a failed write: the first wait before writing again, and the longest (it doubles)."""
 
 
+def settlement(
+    task: TaskRecord,
+    rule: RuleRecord | None,
+    policy: Policy,
+    delivery: Delivery,
+    finished: datetime,
+    *,
+    resendable: bool,
+    rng: Random,
+) -> Settlement:
+    """What an attempt's answer makes of its task: dispatched, a retry, missed (an outage
+    past the grace) or failed. ``resendable``: an unclear answer may be followed by
+    another attempt (the fleet can be asked first, or a second copy does no harm)."""
+    if delivery.outcome is Outcome.SUCCEEDED:
+        # Only a rule with failures on record needs its count reset.
+        reset = False if rule is not None and rule.consecutive_failures else None
+        return Settlement(
+            task.id,
+            task.rule_id,
+            TaskStatus.dispatched.value,
+            None,
+            finished,
+            fleet_task_id=delivery.fleet_task_id,
+            rule_failed=reset,
+        )
+    why = f"attempt {task.attempts}: {delivery.outcome.value}" + (
+        f" ({delivery.error})" if delivery.error else ""
+    )
+    when = {"attempt": task.attempts, "now": finished, "scheduled_at": task.scheduled_at, "rng": rng}
+    retry = None
+    if not delivery.reached:
+        retry = retry_unreachable_at(policy, **when)
+    elif delivery.outcome is not Outcome.REJECTED and (resendable or not delivery.ambiguous):
+        retry = retry_at(policy, **when)
+    if retry is not None:
+        return Settlement(
+            task.id,
+            task.rule_id,
+            TaskStatus.scheduled.value,
+            f"{why}; retrying"[:255],
+            finished,
+            due_at=retry,
+        )
+    if not delivery.reached:
+        # An outage, not a fault of this rule: missed, and no step towards pausing it.
+        reason = f"the fleet stayed unreachable past the misfire grace; last {why}"
+        return Settlement(task.id, task.rule_id, TaskStatus.missed.value, reason[:255], finished)
+    return Settlement(task.id, task.rule_id, TaskStatus.failed.value, why[:255], finished, rule_failed=True)
+
+
+def run_row(
+    task: TaskRecord, delivery: Delivery, started: datetime, finished: datetime, replica: str
+) -> dict[str, Any]:
+    """An attempt as its run is stored."""
+    return {
+        "task_id": task.id,
+        "rule_id": task.rule_id,
+        "attempt": task.attempts,
+        "started_at": started,
+        "finished_at": finished,
+        "duration_ms": (finished - started).total_seconds() * 1000,
+        "outcome": delivery.outcome.value,
+        "fleet_task_id": delivery.fleet_task_id,
+        # A JSON column: keep text answers (error pages, excerpts) as text, not as JSON to parse.
+        "response": {"text": delivery.response} if isinstance(delivery.response, str) else delivery.response,
+        "error": delivery.error,
+        "replica": replica,
+    }
+
+
 class Settler:
+    """Hands outcomes to the store in groups, and keeps them until they are recorded."""
+
     def __init__(self, store: Store, owner: str) -> None:
         self._store = store
         self._owner = owner

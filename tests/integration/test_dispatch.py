@@ -692,7 +692,7 @@ async def test_a_claim_that_fails_before_sending_is_given_back_untouched(engine,
     async def broken(name):
         raise RuntimeError("the target could not be looked up")
 
-    monkeypatch.setattr(engine.services.dispatcher, "_carrier", broken)
+    monkeypatch.setattr(engine.services.dispatcher._carriers, "get", broken)
     with pytest.raises(RuntimeError):
         await engine.dispatch()
     stored = await TaskRecord.get(id=first_id(rule))
