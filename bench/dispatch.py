@@ -89,7 +89,8 @@ from task_scheduler.storage.database import TABLES
 from task_scheduler.testing.fake_fleet import FakeFleetProcess
 from task_scheduler.testing.service_process import die_with_parent
 
-POSTGRES_URL = "postgres://postgres@127.0.0.1:5432/test"
+POSTGRES_URL = os.environ.get("BENCH_POSTGRES_URL", "postgres://postgres@127.0.0.1:5432/test")
+"""Scratch: the scheduler's tables are dropped there (``BENCH_POSTGRES_URL`` names another)."""
 TASK = {"kind": "rmf", "request": {"category": "clean", "description": {"zone": "lobby"}}}
 DISPATCH_ROUTE = "POST /tasks/dispatch_task"
 LOSS_DEADLINE_S = 30.0  # a task not at the fleet this long after its due time is lost
@@ -601,17 +602,24 @@ async def aps_job(rule_id: str, due: float) -> None:
     await _PEER_STATE.post(rule_id, due)
 
 
+MEMORY = ":memory:"
+"""The store that makes APScheduler keep its jobs in memory (``MemoryJobStore``)."""
+
+
 class ApsPeer:
-    """APScheduler 3: AsyncIOScheduler, SQLAlchemyJobStore on a SQLite file, async jobs."""
+    """APScheduler 3: AsyncIOScheduler, SQLAlchemyJobStore on a SQLite file (or its memory
+    store), async jobs."""
 
     def __init__(self, state: PeerState, store: str, *, grace: bool) -> None:
         from apscheduler.events import EVENT_JOB_MISSED
+        from apscheduler.jobstores.memory import MemoryJobStore
         from apscheduler.jobstores.sqlalchemy import SQLAlchemyJobStore
         from apscheduler.schedulers.asyncio import AsyncIOScheduler
 
         self.state = state
+        jobs = MemoryJobStore() if store == MEMORY else SQLAlchemyJobStore(url=f"sqlite:///{store}")
         self.scheduler = AsyncIOScheduler(
-            jobstores={"default": SQLAlchemyJobStore(url=f"sqlite:///{store}")},
+            jobstores={"default": jobs},
             job_defaults={} if grace else {"misfire_grace_time": None},
             timezone=timezone.utc,
         )
