@@ -20,6 +20,8 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import math
+import sys
 import tempfile
 import threading
 import time
@@ -32,10 +34,12 @@ import httpx
 
 from bench import dispatch
 from bench.dispatch import (
+    LOSS_DEADLINE_S,
     MEMORY,
     SUSTAINED_DEADLINE_S,
     ServiceContender,
     Wave,
+    collect,
     daily_firsts,
     measure_fleet_ceiling,
     reset_postgres,
@@ -109,14 +113,16 @@ def run(sizes: Sequence[int], databases: Sequence[str], listed: int) -> str:
             bare = measure_fleet_ceiling(fleet, size)
             with running_peer("apscheduler", fleet.url, Path(MEMORY), grace=False) as started:
                 aps = run_wave(started.peer, fleet, [0] * size, SUSTAINED_DEADLINE_S)
-            lines.append(f"| {size:,} | aiohttp client | {rate(bare)}{lost(bare)} | | |")
-            lines.append(f"| {size:,} | APScheduler memory store | {rate(aps)}{lost(aps)} | | |")
+            lines.append(show(f"| {size:,} | aiohttp client | {rate(bare)}{lost(bare)} | | |"))
+            lines.append(show(f"| {size:,} | APScheduler memory store | {rate(aps)}{lost(aps)} | | |"))
             for database in databases:
                 with service(fleet, root / f"{database}-{size}", database) as ours:
                     wave = run_wave(ours, fleet, [0] * size, SUSTAINED_DEADLINE_S)
                 lines.append(
-                    f"| {size:,} | this service, {database} | {rate(wave)}{lost(wave)}"
-                    f" | {ratio(wave, bare)} | {ratio(wave, aps)} |"
+                    show(
+                        f"| {size:,} | this service, {database} | {rate(wave)}{lost(wave)}"
+                        f" | {ratio(wave, bare)} | {ratio(wave, aps)} |"
+                    )
                 )
         lines += [
             "",
@@ -128,18 +134,30 @@ def run(sizes: Sequence[int], databases: Sequence[str], listed: int) -> str:
             with service(fleet, root / f"{database}-lateness", database) as ours:
                 ours.create_daily(daily_firsts(listed))
                 quiet = run_wave(ours, fleet, spread_offsets(SPREAD, SPREAD_S))
+                # The viewers start once the tasks are made (they would hold up making them).
+                first_due = math.ceil(time.time() + 10)
+                fleet.clear()
+                due = ours.create_once([first_due + offset for offset in spread_offsets(SPREAD, SPREAD_S)])
                 with viewers(ours.base, VIEWERS) as took:
-                    loaded = run_wave(ours, fleet, spread_offsets(SPREAD, SPREAD_S))
+                    loaded = collect(fleet, due, lambda: False, time.time() > first_due, LOSS_DEADLINE_S)
                     answers = sorted(took)
             median = (
                 f"{len(answers)} answers, {answers[len(answers) // 2] * 1000:.0f} ms" if answers else "none"
             )
             for name, wave, listing in (("quiet", quiet, "-"), (f"{VIEWERS} viewers", loaded, median)):
                 lines.append(
-                    f"| {database}, {name}{lost(wave)} | {wave.percentile(0.5):.1f} ms"
-                    f" | {wave.percentile(0.99):.1f} ms | {max(wave.lateness_ms):.1f} ms | {listing} |"
+                    show(
+                        f"| {database}, {name}{lost(wave)} | {wave.percentile(0.5):.1f} ms"
+                        f" | {wave.percentile(0.99):.1f} ms | {max(wave.lateness_ms):.1f} ms | {listing} |"
+                    )
                 )
     return "\n".join(lines)
+
+
+def show(line: str) -> str:
+    """Print a result line as soon as it is measured (on stderr), and keep it for the table."""
+    print(line, file=sys.stderr, flush=True)
+    return line
 
 
 def main(argv: Sequence[str] | None = None) -> None:
