@@ -9,10 +9,12 @@ from __future__ import annotations
 from dataclasses import replace
 from typing import Any, NamedTuple
 
+from task_scheduler.domain.redaction import secret_values
 from task_scheduler.kinds.base import TransportContext
 from task_scheduler.kinds.registry import Registry
 from task_scheduler.services.targets import TargetService
 from task_scheduler.transports.base import Transport
+from task_scheduler.transports.redacting import RedactingTransport
 
 
 class Carrier(NamedTuple):
@@ -47,9 +49,8 @@ class Carriers:
         if name in self.direct:
             if cached is None:
                 kind = self.direct[name]
-                cached = Carrier(
-                    "direct", kind, self._registry.target_kinds[kind].transport(None, self._context)
-                )
+                transport = self._registry.target_kinds[kind].transport(None, self._context)
+                cached = Carrier("direct", kind, RedactingTransport(transport, ()))
                 self.known[name] = cached
             return cached
         resolved = await self._targets.resolve(name)
@@ -60,9 +61,8 @@ class Carriers:
             return cached
         if cached is not None:
             await cached.transport.aclose()
-        carrier = Carrier(
-            version, config.kind, self._registry.target_kinds[config.kind].transport(config, self._context)
-        )
+        transport = self._registry.target_kinds[config.kind].transport(config, self._context)
+        carrier = Carrier(version, config.kind, RedactingTransport(transport, secret_values(config)))
         self.known[name] = carrier
         return carrier
 
