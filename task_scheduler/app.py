@@ -146,7 +146,10 @@ def get_app(
                 claim_ahead_s=settings.dispatch_claim_ahead_s,
             ),
         )
-        feed = ChangeFeed(settings.db_url, dispatcher.replica_id, on_change=dispatcher.wake)
+        feed = ChangeFeed(
+            settings.db_url, dispatcher.replica_id, on_change=dispatcher.wake, on_event=bus.publish
+        )
+        bus.stream.subscribe(on_next=feed.relay)  # every replica's /events clients see this one's events
 
         def changed(due_at: datetime | None = None) -> None:
             dispatcher.wake(due_at)

@@ -97,6 +97,8 @@ class Event:
     task_id: str | None = None
     channel: str | None = None
     data: Mapping[str, Any] = field(default_factory=dict)
+    replica: str | None = None
+    """The replica the event happened on, when it is another than this one (relayed)."""
     _json_data: dict[str, Any] = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
@@ -117,7 +119,21 @@ class Event:
             "task_id": self.task_id,
             "channel": self.channel,
             "data": copy.deepcopy(self._json_data),
+            "replica": self.replica,
         }
+
+    @classmethod
+    def from_json(cls, body: Mapping[str, Any], replica: str) -> Event:
+        """An event as another replica sent it (``to_json``), marked as that replica's."""
+        return cls(
+            type=EventType(body["type"]),
+            at=datetime.fromisoformat(body["at"].replace("Z", "+00:00")),
+            rule_id=body.get("rule_id"),
+            task_id=body.get("task_id"),
+            channel=body.get("channel"),
+            data=body.get("data") or {},
+            replica=replica,
+        )
 
 
 class EventBus:

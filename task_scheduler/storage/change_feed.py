@@ -1,23 +1,57 @@
-"""Tell the other replicas that rules or tasks changed, and hear when they did.
+"""Tell the other replicas that rules or tasks changed, and what happened; hear theirs.
 
 On PostgreSQL this is LISTEN/NOTIFY on one dedicated connection: a change on replica A
-wakes the dispatcher of replica B within milliseconds instead of at its next poll.
-Announcements are coalesced (one NOTIFY per burst of changes) and sent off the request
-path.  SQLite serves a single process, and on MySQL/MariaDB replicas rely on the
-dispatcher's poll, so there the feed does nothing.
+wakes the dispatcher of replica B within milliseconds instead of at its next poll, and
+every event of A (a task dispatched, a run finished) reaches the ``/events`` clients of B.
+Announcements are coalesced (one NOTIFY per burst of changes, events packed several to a
+NOTIFY) and sent off the request path.  SQLite serves a single process, and on
+MySQL/MariaDB replicas rely on the dispatcher's poll and each replica's clients see only
+its own events, so there the feed does nothing.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 import logging
+from collections import deque
 from collections.abc import Callable
+
+from task_scheduler.events import Event
 
 logger = logging.getLogger(__name__)
 
 CHANNEL = "task_scheduler_changed"
+EVENTS_CHANNEL = "task_scheduler_events"
 _RECONNECT_MAX_S = 30.0
+PAYLOAD_MAX = 7900
+"""PostgreSQL refuses NOTIFY payloads of 8000 bytes or more."""
+OUTBOX_MAX = 10_000
+"""Events waiting to be sent while the connection is down; the oldest go first past this."""
+
+
+def pack(replica_id: str, events: list[str]) -> list[str]:
+    """The events (each ``Event.to_json()`` as text) as NOTIFY payloads under the limit,
+    several to a payload, in order. An event too large alone goes without its data, marked
+    ``{"truncated": true}``: the run or task it names can be read over the API."""
+    head = json.dumps({"replica": replica_id, "events": []})[:-2]
+    payloads: list[str] = []
+    batch: list[str] = []
+    size = len(head) + 2
+    for text in events:
+        if len(head) + len(text) + 2 > PAYLOAD_MAX:
+            body = json.loads(text)
+            body["data"] = {"truncated": True}
+            text = json.dumps(body)
+        if batch and size + len(text) + 1 > PAYLOAD_MAX:
+            payloads.append(head + ",".join(batch) + "]}")
+            batch, size = [], len(head) + 2
+        batch.append(text)
+        size += len(text) + 1
+    if batch:
+        payloads.append(head + ",".join(batch) + "]}")
+    return payloads
 
 
 def is_postgres(db_url: str) -> bool:
@@ -25,10 +59,19 @@ def is_postgres(db_url: str) -> bool:
 
 
 class ChangeFeed:
-    def __init__(self, db_url: str, replica_id: str, on_change: Callable[[], None]) -> None:
+    def __init__(
+        self,
+        db_url: str,
+        replica_id: str,
+        on_change: Callable[[], None],
+        on_event: Callable[[Event], None] | None = None,
+    ) -> None:
         self._dsn = "postgresql://" + db_url.split("://", 1)[1] if is_postgres(db_url) else None
         self._replica_id = replica_id
         self._on_change = on_change
+        self._on_event = on_event
+        self._outbox: deque[str] = deque(maxlen=OUTBOX_MAX)
+        self._changed = False
         self._pending = asyncio.Event()
         self._connected = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
@@ -50,11 +93,29 @@ class ChangeFeed:
     def poke(self) -> None:
         """Something changed here: tell the others soon (coalesced with other changes)."""
         if self.enabled:
+            self._changed = True
+            self._pending.set()
+
+    def relay(self, event: Event) -> None:
+        """An event of this replica: send it to the others' ``/events`` clients soon.
+        Events heard from another replica are not sent on."""
+        if self.enabled and event.replica is None:
+            self._outbox.append(json.dumps(event.to_json()))
             self._pending.set()
 
     def _heard(self, _connection: object, _pid: int, _channel: str, payload: str) -> None:
         if payload != self._replica_id:
             self._on_change()
+
+    def _heard_events(self, _connection: object, _pid: int, _channel: str, payload: str) -> None:
+        try:
+            message = json.loads(payload)
+            if message["replica"] == self._replica_id or self._on_event is None:
+                return
+            for body in message["events"]:
+                self._on_event(Event.from_json(body, message["replica"]))
+        except (ValueError, KeyError, TypeError):
+            logger.warning("unreadable event notification ignored: %.200s", payload)
 
     async def _run(self) -> None:
         import asyncpg
@@ -72,6 +133,7 @@ class ChangeFeed:
             connection.add_termination_listener(lambda _, lost=lost: lost.set())
             try:
                 await connection.add_listener(CHANNEL, self._heard)
+                await connection.add_listener(EVENTS_CHANNEL, self._heard_events)
                 self._on_change()  # changes may have been missed while not listening
                 self._connected.set()
                 delay = 0.1
@@ -92,7 +154,12 @@ class ChangeFeed:
             gone.cancel()
             if self._pending.is_set() and not lost.is_set():
                 self._pending.clear()
-                await connection.execute("SELECT pg_notify($1, $2)", CHANNEL, self._replica_id)
+                if self._changed:
+                    self._changed = False
+                    await connection.execute("SELECT pg_notify($1, $2)", CHANNEL, self._replica_id)
+                events = [self._outbox.popleft() for _ in range(len(self._outbox))]
+                for payload in pack(self._replica_id, events):
+                    await connection.execute("SELECT pg_notify($1, $2)", EVENTS_CHANNEL, payload)
 
     async def stop(self) -> None:
         if self._task is not None:

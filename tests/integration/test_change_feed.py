@@ -39,3 +39,49 @@ async def test_the_feed_does_nothing_off_postgres(tmp_path):
     feed.poke()
     assert not feed.enabled and not await feed.wait_connected(0.01)
     await feed.stop()
+
+
+async def test_each_replicas_events_reach_the_other_once_marked_with_their_replica(postgres_url):
+    from datetime import datetime, timezone
+
+    from task_scheduler.events import Event, EventType
+
+    heard: dict[str, list[Event]] = {"a": [], "b": []}
+    arrived = asyncio.Event()
+
+    def on_b(event: Event) -> None:
+        heard["b"].append(event)
+        if len(heard["b"]) == 3:
+            arrived.set()
+
+    a = ChangeFeed(postgres_url, "replica-a", lambda: None, on_event=heard["a"].append)
+    b = ChangeFeed(postgres_url, "replica-b", lambda: None, on_event=on_b)
+    a.start()
+    b.start()
+    try:
+        assert await a.wait_connected(10) and await b.wait_connected(10)
+        at = datetime(2026, 1, 5, 12, tzinfo=timezone.utc)
+        big = {"response": "x" * 9000}
+        sent = [
+            Event(
+                type=EventType.task_dispatched, at=at, rule_id=1, task_id="1-20260105T120000Z", channel="ops"
+            ),
+            Event(type=EventType.run_finished, at=at, rule_id=1, task_id="1-20260105T120000Z", data=big),
+            Event(type=EventType.rule_created, at=at, rule_id=2, data={"name": "lobby"}),
+        ]
+        for event in sent:
+            a.relay(event)
+        a.relay(
+            Event(type=EventType.rule_created, at=at, replica="replica-c")
+        )  # heard, not ours: not sent on
+        await asyncio.wait_for(arrived.wait(), timeout=5)
+        await asyncio.sleep(0.2)  # anything more (a relayed event sent on, an echo) would arrive now
+        assert heard["a"] == []
+        assert [(e.type, e.rule_id, e.task_id, e.channel, e.replica) for e in heard["b"]] == [
+            (e.type, e.rule_id, e.task_id, e.channel, "replica-a") for e in sent
+        ]
+        assert dict(heard["b"][1].data) == {"truncated": True}
+        assert dict(heard["b"][2].data) == {"name": "lobby"} and heard["b"][2].at == at
+    finally:
+        await a.stop()
+        await b.stop()

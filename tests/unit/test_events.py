@@ -80,6 +80,7 @@ def test_to_json_has_every_key_iso_utc_times_and_plain_data() -> None:
             "attempts": [1, 2],
             "response": {"state": {"booking": {"id": "clean.dispatch-1"}}},
         },
+        "replica": None,
     }
     assert json.loads(json.dumps(body)) == body
     assert Event(type=EventType.rule_created, at=T0).to_json() == {
@@ -89,6 +90,7 @@ def test_to_json_has_every_key_iso_utc_times_and_plain_data() -> None:
         "task_id": None,
         "channel": None,
         "data": {},
+        "replica": None,
     }
 
 
