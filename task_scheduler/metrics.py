@@ -64,6 +64,24 @@ class Metrics:
             "Tasks due and not yet dispatched.",
             registry=self.registry,
         )
+        self.target_queue_depth = Gauge(
+            "task_scheduler_target_queue_depth",
+            "Tasks due and not yet dispatched, by target.",
+            ["target"],
+            registry=self.registry,
+        )
+        self.target_runs = Counter(
+            "task_scheduler_target_runs_total",
+            "Runs finished, by target and outcome.",
+            ["target", "outcome"],
+            registry=self.registry,
+        )
+        self._queued_targets: set[str] = set()
+        self.claims = Counter(
+            "task_scheduler_claims_total",
+            "Due tasks this replica claimed to dispatch.",
+            registry=self.registry,
+        )
         self.expander_lag = Gauge(
             "task_scheduler_expander_lag_seconds",
             "How far the oldest enabled rule's stored horizon is behind now (0 when none is).",
@@ -88,7 +106,7 @@ class Metrics:
             registry=self.registry,
         )
 
-    def observe_run(self, outcome: str, lateness_s: float | None) -> None:
+    def observe_run(self, outcome: str, lateness_s: float | None, target: str | None = None) -> None:
         """Count a finished run; ``lateness_s`` (None when the fleet never accepted) feeds the histogram.
 
         A negative lateness (sent ahead with a lead time and accepted before the
@@ -98,8 +116,19 @@ class Metrics:
             logger.warning("run outcome %r is not one of %s; counted as unknown", outcome, OUTCOMES)
             outcome = "unknown"
         self.runs.labels(outcome=outcome).inc()
+        if target is not None:
+            self.target_runs.labels(target=target, outcome=outcome).inc()
         if lateness_s is not None and math.isfinite(lateness_s):
             self.dispatch_lateness.observe(max(0.0, lateness_s))
+
+    def set_queue_depths(self, by_target: dict[str, int]) -> None:
+        """Due tasks per target; a target no longer listed goes back to 0, not stale."""
+        for target in self._queued_targets - by_target.keys():
+            self.target_queue_depth.labels(target=target).set(0)
+        self._queued_targets |= by_target.keys()
+        for target, count in by_target.items():
+            self.target_queue_depth.labels(target=target).set(count)
+        self.queue_depth.set(sum(by_target.values()))
 
     def observe_request(self, method: str, route: str, status: int, seconds: float) -> None:
         self.http_requests.labels(method=method, route=route, status=str(status)).inc()

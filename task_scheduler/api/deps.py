@@ -47,7 +47,7 @@ class Services:
     async def refresh_gauges(self) -> None:
         """Set the gauges that are read from the database, just before /metrics renders."""
         now = self.clock.now()
-        self.metrics.queue_depth.set(await self.store.count_due(now))
+        self.metrics.set_queue_depths(await self.store.count_due(now))
         oldest = await self.store.oldest_expansion()
         self.metrics.expander_lag.set(max(0.0, (now - oldest).total_seconds()) if oldest else 0.0)
 

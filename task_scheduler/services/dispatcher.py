@@ -308,6 +308,7 @@ class Dispatcher:
             await self._store.unclaim([task.id for task in tasks], self.replica_id)
             raise
         await self._store.unclaim(extra, self.replica_id)
+        self._metrics.claims.inc(len(kept))
         return kept
 
     def _room(self, name: str, transport: Transport) -> int:
@@ -605,7 +606,7 @@ class Dispatcher:
         lateness = (
             (finished - task.scheduled_at).total_seconds() if delivery.outcome is Outcome.SUCCEEDED else None
         )
-        self._metrics.observe_run(delivery.outcome.value, lateness)
+        self._metrics.observe_run(delivery.outcome.value, lateness, _target_of(task, rule))
         summary = {
             key: run[key]
             for key in ("attempt", "outcome", "fleet_task_id", "error", "duration_ms", "response")

@@ -589,8 +589,15 @@ class Store:
         mine = Q(target=target) | Q(target__isnull=True) if target == "default" else Q(target=target)
         return await waiting.filter(mine).update(due_at=now)
 
-    async def count_due(self, now: datetime) -> int:
-        return await TaskRecord.filter(status=TaskStatus.scheduled.value, due_at__lte=now).count()
+    async def count_due(self, now: datetime) -> dict[str, int]:
+        """Tasks due and not dispatched yet, by target (``""`` for a task without one)."""
+        rows = await (
+            TaskRecord.filter(status=TaskStatus.scheduled.value, due_at__lte=now)
+            .annotate(n=Count("id"))
+            .group_by("target")
+            .values_list("target", "n")
+        )
+        return {target or "": n for target, n in rows}
 
     async def oldest_expansion(self) -> datetime | None:
         """Where the enabled rule that is furthest behind has its stored occurrences end."""

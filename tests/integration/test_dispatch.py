@@ -612,6 +612,9 @@ async def test_metrics_and_readiness_name_what_happened(engine, fleet):
     text = (await engine.http.get("/metrics")).text
     assert 'task_scheduler_runs_total{outcome="succeeded"} 1.0' in text
     assert "task_scheduler_queue_depth 1.0" in text
+    assert 'task_scheduler_target_queue_depth{target="default"} 1.0' in text
+    assert 'task_scheduler_target_runs_total{outcome="succeeded",target="default"} 1.0' in text
+    assert "task_scheduler_claims_total 1.0" in text
     assert "task_scheduler_dispatch_lateness_seconds_count 1.0" in text
     assert (await engine.http.get("/readyz")).json()["replica"] == "replica-a"
 

@@ -151,3 +151,22 @@ async def test_a_failing_refresh_still_serves_the_metrics_and_counts_the_failure
     assert "task_scheduler_queue_depth 7.0" in response.text  # stale, but there
     assert "task_scheduler_metrics_refresh_errors_total 1.0" in response.text
     assert "database unreachable" in caplog.text
+
+
+def test_queue_depth_per_target_goes_back_to_zero_when_a_target_has_nothing_due() -> None:
+    metrics = Metrics()
+    metrics.set_queue_depths({"default": 3, "site-b": 2})
+    metrics.set_queue_depths({"default": 1})
+    value = metrics.registry.get_sample_value
+    assert value("task_scheduler_target_queue_depth", {"target": "default"}) == 1
+    assert value("task_scheduler_target_queue_depth", {"target": "site-b"}) == 0
+    assert value("task_scheduler_queue_depth") == 1
+
+
+def test_runs_are_counted_per_target_too() -> None:
+    metrics = Metrics()
+    metrics.observe_run("failed", None, "site-b")
+    metrics.observe_run("failed", None)
+    value = metrics.registry.get_sample_value
+    assert value("task_scheduler_target_runs_total", {"target": "site-b", "outcome": "failed"}) == 1
+    assert value("task_scheduler_runs_total", {"outcome": "failed"}) == 2
