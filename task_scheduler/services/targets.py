@@ -20,6 +20,7 @@ from task_scheduler.domain.targets import TargetConfig, public_view
 from task_scheduler.kinds.registry import Registry
 from task_scheduler.storage.orm import TargetRecord
 from task_scheduler.storage.sealing import SecretBox
+from task_scheduler.storage.retry import retrying
 from task_scheduler.storage.store import Store
 
 _CONFIG_VERSION = "config"
@@ -154,6 +155,7 @@ class TargetService:
         )
         return await self.get(spec.name)
 
+    @retrying
     async def replace(self, name: str, config: BaseModel) -> TargetView:
         self._writable(name)
         config = self._registry.target(config, ())
@@ -166,6 +168,7 @@ class TargetService:
             )
         return await self.get(name)
 
+    @retrying
     async def delete(self, name: str) -> None:
         self._writable(name)
         async with self._store.transaction():
@@ -176,6 +179,7 @@ class TargetService:
                 raise Conflict(f"target {name!r} is used by {users} rule(s)")
             await self._store.delete_target(name)
 
+    @retrying
     async def delete_unused(self) -> list[str]:
         """Delete every target made over the API that no rule names; configured ones stay."""
         async with self._store.transaction():
