@@ -22,6 +22,8 @@ from typing import ParamSpec, TypeVar
 from tortoise import connections
 from tortoise.backends.base.client import TransactionalDBClient
 
+from task_scheduler.storage.faults import chain
+
 logger = logging.getLogger(__name__)
 
 ATTEMPTS = 4
@@ -41,19 +43,12 @@ def transient(exc: BaseException) -> bool:
 
     asyncpg's errors carry a ``sqlstate``; asyncmy's carry the MySQL error number as their
     first argument, and Tortoise wraps them in its own errors with the driver's as argument."""
-    seen: set[int] = set()
-    pending: list[BaseException] = [exc]
-    while pending:
-        error = pending.pop()
-        if id(error) in seen:
-            continue
-        seen.add(id(error))
+    for error in chain(exc):
         if getattr(error, "sqlstate", None) in POSTGRES_STATES:
             return True
         first = error.args[0] if error.args else None
         if first in MYSQL_CODES and type(error).__module__.split(".")[0] in MYSQL_DRIVERS:
             return True
-        pending += [e for e in (first, error.__cause__, error.__context__) if isinstance(e, BaseException)]
     return False
 
 
