@@ -258,20 +258,9 @@ def get_app(
         )
     # Outermost: the request id is set before anything else logs.
     app.add_middleware(ObserveRequests, metrics=registry)
-    for module in (
-        rules,
-        tasks,
-        runs,
-        targets,
-        timers,
-        auth,
-        calendar,
-        scheduled_tasks,
-        events,
-        metrics,
-        health,
-        console,
-    ):
+    for module in (rules, tasks, runs, targets, timers, auth, calendar, scheduled_tasks, events, metrics):
+        app.include_router(module.router, responses=errors.Problem.UNAVAILABLE)
+    for module in (health, console):  # /readyz documents its own 503; the console's pages read no database
         app.include_router(module.router)
     app.mount(console.STATIC_URL, StaticFiles(directory=str(console.STATIC_DIR)), name="console-static")
     return app

@@ -74,6 +74,14 @@ class Problem:
         413: {"description": "The body is longer than the service's max_body_bytes"},
     }
     """What any route that reads a JSON body may answer before looking at it."""
+    UNAVAILABLE = {
+        503: {
+            "description": "The database is unreachable, read-only, full or busy; retry after Retry-After",
+            "headers": {"Retry-After": {"description": "Seconds to wait", "schema": {"type": "integer"}}},
+            "content": {"application/json": {"example": {"detail": "the database is full; retry later"}}},
+        }
+    }
+    """What every route that uses the database may answer while the database cannot serve."""
 
 
 def install(app: FastAPI) -> None:

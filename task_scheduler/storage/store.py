@@ -1,7 +1,9 @@
 """Every query the service makes, in one place; callers get and give plain records.
 
 Callers own transactions (``Store.transaction()``); every method here runs inside the
-caller's transaction when there is one.
+caller's transaction when there is one. Writes and the claim are ``retrying``: run on
+their own, they run again after a deadlock; inside a transaction, the method that owns
+it is ``retrying`` and runs the whole transaction again.
 """
 
 from __future__ import annotations
