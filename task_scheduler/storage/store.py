@@ -350,6 +350,7 @@ class Store:
             .order_by("original_at")
         )
 
+    @retrying
     async def delete_task_ids(self, task_ids: Iterable[str]) -> int:
         ids = list(task_ids)
         return await TaskRecord.filter(id__in=ids).delete() if ids else 0
@@ -612,6 +613,7 @@ class Store:
         """Remove the runs matching every filter (those ``list_runs`` takes), in one statement."""
         return await self._run_query(**filters).delete()
 
+    @retrying
     async def purge_runs(self, before: datetime, limit: int) -> int:
         """Delete up to ``limit`` runs that started before ``before``; return how many."""
         ids = (
@@ -622,6 +624,7 @@ class Store:
         )
         return await RunRecord.filter(id__in=ids).delete() if ids else 0
 
+    @retrying
     async def purge_finished_tasks(self, before: datetime, limit: int) -> int:
         """Delete up to ``limit`` finished tasks scheduled before ``before`` that no run is
         left of; return how many."""
