@@ -39,6 +39,9 @@ _MYSQL = {
     **dict.fromkeys((1021, 1114), FULL),  # disk full, table full
     **dict.fromkeys((1205, 1213), BUSY),  # lock wait timeout, deadlock: after the retries
 }
+_ASYNCPG_BROKEN = ("InterfaceError", "ConnectionDoesNotExistError", "InternalClientError")
+"""asyncpg's errors of a connection cut under it: "connection is closed", or a protocol
+left mid-operation ("cannot switch to state ...; another operation is in progress")."""
 _DRIVERS = ("/asyncpg/", "/asyncmy/", "/aiosqlite/", "/tortoise/")
 
 
@@ -73,8 +76,8 @@ def _one(error: BaseException) -> str | None:
     if isinstance(state, str):
         return _POSTGRES.get(state) or _POSTGRES_CLASSES.get(state[:2])
     module = type(error).__module__.split(".")[0]
-    if module == "asyncpg" and type(error).__name__ in ("InterfaceError", "ConnectionDoesNotExistError"):
-        return UNREACHABLE  # "connection is closed": the server went away under it
+    if module == "asyncpg" and type(error).__name__ in _ASYNCPG_BROKEN:
+        return UNREACHABLE  # the server went away under the connection
     if module == "asyncmy":
         code = error.args[0] if error.args else None
         return _MYSQL.get(code) if isinstance(code, int) else None
@@ -97,7 +100,7 @@ def _driver_errors() -> tuple[type[BaseException], ...]:
     try:
         import asyncpg
 
-        found += [asyncpg.PostgresError, asyncpg.InterfaceError]
+        found += [asyncpg.PostgresError, asyncpg.InterfaceError, asyncpg.InternalClientError]
     except ImportError:
         pass
     try:

@@ -42,6 +42,7 @@ def sqlite_error(sql: str, *setup: str) -> sqlite3.Error:
         (OperationalError(sqlite_error("ATTACH '/no/such/dir/x.db' AS x")), "unreachable"),
         (asyncpg.exceptions.CannotConnectNowError("the database system is starting up"), "unreachable"),
         (asyncpg.exceptions.AdminShutdownError("terminating connection"), "unreachable"),
+        (asyncpg.InternalClientError("cannot switch to state 11"), "unreachable"),
         (asyncpg.exceptions.ReadOnlySQLTransactionError("read-only transaction"), "read-only"),
         (asyncpg.exceptions.DiskFullError("could not extend file"), "full"),
         (asyncpg.exceptions.DeadlockDetectedError("deadlock detected"), "busy"),
