@@ -19,8 +19,8 @@ from task_scheduler.domain.errors import Conflict, NotFound
 from task_scheduler.domain.targets import TargetConfig, public_view
 from task_scheduler.kinds.registry import Registry
 from task_scheduler.storage.orm import TargetRecord
-from task_scheduler.storage.sealing import SecretBox
 from task_scheduler.storage.retry import retrying
+from task_scheduler.storage.sealing import SecretBox
 from task_scheduler.storage.store import Store
 
 _CONFIG_VERSION = "config"
@@ -74,6 +74,7 @@ class TargetService:
         for record in await self._store.list_targets():
             self._box.open(record.config, record.name)
 
+    @retrying
     async def reseal(self) -> list[str]:
         """Store every target's secrets as the configured keys say (encrypted with the first
         key; plain text without a key); return the names of those rewritten."""
