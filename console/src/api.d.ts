@@ -207,7 +207,8 @@ export interface paths {
         };
         /**
          * Readyz
-         * @description Ready when the database answers and every shipped migration is applied.
+         * @description Ready when the database answers, commits a small write, and has every shipped
+         *     migration. ``reason`` says why not: unreachable, read-only, full, busy, migrations pending.
          */
         get: operations["readyz_readyz_get"];
         put?: never;
@@ -940,7 +941,7 @@ export interface components {
             timeout_s: number;
             /**
              * Url
-             * @description postgres://, mysql:// (user@host[:port]/database) or sqlite:///absolute/path; no password (see password). Network hosts must be in outbound_allowlist.
+             * @description postgres://, mysql:// (user@host[:port]/database) or sqlite:///absolute/path (four slashes name the same file); no password (see password). Network hosts must be in outbound_allowlist.
              * @example postgres://reporter@db.example.com:5432/reports
              * @example sqlite:////var/lib/site/jobs.sqlite3
              */
@@ -2585,6 +2586,22 @@ export interface operations {
                 };
                 content?: never;
             };
+            /** @description The database is unreachable, read-only, full or busy; retry after Retry-After */
+            503: {
+                headers: {
+                    /** @description Seconds to wait */
+                    "Retry-After"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "detail": "the database is full; retry later"
+                     *     }
+                     */
+                    "application/json": unknown;
+                };
+            };
         };
     };
     login_auth_login_post: {
@@ -2737,6 +2754,22 @@ export interface operations {
                     "application/json": unknown;
                 };
             };
+            /** @description The database is unreachable, read-only, full or busy; retry after Retry-After */
+            503: {
+                headers: {
+                    /** @description Seconds to wait */
+                    "Retry-After"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "detail": "the database is full; retry later"
+                     *     }
+                     */
+                    "application/json": unknown;
+                };
+            };
         };
     };
     register_auth_register_post: {
@@ -2828,6 +2861,22 @@ export interface operations {
                     "application/json": components["schemas"]["HTTPValidationError"];
                 };
             };
+            /** @description The database is unreachable, read-only, full or busy; retry after Retry-After */
+            503: {
+                headers: {
+                    /** @description Seconds to wait */
+                    "Retry-After"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "detail": "the database is full; retry later"
+                     *     }
+                     */
+                    "application/json": unknown;
+                };
+            };
         };
     };
     list_users_auth_users_get: {
@@ -2873,6 +2922,22 @@ export interface operations {
                     /**
                      * @example {
                      *       "detail": "needs the operator role"
+                     *     }
+                     */
+                    "application/json": unknown;
+                };
+            };
+            /** @description The database is unreachable, read-only, full or busy; retry after Retry-After */
+            503: {
+                headers: {
+                    /** @description Seconds to wait */
+                    "Retry-After"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "detail": "the database is full; retry later"
                      *     }
                      */
                     "application/json": unknown;
@@ -2963,6 +3028,22 @@ export interface operations {
                 };
                 content: {
                     "application/json": components["schemas"]["HTTPValidationError"];
+                };
+            };
+            /** @description The database is unreachable, read-only, full or busy; retry after Retry-After */
+            503: {
+                headers: {
+                    /** @description Seconds to wait */
+                    "Retry-After"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "detail": "the database is full; retry later"
+                     *     }
+                     */
+                    "application/json": unknown;
                 };
             };
         };
@@ -3072,6 +3153,22 @@ export interface operations {
                     "application/json": components["schemas"]["HTTPValidationError"];
                 };
             };
+            /** @description The database is unreachable, read-only, full or busy; retry after Retry-After */
+            503: {
+                headers: {
+                    /** @description Seconds to wait */
+                    "Retry-After"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "detail": "the database is full; retry later"
+                     *     }
+                     */
+                    "application/json": unknown;
+                };
+            };
         };
     };
     calendar_feed_calendar_ics_get: {
@@ -3145,6 +3242,22 @@ export interface operations {
                     "application/json": components["schemas"]["HTTPValidationError"];
                 };
             };
+            /** @description The database is unreachable, read-only, full or busy; retry after Retry-After */
+            503: {
+                headers: {
+                    /** @description Seconds to wait */
+                    "Retry-After"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "detail": "the database is full; retry later"
+                     *     }
+                     */
+                    "application/json": unknown;
+                };
+            };
         };
     };
     console_config_console_config_get: {
@@ -3207,12 +3320,25 @@ export interface operations {
                     "application/json": unknown;
                 };
             };
-            /** @description Database unreachable or schema not up to date */
+            /** @description The database is unreachable, read-only or full, or a migration is missing */
             503: {
                 headers: {
                     [name: string]: unknown;
                 };
-                content?: never;
+                content: {
+                    /**
+                     * @example {
+                     *       "database": true,
+                     *       "dispatching": true,
+                     *       "pending_migrations": [],
+                     *       "reason": "full",
+                     *       "replica": "host-1234",
+                     *       "status": "not ready",
+                     *       "writable": false
+                     *     }
+                     */
+                    "application/json": unknown;
+                };
             };
         };
     };
@@ -3283,6 +3409,22 @@ export interface operations {
                 };
                 content: {
                     "application/json": components["schemas"]["HTTPValidationError"];
+                };
+            };
+            /** @description The database is unreachable, read-only, full or busy; retry after Retry-After */
+            503: {
+                headers: {
+                    /** @description Seconds to wait */
+                    "Retry-After"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "detail": "the database is full; retry later"
+                     *     }
+                     */
+                    "application/json": unknown;
                 };
             };
         };
@@ -3376,6 +3518,22 @@ export interface operations {
                     "application/json": components["schemas"]["HTTPValidationError"];
                 };
             };
+            /** @description The database is unreachable, read-only, full or busy; retry after Retry-After */
+            503: {
+                headers: {
+                    /** @description Seconds to wait */
+                    "Retry-After"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "detail": "the database is full; retry later"
+                     *     }
+                     */
+                    "application/json": unknown;
+                };
+            };
         };
     };
     delete_all_rules_rules_delete: {
@@ -3436,6 +3594,22 @@ export interface operations {
                 };
                 content: {
                     "application/json": components["schemas"]["HTTPValidationError"];
+                };
+            };
+            /** @description The database is unreachable, read-only, full or busy; retry after Retry-After */
+            503: {
+                headers: {
+                    /** @description Seconds to wait */
+                    "Retry-After"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "detail": "the database is full; retry later"
+                     *     }
+                     */
+                    "application/json": unknown;
                 };
             };
         };
@@ -3529,6 +3703,22 @@ export interface operations {
                     "application/json": components["schemas"]["HTTPValidationError"];
                 };
             };
+            /** @description The database is unreachable, read-only, full or busy; retry after Retry-After */
+            503: {
+                headers: {
+                    /** @description Seconds to wait */
+                    "Retry-After"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "detail": "the database is full; retry later"
+                     *     }
+                     */
+                    "application/json": unknown;
+                };
+            };
         };
     };
     import_calendar_rules_import_post: {
@@ -3620,6 +3810,22 @@ export interface operations {
                     "application/json": components["schemas"]["HTTPValidationError"];
                 };
             };
+            /** @description The database is unreachable, read-only, full or busy; retry after Retry-After */
+            503: {
+                headers: {
+                    /** @description Seconds to wait */
+                    "Retry-After"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "detail": "the database is full; retry later"
+                     *     }
+                     */
+                    "application/json": unknown;
+                };
+            };
         };
     };
     preview_unsaved_rule_rules_preview_post: {
@@ -3700,6 +3906,22 @@ export interface operations {
                     "application/json": components["schemas"]["HTTPValidationError"];
                 };
             };
+            /** @description The database is unreachable, read-only, full or busy; retry after Retry-After */
+            503: {
+                headers: {
+                    /** @description Seconds to wait */
+                    "Retry-After"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "detail": "the database is full; retry later"
+                     *     }
+                     */
+                    "application/json": unknown;
+                };
+            };
         };
     };
     get_rule_rules__rule_id__get: {
@@ -3773,6 +3995,22 @@ export interface operations {
                 };
                 content: {
                     "application/json": components["schemas"]["HTTPValidationError"];
+                };
+            };
+            /** @description The database is unreachable, read-only, full or busy; retry after Retry-After */
+            503: {
+                headers: {
+                    /** @description Seconds to wait */
+                    "Retry-After"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "detail": "the database is full; retry later"
+                     *     }
+                     */
+                    "application/json": unknown;
                 };
             };
         };
@@ -3882,6 +4120,22 @@ export interface operations {
                     "application/json": components["schemas"]["HTTPValidationError"];
                 };
             };
+            /** @description The database is unreachable, read-only, full or busy; retry after Retry-After */
+            503: {
+                headers: {
+                    /** @description Seconds to wait */
+                    "Retry-After"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "detail": "the database is full; retry later"
+                     *     }
+                     */
+                    "application/json": unknown;
+                };
+            };
         };
     };
     delete_rule_rules__rule_id__delete: {
@@ -3953,6 +4207,22 @@ export interface operations {
                 };
                 content: {
                     "application/json": components["schemas"]["HTTPValidationError"];
+                };
+            };
+            /** @description The database is unreachable, read-only, full or busy; retry after Retry-After */
+            503: {
+                headers: {
+                    /** @description Seconds to wait */
+                    "Retry-After"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "detail": "the database is full; retry later"
+                     *     }
+                     */
+                    "application/json": unknown;
                 };
             };
         };
@@ -4030,6 +4300,22 @@ export interface operations {
                     "application/json": components["schemas"]["HTTPValidationError"];
                 };
             };
+            /** @description The database is unreachable, read-only, full or busy; retry after Retry-After */
+            503: {
+                headers: {
+                    /** @description Seconds to wait */
+                    "Retry-After"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "detail": "the database is full; retry later"
+                     *     }
+                     */
+                    "application/json": unknown;
+                };
+            };
         };
     };
     enable_rule_rules__rule_id__enable_post: {
@@ -4103,6 +4389,22 @@ export interface operations {
                 };
                 content: {
                     "application/json": components["schemas"]["HTTPValidationError"];
+                };
+            };
+            /** @description The database is unreachable, read-only, full or busy; retry after Retry-After */
+            503: {
+                headers: {
+                    /** @description Seconds to wait */
+                    "Retry-After"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "detail": "the database is full; retry later"
+                     *     }
+                     */
+                    "application/json": unknown;
                 };
             };
         };
@@ -4183,6 +4485,22 @@ export interface operations {
                     "application/json": components["schemas"]["HTTPValidationError"];
                 };
             };
+            /** @description The database is unreachable, read-only, full or busy; retry after Retry-After */
+            503: {
+                headers: {
+                    /** @description Seconds to wait */
+                    "Retry-After"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "detail": "the database is full; retry later"
+                     *     }
+                     */
+                    "application/json": unknown;
+                };
+            };
         };
     };
     reset_attempts_rules__rule_id__reset_attempts_post: {
@@ -4256,6 +4574,22 @@ export interface operations {
                 };
                 content: {
                     "application/json": components["schemas"]["HTTPValidationError"];
+                };
+            };
+            /** @description The database is unreachable, read-only, full or busy; retry after Retry-After */
+            503: {
+                headers: {
+                    /** @description Seconds to wait */
+                    "Retry-After"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "detail": "the database is full; retry later"
+                     *     }
+                     */
+                    "application/json": unknown;
                 };
             };
         };
@@ -4347,6 +4681,22 @@ export interface operations {
                     "application/json": components["schemas"]["HTTPValidationError"];
                 };
             };
+            /** @description The database is unreachable, read-only, full or busy; retry after Retry-After */
+            503: {
+                headers: {
+                    /** @description Seconds to wait */
+                    "Retry-After"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "detail": "the database is full; retry later"
+                     *     }
+                     */
+                    "application/json": unknown;
+                };
+            };
         };
     };
     rule_status_rules__rule_id__status_get: {
@@ -4422,6 +4772,22 @@ export interface operations {
                     "application/json": components["schemas"]["HTTPValidationError"];
                 };
             };
+            /** @description The database is unreachable, read-only, full or busy; retry after Retry-After */
+            503: {
+                headers: {
+                    /** @description Seconds to wait */
+                    "Retry-After"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "detail": "the database is full; retry later"
+                     *     }
+                     */
+                    "application/json": unknown;
+                };
+            };
         };
     };
     list_runs_runs_get: {
@@ -4490,6 +4856,22 @@ export interface operations {
                 };
                 content: {
                     "application/json": components["schemas"]["HTTPValidationError"];
+                };
+            };
+            /** @description The database is unreachable, read-only, full or busy; retry after Retry-After */
+            503: {
+                headers: {
+                    /** @description Seconds to wait */
+                    "Retry-After"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "detail": "the database is full; retry later"
+                     *     }
+                     */
+                    "application/json": unknown;
                 };
             };
         };
@@ -4563,6 +4945,22 @@ export interface operations {
                     "application/json": components["schemas"]["HTTPValidationError"];
                 };
             };
+            /** @description The database is unreachable, read-only, full or busy; retry after Retry-After */
+            503: {
+                headers: {
+                    /** @description Seconds to wait */
+                    "Retry-After"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "detail": "the database is full; retry later"
+                     *     }
+                     */
+                    "application/json": unknown;
+                };
+            };
         };
     };
     list_scheduled_tasks_scheduled_tasks_get: {
@@ -4629,6 +5027,22 @@ export interface operations {
                 };
                 content: {
                     "application/json": components["schemas"]["HTTPValidationError"];
+                };
+            };
+            /** @description The database is unreachable, read-only, full or busy; retry after Retry-After */
+            503: {
+                headers: {
+                    /** @description Seconds to wait */
+                    "Retry-After"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "detail": "the database is full; retry later"
+                     *     }
+                     */
+                    "application/json": unknown;
                 };
             };
         };
@@ -4706,6 +5120,22 @@ export interface operations {
                 };
                 content?: never;
             };
+            /** @description The database is unreachable, read-only, full or busy; retry after Retry-After */
+            503: {
+                headers: {
+                    /** @description Seconds to wait */
+                    "Retry-After"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "detail": "the database is full; retry later"
+                     *     }
+                     */
+                    "application/json": unknown;
+                };
+            };
         };
     };
     get_scheduled_task_scheduled_tasks__task_id__get: {
@@ -4774,6 +5204,22 @@ export interface operations {
                     "application/json": components["schemas"]["HTTPValidationError"];
                 };
             };
+            /** @description The database is unreachable, read-only, full or busy; retry after Retry-After */
+            503: {
+                headers: {
+                    /** @description Seconds to wait */
+                    "Retry-After"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "detail": "the database is full; retry later"
+                     *     }
+                     */
+                    "application/json": unknown;
+                };
+            };
         };
     };
     delete_scheduled_task_scheduled_tasks__task_id__delete: {
@@ -4840,6 +5286,22 @@ export interface operations {
                 };
                 content: {
                     "application/json": components["schemas"]["HTTPValidationError"];
+                };
+            };
+            /** @description The database is unreachable, read-only, full or busy; retry after Retry-After */
+            503: {
+                headers: {
+                    /** @description Seconds to wait */
+                    "Retry-After"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "detail": "the database is full; retry later"
+                     *     }
+                     */
+                    "application/json": unknown;
                 };
             };
         };
@@ -4928,6 +5390,22 @@ export interface operations {
                     "application/json": components["schemas"]["HTTPValidationError"];
                 };
             };
+            /** @description The database is unreachable, read-only, full or busy; retry after Retry-After */
+            503: {
+                headers: {
+                    /** @description Seconds to wait */
+                    "Retry-After"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "detail": "the database is full; retry later"
+                     *     }
+                     */
+                    "application/json": unknown;
+                };
+            };
         };
     };
     update_scheduled_task_scheduled_tasks__task_id__update_post: {
@@ -5012,6 +5490,22 @@ export interface operations {
                 };
                 content?: never;
             };
+            /** @description The database is unreachable, read-only, full or busy; retry after Retry-After */
+            503: {
+                headers: {
+                    /** @description Seconds to wait */
+                    "Retry-After"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "detail": "the database is full; retry later"
+                     *     }
+                     */
+                    "application/json": unknown;
+                };
+            };
         };
     };
     list_targets_targets_get: {
@@ -5072,6 +5566,22 @@ export interface operations {
                 };
                 content: {
                     "application/json": components["schemas"]["HTTPValidationError"];
+                };
+            };
+            /** @description The database is unreachable, read-only, full or busy; retry after Retry-After */
+            503: {
+                headers: {
+                    /** @description Seconds to wait */
+                    "Retry-After"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "detail": "the database is full; retry later"
+                     *     }
+                     */
+                    "application/json": unknown;
                 };
             };
         };
@@ -5165,6 +5675,22 @@ export interface operations {
                     "application/json": components["schemas"]["HTTPValidationError"];
                 };
             };
+            /** @description The database is unreachable, read-only, full or busy; retry after Retry-After */
+            503: {
+                headers: {
+                    /** @description Seconds to wait */
+                    "Retry-After"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "detail": "the database is full; retry later"
+                     *     }
+                     */
+                    "application/json": unknown;
+                };
+            };
         };
     };
     delete_unused_targets_targets_delete: {
@@ -5225,6 +5751,22 @@ export interface operations {
                 };
                 content: {
                     "application/json": components["schemas"]["HTTPValidationError"];
+                };
+            };
+            /** @description The database is unreachable, read-only, full or busy; retry after Retry-After */
+            503: {
+                headers: {
+                    /** @description Seconds to wait */
+                    "Retry-After"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "detail": "the database is full; retry later"
+                     *     }
+                     */
+                    "application/json": unknown;
                 };
             };
         };
@@ -5300,6 +5842,22 @@ export interface operations {
                 };
                 content: {
                     "application/json": components["schemas"]["HTTPValidationError"];
+                };
+            };
+            /** @description The database is unreachable, read-only, full or busy; retry after Retry-After */
+            503: {
+                headers: {
+                    /** @description Seconds to wait */
+                    "Retry-After"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "detail": "the database is full; retry later"
+                     *     }
+                     */
+                    "application/json": unknown;
                 };
             };
         };
@@ -5409,6 +5967,22 @@ export interface operations {
                     "application/json": components["schemas"]["HTTPValidationError"];
                 };
             };
+            /** @description The database is unreachable, read-only, full or busy; retry after Retry-After */
+            503: {
+                headers: {
+                    /** @description Seconds to wait */
+                    "Retry-After"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "detail": "the database is full; retry later"
+                     *     }
+                     */
+                    "application/json": unknown;
+                };
+            };
         };
     };
     delete_target_targets__name__delete: {
@@ -5496,6 +6070,22 @@ export interface operations {
                     "application/json": components["schemas"]["HTTPValidationError"];
                 };
             };
+            /** @description The database is unreachable, read-only, full or busy; retry after Retry-After */
+            503: {
+                headers: {
+                    /** @description Seconds to wait */
+                    "Retry-After"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "detail": "the database is full; retry later"
+                     *     }
+                     */
+                    "application/json": unknown;
+                };
+            };
         };
     };
     list_tasks_tasks_get: {
@@ -5568,6 +6158,22 @@ export interface operations {
                     "application/json": components["schemas"]["HTTPValidationError"];
                 };
             };
+            /** @description The database is unreachable, read-only, full or busy; retry after Retry-After */
+            503: {
+                headers: {
+                    /** @description Seconds to wait */
+                    "Retry-After"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "detail": "the database is full; retry later"
+                     *     }
+                     */
+                    "application/json": unknown;
+                };
+            };
         };
     };
     delete_tasks_tasks_delete: {
@@ -5636,6 +6242,22 @@ export interface operations {
                 };
                 content: {
                     "application/json": components["schemas"]["HTTPValidationError"];
+                };
+            };
+            /** @description The database is unreachable, read-only, full or busy; retry after Retry-After */
+            503: {
+                headers: {
+                    /** @description Seconds to wait */
+                    "Retry-After"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "detail": "the database is full; retry later"
+                     *     }
+                     */
+                    "application/json": unknown;
                 };
             };
         };
@@ -5711,6 +6333,22 @@ export interface operations {
                 };
                 content: {
                     "application/json": components["schemas"]["HTTPValidationError"];
+                };
+            };
+            /** @description The database is unreachable, read-only, full or busy; retry after Retry-After */
+            503: {
+                headers: {
+                    /** @description Seconds to wait */
+                    "Retry-After"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "detail": "the database is full; retry later"
+                     *     }
+                     */
+                    "application/json": unknown;
                 };
             };
         };
@@ -5798,6 +6436,22 @@ export interface operations {
                 };
                 content: {
                     "application/json": components["schemas"]["HTTPValidationError"];
+                };
+            };
+            /** @description The database is unreachable, read-only, full or busy; retry after Retry-After */
+            503: {
+                headers: {
+                    /** @description Seconds to wait */
+                    "Retry-After"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "detail": "the database is full; retry later"
+                     *     }
+                     */
+                    "application/json": unknown;
                 };
             };
         };
@@ -5907,6 +6561,22 @@ export interface operations {
                     "application/json": components["schemas"]["HTTPValidationError"];
                 };
             };
+            /** @description The database is unreachable, read-only, full or busy; retry after Retry-After */
+            503: {
+                headers: {
+                    /** @description Seconds to wait */
+                    "Retry-After"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "detail": "the database is full; retry later"
+                     *     }
+                     */
+                    "application/json": unknown;
+                };
+            };
         };
     };
     dispatch_task_now_tasks__task_id__dispatch_post: {
@@ -5996,6 +6666,22 @@ export interface operations {
                     "application/json": components["schemas"]["HTTPValidationError"];
                 };
             };
+            /** @description The database is unreachable, read-only, full or busy; retry after Retry-After */
+            503: {
+                headers: {
+                    /** @description Seconds to wait */
+                    "Retry-After"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "detail": "the database is full; retry later"
+                     *     }
+                     */
+                    "application/json": unknown;
+                };
+            };
         };
     };
     task_runs_tasks__task_id__runs_get: {
@@ -6069,6 +6755,22 @@ export interface operations {
                 };
                 content: {
                     "application/json": components["schemas"]["HTTPValidationError"];
+                };
+            };
+            /** @description The database is unreachable, read-only, full or busy; retry after Retry-After */
+            503: {
+                headers: {
+                    /** @description Seconds to wait */
+                    "Retry-After"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "detail": "the database is full; retry later"
+                     *     }
+                     */
+                    "application/json": unknown;
                 };
             };
         };
@@ -6148,6 +6850,22 @@ export interface operations {
                     "application/json": components["schemas"]["HTTPValidationError"];
                 };
             };
+            /** @description The database is unreachable, read-only, full or busy; retry after Retry-After */
+            503: {
+                headers: {
+                    /** @description Seconds to wait */
+                    "Retry-After"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "detail": "the database is full; retry later"
+                     *     }
+                     */
+                    "application/json": unknown;
+                };
+            };
         };
     };
     get_timer_timers__timer_id__get: {
@@ -6221,6 +6939,22 @@ export interface operations {
                 };
                 content: {
                     "application/json": components["schemas"]["HTTPValidationError"];
+                };
+            };
+            /** @description The database is unreachable, read-only, full or busy; retry after Retry-After */
+            503: {
+                headers: {
+                    /** @description Seconds to wait */
+                    "Retry-After"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "detail": "the database is full; retry later"
+                     *     }
+                     */
+                    "application/json": unknown;
                 };
             };
         };
