@@ -69,7 +69,7 @@ config = {
     #             File tasks never leave it: no "..", no absolute path, no symbolic
     #             link followed below path, writes atomic (temporary file + rename).
     #   database: for sql tasks: url (postgres://user@host/db, mysql://user@host/db or
-    #             sqlite:////abs/path), password (secret), queries ({name: {"sql": "...
+    #             sqlite:///abs/path), password (secret), queries ({name: {"sql": "...
     #             :param ...", "mode": "read"|"write", "max_rows": 100}}: the only SQL
     #             rules can run), timeout_s (60), max_connections (4). Example:
     #             "reports": {"kind": "database", "url": "postgres://reporter@127.0.0.1/reports",

@@ -59,7 +59,7 @@ from task_scheduler.services.tasks import TaskService
 from task_scheduler.services.timers import TimerService
 from task_scheduler.storage.change_feed import ChangeFeed
 from task_scheduler.storage.database import Database
-from task_scheduler.storage.sealing import SecretBox, SecretsUnreadable
+from task_scheduler.storage.sealing import SecretBox
 from task_scheduler.storage.store import Store
 from task_scheduler.transports.allowlist import AllowlistResolver
 
@@ -117,120 +117,122 @@ def get_app(
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         database = Database(settings.db_url)
         await database.open(migrate=settings.migrate_on_start)
-        store = Store()
-        target_service = TargetService(
-            store, clock, settings.targets, kinds, allowlist, SecretBox(settings.secrets_keys)
-        )
         try:
-            await target_service.check_secrets()
-        except SecretsUnreadable:
-            await database.close()
-            raise
-        bus = EventBus()
-        http = outbound_session(allowlist)
-        dispatcher = Dispatcher(
-            store,
-            clock,
-            target_service,
-            kinds,
-            TransportContext(http=http, allowlist=allowlist, targets=target_service.config),
-            on_loop(asyncio.get_running_loop(), bus.publish),
-            registry,
-            DispatchSettings(
-                replica_id=settings.replica_id or default_replica_id(),
-                requester=settings.requester,
-                lease_s=settings.lease_s,
-                batch=settings.dispatch_batch,
-                concurrency=settings.dispatch_concurrency,
-                poll_s=settings.dispatch_poll_s,
-                claim_ahead_s=settings.dispatch_claim_ahead_s,
-            ),
-        )
-        feed = ChangeFeed(
-            settings.db_url, dispatcher.replica_id, on_change=dispatcher.wake, on_event=bus.publish
-        )
-        bus.stream.subscribe(on_next=feed.relay)  # every replica's /events clients see this one's events
-
-        def changed(due_at: datetime | None = None) -> None:
-            dispatcher.wake(due_at)
-            feed.poke()
-
-        expander = Expander(
-            store,
-            clock,
-            bus,
-            horizon_s=settings.expansion_horizon_s,
-            batch=settings.expansion_batch,
-            poll_s=settings.expansion_poll_s,
-        )
-        retention = Retention(
-            store, clock, runs_days=settings.runs_retention_days, tasks_days=settings.tasks_retention_days
-        )
-        auth_service = AuthService(store, clock, auth_settings(settings))
-        await auth_service.start(settings.auth_admin_username, settings.auth_admin_password)
-        rule_service = RuleService(
-            store,
-            expander,
-            clock,
-            targets=target_service,
-            events=bus,
-            changed=changed,
-            default_timezone=settings.timezone,
-            registry=kinds,
-            allowlist=allowlist,
-        )
-        app.state.services = Services(
-            database=database,
-            store=store,
-            clock=clock,
-            rules=rule_service,
-            tasks=TaskService(
+            store = Store()
+            target_service = TargetService(
+                store, clock, settings.targets, kinds, allowlist, SecretBox(settings.secrets_keys)
+            )
+            if not await database.pending_migrations():  # else not ready: /readyz says so
+                await target_service.check_secrets()
+            bus = EventBus()
+            http = outbound_session(allowlist)
+            dispatcher = Dispatcher(
                 store,
                 clock,
+                target_service,
+                kinds,
+                TransportContext(http=http, allowlist=allowlist, targets=target_service.config),
+                on_loop(asyncio.get_running_loop(), bus.publish),
+                registry,
+                DispatchSettings(
+                    replica_id=settings.replica_id or default_replica_id(),
+                    requester=settings.requester,
+                    lease_s=settings.lease_s,
+                    batch=settings.dispatch_batch,
+                    concurrency=settings.dispatch_concurrency,
+                    poll_s=settings.dispatch_poll_s,
+                    claim_ahead_s=settings.dispatch_claim_ahead_s,
+                ),
+            )
+            feed = ChangeFeed(
+                settings.db_url, dispatcher.replica_id, on_change=dispatcher.wake, on_event=bus.publish
+            )
+            bus.stream.subscribe(on_next=feed.relay)  # every replica's /events clients see this one's events
+
+            def changed(due_at: datetime | None = None) -> None:
+                dispatcher.wake(due_at)
+                feed.poke()
+
+            expander = Expander(
+                store,
+                clock,
+                bus,
+                horizon_s=settings.expansion_horizon_s,
+                batch=settings.expansion_batch,
+                poll_s=settings.expansion_poll_s,
+            )
+            retention = Retention(
+                store, clock, runs_days=settings.runs_retention_days, tasks_days=settings.tasks_retention_days
+            )
+            auth_service = AuthService(store, clock, auth_settings(settings))
+            await auth_service.start(settings.auth_admin_username, settings.auth_admin_password)
+            rule_service = RuleService(
+                store,
+                expander,
+                clock,
+                targets=target_service,
                 events=bus,
                 changed=changed,
-                rmf=kinds.task_kinds["rmf"],
-            ),
-            runs=RunService(store),
-            targets=target_service,
-            timers=TimerService(store, clock, events=bus, changed=changed, allowlist=allowlist),
-            dispatcher=dispatcher,
-            events=bus,
-            metrics=registry,
-            dispatching=settings.run_dispatcher,
-            auth=auth_service,
-            calendar=CalendarFeed(store, clock, settings.timezone),
-            scheduled_tasks=ScheduledTaskService(store, rule_service, clock, timezone=settings.timezone),
-        )
-        app.state.expander = expander
-        app.state.retention = retention
-        loops = []
-        feed.start()
-        # Its own loop and thread, so that no API request can hold it up.
-        dispatching = None
-        if run_background:
-            loops = [asyncio.create_task(expander.run(), name="expander")]
-            if retention.active:
-                loops.append(asyncio.create_task(retention.run(), name="retention"))
-            if settings.run_dispatcher:
-                dispatching = DispatchThread(
-                    dispatcher, lambda: outbound_session(allowlist), settings.shutdown_grace_s
+                default_timezone=settings.timezone,
+                registry=kinds,
+                allowlist=allowlist,
+            )
+            app.state.services = Services(
+                database=database,
+                store=store,
+                clock=clock,
+                rules=rule_service,
+                tasks=TaskService(
+                    store,
+                    clock,
+                    events=bus,
+                    changed=changed,
+                    rmf=kinds.task_kinds["rmf"],
+                ),
+                runs=RunService(store),
+                targets=target_service,
+                timers=TimerService(store, clock, events=bus, changed=changed, allowlist=allowlist),
+                dispatcher=dispatcher,
+                events=bus,
+                metrics=registry,
+                dispatching=settings.run_dispatcher,
+                auth=auth_service,
+                calendar=CalendarFeed(store, clock, settings.timezone),
+                scheduled_tasks=ScheduledTaskService(store, rule_service, clock, timezone=settings.timezone),
+            )
+            app.state.expander = expander
+            app.state.retention = retention
+            loops = []
+            feed.start()
+            # Its own loop and thread, so that no API request can hold it up.
+            dispatching = None
+            if run_background:
+                loops = [asyncio.create_task(expander.run(), name="expander")]
+                if retention.active:
+                    loops.append(asyncio.create_task(retention.run(), name="retention"))
+                if settings.run_dispatcher:
+                    dispatching = DispatchThread(
+                        dispatcher, lambda: outbound_session(allowlist), settings.shutdown_grace_s
+                    )
+                    dispatching.start()
+            logger.info(
+                "task scheduler %s ready on %s%s",
+                dispatcher.replica_id,
+                database.dialect,
+                "" if settings.run_dispatcher else ", API only (run_dispatcher is off)",
+            )
+            if not settings.secrets_key:
+                logger.warning(
+                    "secrets_key is not set: the secrets of targets made over the API are stored "
+                    "in plain text"
                 )
-                dispatching.start()
-        logger.info(
-            "task scheduler %s ready on %s%s",
-            dispatcher.replica_id,
-            database.dialect,
-            "" if settings.run_dispatcher else ", API only (run_dispatcher is off)",
-        )
-        if not settings.secrets_key:
-            logger.warning(
-                "secrets_key is not set: the secrets of targets made over the API are stored in plain text"
-            )
-        if not settings.auth_enabled:
-            logger.warning(
-                "authentication is off (auth_enabled is False): anyone who can reach the API is an admin"
-            )
+            if not settings.auth_enabled:
+                logger.warning(
+                    "authentication is off (auth_enabled is False): anyone who can reach the API is an admin"
+                )
+        except BaseException:
+            await database.close()  # a start-up that fails leaves nothing open
+            raise
         try:
             yield
         finally:
@@ -277,20 +279,9 @@ def get_app(
         )
     # Outermost: the request id is set before anything else logs.
     app.add_middleware(ObserveRequests, metrics=registry)
-    for module in (
-        rules,
-        tasks,
-        runs,
-        targets,
-        timers,
-        auth,
-        calendar,
-        scheduled_tasks,
-        events,
-        metrics,
-        health,
-        console,
-    ):
+    for module in (rules, tasks, runs, targets, timers, auth, calendar, scheduled_tasks, events, metrics):
+        app.include_router(module.router, responses=errors.Problem.UNAVAILABLE)
+    for module in (health, console):  # /readyz documents its own 503; the console's pages read no database
         app.include_router(module.router)
     app.mount(console.STATIC_URL, StaticFiles(directory=str(console.STATIC_DIR)), name="console-static")
     return app

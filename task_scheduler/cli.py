@@ -22,11 +22,31 @@ def _configure_logging(settings: Settings) -> None:
     logs.configure(settings.log_level, settings.log_format)
 
 
+def _database_problem(settings: Settings) -> str | None:
+    """Why the database cannot be opened and written, checked before serving: one line for
+    the log and a non-zero exit, instead of a server that never gets ready."""
+    from task_scheduler.storage.database import Database, DatabaseUnavailable
+
+    async def check() -> None:
+        database = Database(settings.db_url)
+        await database.open(migrate=False)
+        await database.close()
+
+    try:
+        asyncio.run(check())
+    except DatabaseUnavailable as exc:
+        return str(exc)
+    return None
+
+
 def _serve(settings: Settings) -> int:
     import uvicorn
 
     from task_scheduler.app import get_app
 
+    if problem := _database_problem(settings):
+        logger.error("%s", problem)
+        return 1
     app = get_app(settings)
     # What is loaded by now lives as long as the process: keep it out of the collector's
     # full passes, which otherwise take 30-60 ms each, stalling the event loop (and every
@@ -41,7 +61,7 @@ def _serve(settings: Settings) -> int:
 
 
 def _migrate(settings: Settings) -> int:
-    from task_scheduler.storage.database import Database
+    from task_scheduler.storage.database import Database, DatabaseUnavailable
 
     async def run() -> list[str]:
         database = Database(settings.db_url)
@@ -51,7 +71,11 @@ def _migrate(settings: Settings) -> int:
         finally:
             await database.close()
 
-    applied = asyncio.run(run())
+    try:
+        applied = asyncio.run(run())
+    except DatabaseUnavailable as exc:
+        logger.error("%s", exc)
+        return 1
     logger.info("applied %d migration(s): %s", len(applied), ", ".join(applied) or "none needed")
     return 0
 
@@ -73,7 +97,7 @@ def _create_admin(settings: Settings, username: str) -> int:
     from task_scheduler.domain.auth import USERNAME_PATTERN, check_password
     from task_scheduler.domain.errors import Conflict
     from task_scheduler.services.auth import AuthService
-    from task_scheduler.storage.database import Database
+    from task_scheduler.storage.database import Database, DatabaseUnavailable
     from task_scheduler.storage.store import Store
 
     if not re.match(USERNAME_PATTERN, username):
@@ -99,7 +123,7 @@ def _create_admin(settings: Settings, username: str) -> int:
 
     try:
         asyncio.run(run())
-    except Conflict as exc:
+    except (Conflict, DatabaseUnavailable) as exc:
         logger.error("%s", exc)
         return 1
     logger.info("admin %r created", username)

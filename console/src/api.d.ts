@@ -207,7 +207,8 @@ export interface paths {
         };
         /**
          * Readyz
-         * @description Ready when the database answers and every shipped migration is applied.
+         * @description Ready when the database answers, commits a small write, and has every shipped
+         *     migration. ``reason`` says why not: unreachable, read-only, full, busy, migrations pending.
          */
         get: operations["readyz_readyz_get"];
         put?: never;
@@ -946,7 +947,7 @@ export interface components {
             timeout_s: number;
             /**
              * Url
-             * @description postgres://, mysql:// (user@host[:port]/database) or sqlite:///absolute/path; no password (see password). Network hosts must be in outbound_allowlist.
+             * @description postgres://, mysql:// (user@host[:port]/database) or sqlite:///absolute/path (four slashes name the same file); no password (see password). Network hosts must be in outbound_allowlist.
              * @example postgres://reporter@db.example.com:5432/reports
              * @example sqlite:////var/lib/site/jobs.sqlite3
              */
@@ -2591,6 +2592,22 @@ export interface operations {
                 };
                 content?: never;
             };
+            /** @description The database is unreachable, read-only, full or busy; retry after Retry-After */
+            503: {
+                headers: {
+                    /** @description Seconds to wait */
+                    "Retry-After"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "detail": "the database is full; retry later"
+                     *     }
+                     */
+                    "application/json": unknown;
+                };
+            };
         };
     };
     login_auth_login_post: {
@@ -2743,6 +2760,22 @@ export interface operations {
                     "application/json": unknown;
                 };
             };
+            /** @description The database is unreachable, read-only, full or busy; retry after Retry-After */
+            503: {
+                headers: {
+                    /** @description Seconds to wait */
+                    "Retry-After"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "detail": "the database is full; retry later"
+                     *     }
+                     */
+                    "application/json": unknown;
+                };
+            };
         };
     };
     register_auth_register_post: {
@@ -2834,6 +2867,22 @@ export interface operations {
                     "application/json": components["schemas"]["HTTPValidationError"];
                 };
             };
+            /** @description The database is unreachable, read-only, full or busy; retry after Retry-After */
+            503: {
+                headers: {
+                    /** @description Seconds to wait */
+                    "Retry-After"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "detail": "the database is full; retry later"
+                     *     }
+                     */
+                    "application/json": unknown;
+                };
+            };
         };
     };
     list_users_auth_users_get: {
@@ -2879,6 +2928,22 @@ export interface operations {
                     /**
                      * @example {
                      *       "detail": "needs the operator role"
+                     *     }
+                     */
+                    "application/json": unknown;
+                };
+            };
+            /** @description The database is unreachable, read-only, full or busy; retry after Retry-After */
+            503: {
+                headers: {
+                    /** @description Seconds to wait */
+                    "Retry-After"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "detail": "the database is full; retry later"
                      *     }
                      */
                     "application/json": unknown;
@@ -2969,6 +3034,22 @@ export interface operations {
                 };
                 content: {
                     "application/json": components["schemas"]["HTTPValidationError"];
+                };
+            };
+            /** @description The database is unreachable, read-only, full or busy; retry after Retry-After */
+            503: {
+                headers: {
+                    /** @description Seconds to wait */
+                    "Retry-After"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "detail": "the database is full; retry later"
+                     *     }
+                     */
+                    "application/json": unknown;
                 };
             };
         };
@@ -3078,6 +3159,22 @@ export interface operations {
                     "application/json": components["schemas"]["HTTPValidationError"];
                 };
             };
+            /** @description The database is unreachable, read-only, full or busy; retry after Retry-After */
+            503: {
+                headers: {
+                    /** @description Seconds to wait */
+                    "Retry-After"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "detail": "the database is full; retry later"
+                     *     }
+                     */
+                    "application/json": unknown;
+                };
+            };
         };
     };
     calendar_feed_calendar_ics_get: {
@@ -3151,6 +3248,22 @@ export interface operations {
                     "application/json": components["schemas"]["HTTPValidationError"];
                 };
             };
+            /** @description The database is unreachable, read-only, full or busy; retry after Retry-After */
+            503: {
+                headers: {
+                    /** @description Seconds to wait */
+                    "Retry-After"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "detail": "the database is full; retry later"
+                     *     }
+                     */
+                    "application/json": unknown;
+                };
+            };
         };
     };
     console_config_console_config_get: {
@@ -3213,12 +3326,25 @@ export interface operations {
                     "application/json": unknown;
                 };
             };
-            /** @description Database unreachable or schema not up to date */
+            /** @description The database is unreachable, read-only or full, or a migration is missing */
             503: {
                 headers: {
                     [name: string]: unknown;
                 };
-                content?: never;
+                content: {
+                    /**
+                     * @example {
+                     *       "database": true,
+                     *       "dispatching": true,
+                     *       "pending_migrations": [],
+                     *       "reason": "full",
+                     *       "replica": "host-1234",
+                     *       "status": "not ready",
+                     *       "writable": false
+                     *     }
+                     */
+                    "application/json": unknown;
+                };
             };
         };
     };
@@ -3289,6 +3415,22 @@ export interface operations {
                 };
                 content: {
                     "application/json": components["schemas"]["HTTPValidationError"];
+                };
+            };
+            /** @description The database is unreachable, read-only, full or busy; retry after Retry-After */
+            503: {
+                headers: {
+                    /** @description Seconds to wait */
+                    "Retry-After"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "detail": "the database is full; retry later"
+                     *     }
+                     */
+                    "application/json": unknown;
                 };
             };
         };
@@ -3382,6 +3524,22 @@ export interface operations {
                     "application/json": components["schemas"]["HTTPValidationError"];
                 };
             };
+            /** @description The database is unreachable, read-only, full or busy; retry after Retry-After */
+            503: {
+                headers: {
+                    /** @description Seconds to wait */
+                    "Retry-After"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "detail": "the database is full; retry later"
+                     *     }
+                     */
+                    "application/json": unknown;
+                };
+            };
         };
     };
     delete_all_rules_rules_delete: {
@@ -3442,6 +3600,22 @@ export interface operations {
                 };
                 content: {
                     "application/json": components["schemas"]["HTTPValidationError"];
+                };
+            };
+            /** @description The database is unreachable, read-only, full or busy; retry after Retry-After */
+            503: {
+                headers: {
+                    /** @description Seconds to wait */
+                    "Retry-After"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "detail": "the database is full; retry later"
+                     *     }
+                     */
+                    "application/json": unknown;
                 };
             };
         };
@@ -3535,6 +3709,22 @@ export interface operations {
                     "application/json": components["schemas"]["HTTPValidationError"];
                 };
             };
+            /** @description The database is unreachable, read-only, full or busy; retry after Retry-After */
+            503: {
+                headers: {
+                    /** @description Seconds to wait */
+                    "Retry-After"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "detail": "the database is full; retry later"
+                     *     }
+                     */
+                    "application/json": unknown;
+                };
+            };
         };
     };
     import_calendar_rules_import_post: {
@@ -3626,6 +3816,22 @@ export interface operations {
                     "application/json": components["schemas"]["HTTPValidationError"];
                 };
             };
+            /** @description The database is unreachable, read-only, full or busy; retry after Retry-After */
+            503: {
+                headers: {
+                    /** @description Seconds to wait */
+                    "Retry-After"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "detail": "the database is full; retry later"
+                     *     }
+                     */
+                    "application/json": unknown;
+                };
+            };
         };
     };
     preview_unsaved_rule_rules_preview_post: {
@@ -3706,6 +3912,22 @@ export interface operations {
                     "application/json": components["schemas"]["HTTPValidationError"];
                 };
             };
+            /** @description The database is unreachable, read-only, full or busy; retry after Retry-After */
+            503: {
+                headers: {
+                    /** @description Seconds to wait */
+                    "Retry-After"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "detail": "the database is full; retry later"
+                     *     }
+                     */
+                    "application/json": unknown;
+                };
+            };
         };
     };
     get_rule_rules__rule_id__get: {
@@ -3779,6 +4001,22 @@ export interface operations {
                 };
                 content: {
                     "application/json": components["schemas"]["HTTPValidationError"];
+                };
+            };
+            /** @description The database is unreachable, read-only, full or busy; retry after Retry-After */
+            503: {
+                headers: {
+                    /** @description Seconds to wait */
+                    "Retry-After"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "detail": "the database is full; retry later"
+                     *     }
+                     */
+                    "application/json": unknown;
                 };
             };
         };
@@ -3888,6 +4126,22 @@ export interface operations {
                     "application/json": components["schemas"]["HTTPValidationError"];
                 };
             };
+            /** @description The database is unreachable, read-only, full or busy; retry after Retry-After */
+            503: {
+                headers: {
+                    /** @description Seconds to wait */
+                    "Retry-After"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "detail": "the database is full; retry later"
+                     *     }
+                     */
+                    "application/json": unknown;
+                };
+            };
         };
     };
     delete_rule_rules__rule_id__delete: {
@@ -3959,6 +4213,22 @@ export interface operations {
                 };
                 content: {
                     "application/json": components["schemas"]["HTTPValidationError"];
+                };
+            };
+            /** @description The database is unreachable, read-only, full or busy; retry after Retry-After */
+            503: {
+                headers: {
+                    /** @description Seconds to wait */
+                    "Retry-After"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "detail": "the database is full; retry later"
+                     *     }
+                     */
+                    "application/json": unknown;
                 };
             };
         };
@@ -4036,6 +4306,22 @@ export interface operations {
                     "application/json": components["schemas"]["HTTPValidationError"];
                 };
             };
+            /** @description The database is unreachable, read-only, full or busy; retry after Retry-After */
+            503: {
+                headers: {
+                    /** @description Seconds to wait */
+                    "Retry-After"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "detail": "the database is full; retry later"
+                     *     }
+                     */
+                    "application/json": unknown;
+                };
+            };
         };
     };
     enable_rule_rules__rule_id__enable_post: {
@@ -4109,6 +4395,22 @@ export interface operations {
                 };
                 content: {
                     "application/json": components["schemas"]["HTTPValidationError"];
+                };
+            };
+            /** @description The database is unreachable, read-only, full or busy; retry after Retry-After */
+            503: {
+                headers: {
+                    /** @description Seconds to wait */
+                    "Retry-After"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "detail": "the database is full; retry later"
+                     *     }
+                     */
+                    "application/json": unknown;
                 };
             };
         };
@@ -4189,6 +4491,22 @@ export interface operations {
                     "application/json": components["schemas"]["HTTPValidationError"];
                 };
             };
+            /** @description The database is unreachable, read-only, full or busy; retry after Retry-After */
+            503: {
+                headers: {
+                    /** @description Seconds to wait */
+                    "Retry-After"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "detail": "the database is full; retry later"
+                     *     }
+                     */
+                    "application/json": unknown;
+                };
+            };
         };
     };
     reset_attempts_rules__rule_id__reset_attempts_post: {
@@ -4262,6 +4580,22 @@ export interface operations {
                 };
                 content: {
                     "application/json": components["schemas"]["HTTPValidationError"];
+                };
+            };
+            /** @description The database is unreachable, read-only, full or busy; retry after Retry-After */
+            503: {
+                headers: {
+                    /** @description Seconds to wait */
+                    "Retry-After"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "detail": "the database is full; retry later"
+                     *     }
+                     */
+                    "application/json": unknown;
                 };
             };
         };
@@ -4353,6 +4687,22 @@ export interface operations {
                     "application/json": components["schemas"]["HTTPValidationError"];
                 };
             };
+            /** @description The database is unreachable, read-only, full or busy; retry after Retry-After */
+            503: {
+                headers: {
+                    /** @description Seconds to wait */
+                    "Retry-After"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "detail": "the database is full; retry later"
+                     *     }
+                     */
+                    "application/json": unknown;
+                };
+            };
         };
     };
     rule_status_rules__rule_id__status_get: {
@@ -4428,6 +4778,22 @@ export interface operations {
                     "application/json": components["schemas"]["HTTPValidationError"];
                 };
             };
+            /** @description The database is unreachable, read-only, full or busy; retry after Retry-After */
+            503: {
+                headers: {
+                    /** @description Seconds to wait */
+                    "Retry-After"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "detail": "the database is full; retry later"
+                     *     }
+                     */
+                    "application/json": unknown;
+                };
+            };
         };
     };
     list_runs_runs_get: {
@@ -4496,6 +4862,22 @@ export interface operations {
                 };
                 content: {
                     "application/json": components["schemas"]["HTTPValidationError"];
+                };
+            };
+            /** @description The database is unreachable, read-only, full or busy; retry after Retry-After */
+            503: {
+                headers: {
+                    /** @description Seconds to wait */
+                    "Retry-After"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "detail": "the database is full; retry later"
+                     *     }
+                     */
+                    "application/json": unknown;
                 };
             };
         };
@@ -4569,6 +4951,22 @@ export interface operations {
                     "application/json": components["schemas"]["HTTPValidationError"];
                 };
             };
+            /** @description The database is unreachable, read-only, full or busy; retry after Retry-After */
+            503: {
+                headers: {
+                    /** @description Seconds to wait */
+                    "Retry-After"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "detail": "the database is full; retry later"
+                     *     }
+                     */
+                    "application/json": unknown;
+                };
+            };
         };
     };
     list_scheduled_tasks_scheduled_tasks_get: {
@@ -4635,6 +5033,22 @@ export interface operations {
                 };
                 content: {
                     "application/json": components["schemas"]["HTTPValidationError"];
+                };
+            };
+            /** @description The database is unreachable, read-only, full or busy; retry after Retry-After */
+            503: {
+                headers: {
+                    /** @description Seconds to wait */
+                    "Retry-After"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "detail": "the database is full; retry later"
+                     *     }
+                     */
+                    "application/json": unknown;
                 };
             };
         };
@@ -4712,6 +5126,22 @@ export interface operations {
                 };
                 content?: never;
             };
+            /** @description The database is unreachable, read-only, full or busy; retry after Retry-After */
+            503: {
+                headers: {
+                    /** @description Seconds to wait */
+                    "Retry-After"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "detail": "the database is full; retry later"
+                     *     }
+                     */
+                    "application/json": unknown;
+                };
+            };
         };
     };
     get_scheduled_task_scheduled_tasks__task_id__get: {
@@ -4780,6 +5210,22 @@ export interface operations {
                     "application/json": components["schemas"]["HTTPValidationError"];
                 };
             };
+            /** @description The database is unreachable, read-only, full or busy; retry after Retry-After */
+            503: {
+                headers: {
+                    /** @description Seconds to wait */
+                    "Retry-After"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "detail": "the database is full; retry later"
+                     *     }
+                     */
+                    "application/json": unknown;
+                };
+            };
         };
     };
     delete_scheduled_task_scheduled_tasks__task_id__delete: {
@@ -4846,6 +5292,22 @@ export interface operations {
                 };
                 content: {
                     "application/json": components["schemas"]["HTTPValidationError"];
+                };
+            };
+            /** @description The database is unreachable, read-only, full or busy; retry after Retry-After */
+            503: {
+                headers: {
+                    /** @description Seconds to wait */
+                    "Retry-After"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "detail": "the database is full; retry later"
+                     *     }
+                     */
+                    "application/json": unknown;
                 };
             };
         };
@@ -4934,6 +5396,22 @@ export interface operations {
                     "application/json": components["schemas"]["HTTPValidationError"];
                 };
             };
+            /** @description The database is unreachable, read-only, full or busy; retry after Retry-After */
+            503: {
+                headers: {
+                    /** @description Seconds to wait */
+                    "Retry-After"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "detail": "the database is full; retry later"
+                     *     }
+                     */
+                    "application/json": unknown;
+                };
+            };
         };
     };
     update_scheduled_task_scheduled_tasks__task_id__update_post: {
@@ -5018,6 +5496,22 @@ export interface operations {
                 };
                 content?: never;
             };
+            /** @description The database is unreachable, read-only, full or busy; retry after Retry-After */
+            503: {
+                headers: {
+                    /** @description Seconds to wait */
+                    "Retry-After"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "detail": "the database is full; retry later"
+                     *     }
+                     */
+                    "application/json": unknown;
+                };
+            };
         };
     };
     list_targets_targets_get: {
@@ -5078,6 +5572,22 @@ export interface operations {
                 };
                 content: {
                     "application/json": components["schemas"]["HTTPValidationError"];
+                };
+            };
+            /** @description The database is unreachable, read-only, full or busy; retry after Retry-After */
+            503: {
+                headers: {
+                    /** @description Seconds to wait */
+                    "Retry-After"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "detail": "the database is full; retry later"
+                     *     }
+                     */
+                    "application/json": unknown;
                 };
             };
         };
@@ -5171,6 +5681,22 @@ export interface operations {
                     "application/json": components["schemas"]["HTTPValidationError"];
                 };
             };
+            /** @description The database is unreachable, read-only, full or busy; retry after Retry-After */
+            503: {
+                headers: {
+                    /** @description Seconds to wait */
+                    "Retry-After"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "detail": "the database is full; retry later"
+                     *     }
+                     */
+                    "application/json": unknown;
+                };
+            };
         };
     };
     delete_unused_targets_targets_delete: {
@@ -5231,6 +5757,22 @@ export interface operations {
                 };
                 content: {
                     "application/json": components["schemas"]["HTTPValidationError"];
+                };
+            };
+            /** @description The database is unreachable, read-only, full or busy; retry after Retry-After */
+            503: {
+                headers: {
+                    /** @description Seconds to wait */
+                    "Retry-After"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "detail": "the database is full; retry later"
+                     *     }
+                     */
+                    "application/json": unknown;
                 };
             };
         };
@@ -5306,6 +5848,22 @@ export interface operations {
                 };
                 content: {
                     "application/json": components["schemas"]["HTTPValidationError"];
+                };
+            };
+            /** @description The database is unreachable, read-only, full or busy; retry after Retry-After */
+            503: {
+                headers: {
+                    /** @description Seconds to wait */
+                    "Retry-After"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "detail": "the database is full; retry later"
+                     *     }
+                     */
+                    "application/json": unknown;
                 };
             };
         };
@@ -5415,6 +5973,22 @@ export interface operations {
                     "application/json": components["schemas"]["HTTPValidationError"];
                 };
             };
+            /** @description The database is unreachable, read-only, full or busy; retry after Retry-After */
+            503: {
+                headers: {
+                    /** @description Seconds to wait */
+                    "Retry-After"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "detail": "the database is full; retry later"
+                     *     }
+                     */
+                    "application/json": unknown;
+                };
+            };
         };
     };
     delete_target_targets__name__delete: {
@@ -5502,6 +6076,22 @@ export interface operations {
                     "application/json": components["schemas"]["HTTPValidationError"];
                 };
             };
+            /** @description The database is unreachable, read-only, full or busy; retry after Retry-After */
+            503: {
+                headers: {
+                    /** @description Seconds to wait */
+                    "Retry-After"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "detail": "the database is full; retry later"
+                     *     }
+                     */
+                    "application/json": unknown;
+                };
+            };
         };
     };
     list_tasks_tasks_get: {
@@ -5574,6 +6164,22 @@ export interface operations {
                     "application/json": components["schemas"]["HTTPValidationError"];
                 };
             };
+            /** @description The database is unreachable, read-only, full or busy; retry after Retry-After */
+            503: {
+                headers: {
+                    /** @description Seconds to wait */
+                    "Retry-After"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "detail": "the database is full; retry later"
+                     *     }
+                     */
+                    "application/json": unknown;
+                };
+            };
         };
     };
     delete_tasks_tasks_delete: {
@@ -5642,6 +6248,22 @@ export interface operations {
                 };
                 content: {
                     "application/json": components["schemas"]["HTTPValidationError"];
+                };
+            };
+            /** @description The database is unreachable, read-only, full or busy; retry after Retry-After */
+            503: {
+                headers: {
+                    /** @description Seconds to wait */
+                    "Retry-After"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "detail": "the database is full; retry later"
+                     *     }
+                     */
+                    "application/json": unknown;
                 };
             };
         };
@@ -5717,6 +6339,22 @@ export interface operations {
                 };
                 content: {
                     "application/json": components["schemas"]["HTTPValidationError"];
+                };
+            };
+            /** @description The database is unreachable, read-only, full or busy; retry after Retry-After */
+            503: {
+                headers: {
+                    /** @description Seconds to wait */
+                    "Retry-After"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "detail": "the database is full; retry later"
+                     *     }
+                     */
+                    "application/json": unknown;
                 };
             };
         };
@@ -5804,6 +6442,22 @@ export interface operations {
                 };
                 content: {
                     "application/json": components["schemas"]["HTTPValidationError"];
+                };
+            };
+            /** @description The database is unreachable, read-only, full or busy; retry after Retry-After */
+            503: {
+                headers: {
+                    /** @description Seconds to wait */
+                    "Retry-After"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "detail": "the database is full; retry later"
+                     *     }
+                     */
+                    "application/json": unknown;
                 };
             };
         };
@@ -5913,6 +6567,22 @@ export interface operations {
                     "application/json": components["schemas"]["HTTPValidationError"];
                 };
             };
+            /** @description The database is unreachable, read-only, full or busy; retry after Retry-After */
+            503: {
+                headers: {
+                    /** @description Seconds to wait */
+                    "Retry-After"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "detail": "the database is full; retry later"
+                     *     }
+                     */
+                    "application/json": unknown;
+                };
+            };
         };
     };
     dispatch_task_now_tasks__task_id__dispatch_post: {
@@ -6002,6 +6672,22 @@ export interface operations {
                     "application/json": components["schemas"]["HTTPValidationError"];
                 };
             };
+            /** @description The database is unreachable, read-only, full or busy; retry after Retry-After */
+            503: {
+                headers: {
+                    /** @description Seconds to wait */
+                    "Retry-After"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "detail": "the database is full; retry later"
+                     *     }
+                     */
+                    "application/json": unknown;
+                };
+            };
         };
     };
     task_runs_tasks__task_id__runs_get: {
@@ -6075,6 +6761,22 @@ export interface operations {
                 };
                 content: {
                     "application/json": components["schemas"]["HTTPValidationError"];
+                };
+            };
+            /** @description The database is unreachable, read-only, full or busy; retry after Retry-After */
+            503: {
+                headers: {
+                    /** @description Seconds to wait */
+                    "Retry-After"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "detail": "the database is full; retry later"
+                     *     }
+                     */
+                    "application/json": unknown;
                 };
             };
         };
@@ -6154,6 +6856,22 @@ export interface operations {
                     "application/json": components["schemas"]["HTTPValidationError"];
                 };
             };
+            /** @description The database is unreachable, read-only, full or busy; retry after Retry-After */
+            503: {
+                headers: {
+                    /** @description Seconds to wait */
+                    "Retry-After"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "detail": "the database is full; retry later"
+                     *     }
+                     */
+                    "application/json": unknown;
+                };
+            };
         };
     };
     get_timer_timers__timer_id__get: {
@@ -6227,6 +6945,22 @@ export interface operations {
                 };
                 content: {
                     "application/json": components["schemas"]["HTTPValidationError"];
+                };
+            };
+            /** @description The database is unreachable, read-only, full or busy; retry after Retry-After */
+            503: {
+                headers: {
+                    /** @description Seconds to wait */
+                    "Retry-After"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "detail": "the database is full; retry later"
+                     *     }
+                     */
+                    "application/json": unknown;
                 };
             };
         };

@@ -1,7 +1,9 @@
-"""Map domain errors to answers a client can act on: 401, 403, 404, 409, 422 with the field,
-and 429/503 with Retry-After."""
+"""Map errors to answers a client can act on: 401, 403, 404, 409, 422 with the field,
+and 429/503 with Retry-After (503 also while the database cannot serve)."""
 
 from __future__ import annotations
+
+import logging
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
@@ -17,6 +19,12 @@ from task_scheduler.domain.errors import (
     Unauthenticated,
 )
 from task_scheduler.domain.scheduled_tasks import ScheduleRejected
+from task_scheduler.storage.faults import DRIVER_ERRORS, unavailable
+
+logger = logging.getLogger(__name__)
+
+RETRY_AFTER_S = 5
+"""What a 503 asks the client to wait: about the period of a load balancer's readiness probe."""
 
 
 class Problem:
@@ -66,6 +74,14 @@ class Problem:
         413: {"description": "The body is longer than the service's max_body_bytes"},
     }
     """What any route that reads a JSON body may answer before looking at it."""
+    UNAVAILABLE = {
+        503: {
+            "description": "The database is unreachable, read-only, full or busy; retry after Retry-After",
+            "headers": {"Retry-After": {"description": "Seconds to wait", "schema": {"type": "integer"}}},
+            "content": {"application/json": {"example": {"detail": "the database is full; retry later"}}},
+        }
+    }
+    """What every route that uses the database may answer while the database cannot serve."""
 
 
 def install(app: FastAPI) -> None:
@@ -117,3 +133,20 @@ def install(app: FastAPI) -> None:
     async def _rejected(_: Request, exc: ScheduleRejected) -> JSONResponse:
         # The RMF api-server's shape and words: its clients may show the text as it is.
         return JSONResponse(status_code=422, content={"detail": str(exc)})
+
+    async def _database_down(request: Request, exc: Exception) -> JSONResponse:
+        # Only the reason in a few words: a driver's message may name hosts, users or SQL.
+        reason = unavailable(exc)
+        if reason is None:
+            raise exc  # not an outage: a bug, answered 500 and logged as one
+        logger.warning(
+            "%s %s: database %s (%s)", request.method, request.url.path, reason, type(exc).__name__
+        )
+        return JSONResponse(
+            status_code=503,
+            content={"detail": f"the database is {reason}; retry later"},
+            headers={"Retry-After": str(RETRY_AFTER_S)},
+        )
+
+    for error in DRIVER_ERRORS:
+        app.add_exception_handler(error, _database_down)

@@ -257,9 +257,16 @@ def dialect_of(url: str) -> Dialect:
     return _SCHEMES[url.split("://", 1)[0]]  # type: ignore[return-value]
 
 
+def sqlite_file(url: str) -> str:
+    """The file a ``sqlite:`` URL names: ``sqlite:///abs/path`` and ``sqlite:////abs/path``
+    both name ``/abs/path`` (RFC 8089 writes a local path after an empty host either way)."""
+    path = urlsplit(url).path
+    return "/" + path.lstrip("/") if path.startswith("/") else path
+
+
 def check_database_url(value: str) -> str:
     """A database URL without a password, or ``ValueError``: postgres[ql]://, mysql://
-    (user@host[:port]/database) or sqlite:///absolute/path."""
+    (user@host[:port]/database) or sqlite:///absolute/path (or sqlite:////absolute/path)."""
     value = value.strip()
     try:
         parts = urlsplit(value)
@@ -275,7 +282,7 @@ def check_database_url(value: str) -> str:
         raise ValueError("a fragment is not allowed")
     if dialect == "sqlite":
         if parts.netloc or not parts.path.startswith("/") or parts.query:
-            raise ValueError("a SQLite database is sqlite:///absolute/path (three slashes)")
+            raise ValueError("a SQLite database is sqlite:///absolute/path (or sqlite:////absolute/path)")
         return value
     _check_host(parts.hostname)
     if not parts.path.strip("/"):
@@ -316,7 +323,8 @@ class DatabaseTarget(_Target):
         max_length=2048,
         examples=["postgres://reporter@db.example.com:5432/reports", "sqlite:////var/lib/site/jobs.sqlite3"],
         description=(
-            "postgres://, mysql:// (user@host[:port]/database) or sqlite:///absolute/path; no password"
+            "postgres://, mysql:// (user@host[:port]/database) or sqlite:///absolute/path (four slashes"
+            " name the same file); no password"
             " (see password). Network hosts must be in outbound_allowlist."
         ),
     )

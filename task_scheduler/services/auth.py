@@ -54,6 +54,7 @@ from task_scheduler.domain.errors import (
     Unauthenticated,
 )
 from task_scheduler.storage.orm import UserRecord
+from task_scheduler.storage.retry import retrying
 from task_scheduler.storage.store import Store
 
 logger = logging.getLogger(__name__)
@@ -364,6 +365,7 @@ class AuthService:
     async def list_users(self) -> list[UserView]:
         return [_view(record) for record in await self._store.list_users()]
 
+    @retrying
     async def update_user(self, username: str, patch: UserPatch, by: str | None) -> UserView:
         """Change a user's role, enabled flag or password; the last enabled admin stays one."""
         password_hash = await self._hash(patch.password) if patch.password is not None else None
@@ -387,6 +389,7 @@ class AuthService:
         logger.info("user %r changed by %r: %s", username, by, patch.model_dump(exclude={"password"}))
         return _view(record)
 
+    @retrying
     async def delete_user(self, username: str, by: str | None) -> None:
         async with self._store.transaction():
             admins = await self._store.enabled_admins(for_update=True)
@@ -400,6 +403,7 @@ class AuthService:
         """A new admin (the ``create-admin`` command); 409 when the name is taken."""
         return await self.register(NewUser(username=username, password=password, role=Role.admin), by=None)
 
+    @retrying
     async def ensure_admin(self, username: str, password: str) -> None:
         """With no enabled admin, make the configured one: created, or (if the name exists)
         made an enabled admin with the configured password, which is also how a site that

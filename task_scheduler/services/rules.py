@@ -33,6 +33,7 @@ from task_scheduler.services.occurrences import (
 )
 from task_scheduler.services.targets import TargetService
 from task_scheduler.storage.orm import RuleRecord, TaskRecord
+from task_scheduler.storage.retry import retrying
 from task_scheduler.storage.store import Store
 
 
@@ -255,6 +256,7 @@ class RuleService:
         self._announce(EventType.rule_created, record, now, due_at=first_due)
         return rule_view(record, now, new.recurrence)
 
+    @retrying
     async def create(self, spec: NewRule, *, by: str | None) -> Rule:
         """``by``: the user creating it (None when authentication is off)."""
         now = self._clock.now()
@@ -263,6 +265,7 @@ class RuleService:
             record = await self._insert(new, now, by)
         return self._created(new, record, now)
 
+    @retrying
     async def create_many(self, specs: list[NewRule], *, by: str | None) -> list[Rule]:
         """Create every rule or none: one transaction; 422 names each bad rule by its index."""
         now = self._clock.now()
@@ -290,6 +293,7 @@ class RuleService:
         the new series has no such slot, or has it only in the past."""
         return await self.edit(rule_id, lambda _: spec, by=by)
 
+    @retrying
     async def edit(
         self, rule_id: int, change: Callable[[RuleRecord], RuleSpec], *, by: str | None
     ) -> ReplacedRule:
@@ -375,6 +379,7 @@ class RuleService:
             for task in sorted(gone, key=lambda task: task.original_at)
         ]
 
+    @retrying
     async def set_enabled(self, rule_id: int, enabled: bool, *, by: str | None) -> Rule:
         """Disabling drops the rule's future untouched tasks; enabling regenerates them from now."""
         now = self._clock.now()
@@ -397,6 +402,7 @@ class RuleService:
         self._announce(EventType.rule_enabled if enabled else EventType.rule_disabled, record, now)
         return rule_view(record, now)
 
+    @retrying
     async def delete(self, rule_id: int) -> None:
         """Remove the rule and every occurrence it has not run yet; past tasks stay as history."""
         now = self._clock.now()
@@ -405,6 +411,7 @@ class RuleService:
             await self._store.delete_rules([rule_id], now)
         self._announce(EventType.rule_deleted, record, now)
 
+    @retrying
     async def delete_all(self) -> tuple[int, int]:
         """Delete every rule as ``delete`` does one, in one transaction; return how many rules
         and how many of their occurrences not run yet were removed."""
@@ -418,6 +425,7 @@ class RuleService:
             self._events.publish(Event(type=EventType.rule_deleted, at=now, data=data))
         return len(rule_ids), tasks
 
+    @retrying
     async def reset_attempts(self, rule_id: int, *, by: str | None) -> Rule:
         """Resume a rule that paused itself after failing occurrences in a row."""
         now = self._clock.now()
@@ -436,6 +444,7 @@ class RuleService:
             record, now, now, id=f"{record.id}-run-{uuid.uuid4().hex[:16]}", due_at=now, edited=True
         )
 
+    @retrying
     async def run_now(self, rule_id: int) -> TaskView:
         """An extra, ad-hoc occurrence of the rule, due at once."""
         now = self._clock.now()

@@ -21,6 +21,7 @@ from task_scheduler.domain.errors import Conflict, Invalid, NotFound
 from task_scheduler.domain.targets import TargetConfig, outbound_urls, public_view
 from task_scheduler.kinds.registry import Registry
 from task_scheduler.storage.orm import TargetRecord
+from task_scheduler.storage.retry import retrying
 from task_scheduler.storage.sealing import SecretBox
 from task_scheduler.storage.store import Store
 
@@ -83,6 +84,7 @@ class TargetService:
         for record in await self._store.list_targets():
             self._box.open(record.config, record.name)
 
+    @retrying
     async def reseal(self) -> list[str]:
         """Store every target's secrets as the configured keys say (encrypted with the first
         key; plain text without a key); return the names of those rewritten."""
@@ -173,6 +175,7 @@ class TargetService:
         )
         return await self.get(spec.name)
 
+    @retrying
     async def replace(self, name: str, config: BaseModel) -> TargetView:
         self._writable(name)
         config = self._checked(config, ())
@@ -185,6 +188,7 @@ class TargetService:
             )
         return await self.get(name)
 
+    @retrying
     async def delete(self, name: str) -> None:
         self._writable(name)
         async with self._store.transaction():
@@ -195,6 +199,7 @@ class TargetService:
                 raise Conflict(f"target {name!r} is used by {users} rule(s)")
             await self._store.delete_target(name)
 
+    @retrying
     async def delete_unused(self) -> list[str]:
         """Delete every target made over the API that no rule names; configured ones stay."""
         async with self._store.transaction():

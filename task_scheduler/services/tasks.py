@@ -30,6 +30,7 @@ from task_scheduler.services.occurrences import (
     task_view,
 )
 from task_scheduler.storage.orm import RuleRecord, TaskRecord
+from task_scheduler.storage.retry import retrying
 from task_scheduler.storage.store import Store, TaskDeletion, TaskMatch
 
 # A listing window may hold at most this many occurrences; larger ones must be narrowed.
@@ -137,6 +138,7 @@ class TaskService:
         rule = await self._store.get_rule(record.rule_id) if record.rule_id is not None else None
         return record, rule, None
 
+    @retrying
     async def patch(self, task_id: str, patch: TaskPatch) -> TaskView:
         now = self._clock.now()
         changes: dict[str, Any] = {"edited": True, "updated_at": now}
@@ -196,6 +198,7 @@ class TaskService:
             "category": patch.request.category,
         }
 
+    @retrying
     async def delete(self, task_id: str) -> None:
         """Skip the occurrence for good; the record stays so the series never regenerates it."""
         now = self._clock.now()
@@ -210,6 +213,7 @@ class TaskService:
                 return
         self._announce(record, rule, "deleted", now)
 
+    @retrying
     async def delete_many(
         self,
         *,
@@ -300,6 +304,7 @@ class TaskService:
                 found.append((rule, t))
         return found
 
+    @retrying
     async def dispatch_now(self, task_id: str) -> TaskView:
         """Send this occurrence now instead of at its time (it counts as moved to now)."""
         now = self._clock.now()

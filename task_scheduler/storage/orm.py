@@ -125,3 +125,14 @@ class UserRecord(Model):
 
     class Meta:
         table = "users"
+
+
+class HealthRecord(Model):
+    """The readiness probe's row: written and deleted in one committed transaction, so the
+    table stays empty while each probe proves the database takes a write that needs space."""
+
+    id = fields.CharField(max_length=36, primary_key=True)
+    pad = fields.BinaryField()
+
+    class Meta:
+        table = "health"

@@ -1,7 +1,9 @@
 """Every query the service makes, in one place; callers get and give plain records.
 
 Callers own transactions (``Store.transaction()``); every method here runs inside the
-caller's transaction when there is one.
+caller's transaction when there is one. Writes and the claim are ``retrying``: run on
+their own, they run again after a deadlock; inside a transaction, the method that owns
+it is ``retrying`` and runs the whole transaction again.
 """
 
 from __future__ import annotations
@@ -21,6 +23,7 @@ from task_scheduler.domain.errors import Conflict
 from task_scheduler.domain.tasks import TaskStatus
 from task_scheduler.storage import claim_sql
 from task_scheduler.storage.orm import RuleRecord, RunRecord, TargetRecord, TaskRecord, UserRecord
+from task_scheduler.storage.retry import retrying
 
 MAX_ID = 2**31 - 1  # ids are 32-bit columns
 FINISHED = tuple(
@@ -108,6 +111,7 @@ class Store:
 
     # -- rules ---------------------------------------------------------------------------
 
+    @retrying
     async def insert_rule(self, **values: Any) -> RuleRecord:
         try:
             return await RuleRecord.create(**values)
@@ -163,6 +167,7 @@ class Store:
         """Every rule whose task is of ``kind``, in id order."""
         return await RuleRecord.filter(task_kind=kind).order_by("id")
 
+    @retrying
     async def save_rule(self, record: RuleRecord, **values: Any) -> RuleRecord:
         record.update_from_dict(values)
         try:
@@ -175,6 +180,7 @@ class Store:
         """Every rule's id, each rule locked until the caller's transaction ends."""
         return list(await RuleRecord.all().order_by("id").select_for_update().values_list("id", flat=True))
 
+    @retrying
     async def delete_rules(self, rule_ids: Sequence[int], after: datetime) -> int:
         """Remove these rules and their occurrences not run yet after ``after`` (see
         ``delete_future_tasks``); return how many such occurrences went with them."""
@@ -192,6 +198,7 @@ class Store:
             .limit(limit)
         )
 
+    @retrying
     async def set_expanded_until(self, rule_id: int, until: datetime | None) -> None:
         await RuleRecord.filter(id=rule_id).update(expanded_until=until)
 
@@ -221,6 +228,7 @@ class Store:
 
     # -- tasks ---------------------------------------------------------------------------
 
+    @retrying
     async def insert_tasks(self, records: Sequence[TaskRecord]) -> None:
         """Store occurrences; ones already stored (same rule and original time) are kept as they are."""
         if records:
@@ -232,6 +240,7 @@ class Store:
             query = query.select_for_update()
         return await query.first()
 
+    @retrying
     async def insert_task(self, record: TaskRecord) -> TaskRecord:
         try:
             await record.save(force_create=True)
@@ -239,6 +248,7 @@ class Store:
             raise Conflict(f"task {record.id!r} was stored concurrently; retry") from None
         return record
 
+    @retrying
     async def save_task(self, record: TaskRecord, **values: Any) -> TaskRecord:
         record.update_from_dict(values)
         await record.save()
@@ -325,6 +335,7 @@ class Store:
             returnable |= Q(rule_id__in=Subquery(lagging.values("id")), original_at__gt=oldest)
         return returnable
 
+    @retrying
     async def delete_tasks(self, match: TaskMatch, now: datetime, *, skipped: dict[str, Any]) -> TaskDeletion:
         """Delete the matching tasks, each the only way that keeps it deleted:
 
@@ -347,6 +358,7 @@ class Store:
         in_flight = await query.filter(busy).count()
         return TaskDeletion(deleted=deleted, skipped=already + newly, in_flight=in_flight)
 
+    @retrying
     async def delete_future_tasks(self, rule_id: int, after: datetime, *, keep_edited: bool) -> int:
         """Remove a rule's occurrences not yet run after ``after``; optionally keep edited ones."""
         query = self._not_run_after(after).filter(rule_id=rule_id)
@@ -374,10 +386,12 @@ class Store:
             .order_by("original_at")
         )
 
+    @retrying
     async def delete_task_ids(self, task_ids: Iterable[str]) -> int:
         ids = list(task_ids)
         return await TaskRecord.filter(id__in=ids).delete() if ids else 0
 
+    @retrying
     async def update_scheduled_copies(
         self, rule_id: int, category: str | None, target: str | None, kind: str
     ) -> None:
@@ -387,12 +401,14 @@ class Store:
         await pending.update(target=target, kind=kind)
         await pending.filter(request__isnull=True).update(category=category)
 
+    @retrying
     async def drop_own_requests(self, rule_id: int) -> None:
         """Pending occurrences of a rule whose kind changed go back to the rule's task."""
         await TaskRecord.filter(rule_id=rule_id, status=TaskStatus.scheduled.value).update(request=None)
 
     # -- dispatch ------------------------------------------------------------------------
 
+    @retrying
     async def claim_due(
         self,
         now: datetime,
@@ -459,6 +475,7 @@ class Store:
             row.attempts += 1
         return rows
 
+    @retrying
     async def renew_leases(self, task_ids: Iterable[str], owner: str, lease_until: datetime) -> int:
         """Extend this replica's leases on tasks it is still dispatching."""
         ids = list(task_ids)
@@ -503,6 +520,7 @@ class Store:
             .exists()
         )
 
+    @retrying
     async def settle(self, outcomes: Sequence[Settlement], owner: str) -> list[Settled | None]:
         """Record what happened to claimed tasks, all in one transaction of a few multi-row
         statements, whatever their number.
@@ -566,12 +584,14 @@ class Store:
             await db.execute_many(claim_sql.pause(dialect), pauses)
         return paused
 
+    @retrying
     async def release_claims(self, owner: str, now: datetime) -> int:
         """Hand back the tasks this replica holds (graceful shutdown): due again at once."""
         return await TaskRecord.filter(lease_owner=owner, status=TaskStatus.dispatching.value).update(
             status=TaskStatus.scheduled.value, lease_owner=None, lease_until=None, due_at=now, updated_at=now
         )
 
+    @retrying
     async def unclaim(self, task_ids: Iterable[str], owner: str) -> int:
         """Give back tasks just claimed and not started: as they were before the claim."""
         ids = list(task_ids)
@@ -583,6 +603,7 @@ class Store:
             status=TaskStatus.scheduled.value, lease_owner=None, lease_until=None, attempts=F("attempts") - 1
         )
 
+    @retrying
     async def retry_now(self, target: str, now: datetime) -> int:
         """Make a target's occurrences that wait for a retry due now: it is back."""
         waiting = TaskRecord.filter(status=TaskStatus.scheduled.value, due_at__gt=now, scheduled_at__lte=now)
@@ -654,10 +675,12 @@ class Store:
         field = RunRecord._meta.fields_map["started_at"]  # an aggregate comes back raw on SQLite
         return {rule_id: field.to_python_value(last) for rule_id, last in rows}
 
+    @retrying
     async def delete_runs(self, **filters: Any) -> int:
         """Remove the runs matching every filter (those ``list_runs`` takes), in one statement."""
         return await self._run_query(**filters).delete()
 
+    @retrying
     async def purge_runs(self, before: datetime, limit: int) -> int:
         """Delete up to ``limit`` runs that started before ``before``; return how many."""
         ids = (
@@ -668,6 +691,7 @@ class Store:
         )
         return await RunRecord.filter(id__in=ids).delete() if ids else 0
 
+    @retrying
     async def purge_finished_tasks(self, before: datetime, limit: int) -> int:
         """Delete up to ``limit`` finished tasks scheduled before ``before`` that no run is
         left of; return how many."""
@@ -689,17 +713,20 @@ class Store:
     async def get_target(self, name: str) -> TargetRecord | None:
         return await TargetRecord.filter(name=name).first()
 
+    @retrying
     async def insert_target(self, **values: Any) -> TargetRecord:
         try:
             return await TargetRecord.create(**values)
         except IntegrityError:
             raise Conflict(f"a target named {values['name']!r} already exists") from None
 
+    @retrying
     async def save_target(self, record: TargetRecord, **values: Any) -> TargetRecord:
         record.update_from_dict(values)
         await record.save()
         return record
 
+    @retrying
     async def delete_target(self, name: str) -> int:
         return await TargetRecord.filter(name=name).delete()
 
@@ -718,6 +745,7 @@ class Store:
             for row in await RuleRecord.filter(task_kind__in=kinds).values_list("task_kind", "task")
         ]
 
+    @retrying
     async def delete_targets(self, names: Iterable[str]) -> int:
         names = list(names)
         return await TargetRecord.filter(name__in=names).delete() if names else 0
@@ -733,17 +761,20 @@ class Store:
     async def list_users(self) -> list[UserRecord]:
         return await UserRecord.all().order_by("username")
 
+    @retrying
     async def insert_user(self, **values: Any) -> UserRecord:
         try:
             return await UserRecord.create(**values)
         except IntegrityError:
             raise Conflict(f"a user named {values['username']!r} already exists") from None
 
+    @retrying
     async def save_user(self, record: UserRecord, **values: Any) -> UserRecord:
         record.update_from_dict(values)
         await record.save()
         return record
 
+    @retrying
     async def delete_user(self, username: str) -> int:
         return await UserRecord.filter(username=username).delete()
 

@@ -83,6 +83,19 @@ class ServiceProcess:
                 raise RuntimeError(f"the service at {self.url} did not become ready; its log ends:\n{tail}")
             time.sleep(0.02)
 
+    def run_to_exit(self, timeout: float = 30.0) -> subprocess.CompletedProcess[str]:
+        """Run the service to its end (one that cannot start), with its exit code and output."""
+        env = {**os.environ, "RMF_TASK_SCHEDULER_CONFIG": str(self.config_file)}
+        return subprocess.run(
+            [sys.executable, "-m", "task_scheduler"],
+            env=env,
+            cwd=self.workdir,
+            preexec_fn=die_with_parent,
+            capture_output=True,
+            text=True,
+            timeout=timeout,
+        )
+
     def kill(self) -> None:
         """SIGKILL: no shutdown code runs, as in a crash."""
         if self.process is not None and self.process.poll() is None:

@@ -28,7 +28,7 @@ from urllib.parse import quote, unquote, urlsplit
 
 from task_scheduler.domain.allowlist import Allowlist
 from task_scheduler.domain.sql import parse, read_result
-from task_scheduler.domain.targets import DatabaseQuery, DatabaseTarget, dialect_of
+from task_scheduler.domain.targets import DatabaseQuery, DatabaseTarget, dialect_of, sqlite_file
 from task_scheduler.transports.allowlist import NotAllowed, checked_host
 from task_scheduler.transports.base import RESPONSE_LIMIT, Delivery, LookupFailed, Outcome, logged, shorten
 
@@ -254,7 +254,7 @@ class SqlTransport:
     ) -> dict[str, Any]:
         import aiosqlite
 
-        path = urlsplit(self._config.url).path
+        path = sqlite_file(self._config.url)
         try:
             # mode=rw: a missing file is an error, never a new empty database.
             conn = await aiosqlite.connect(

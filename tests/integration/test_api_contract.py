@@ -315,6 +315,7 @@ async def test_readiness_reports_missing_migrations(tmp_path, clock):
         "2_20261122230000_task_target.py",
         "3_20261123090000_task_kind.py",
         "4_20261123100000_users.py",
+        "5_20261206030000_health.py",
     ]
     assert ready.json()["pending_migrations"] == shipped
 

@@ -260,6 +260,14 @@ async def test_a_rule_cannot_get_around_the_configured_queries(service, scratch,
     assert [e["msg"] for e in response.json()["detail"]] and field in [loc[1:] for loc in locs], response.text
 
 
+@pytest.mark.parametrize("kind", ["sqlite"], indirect=True)
+async def test_a_sqlite_target_may_be_written_with_four_slashes(service, scratch):
+    await add_target(service, scratch.replace("sqlite://", "sqlite:///"))
+    run = await run_nightly(service, "purge_old", {"days": 30})
+    assert run["outcome"] == "succeeded", run
+    assert run["response"] == {"rows_affected": 2}
+
+
 @pytest.mark.parametrize("kind", ["postgres"], indirect=True)
 async def test_a_database_host_outside_the_allowlist_is_refused(service):
     config = {

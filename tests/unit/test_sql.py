@@ -106,6 +106,11 @@ def test_database_urls_are_checked(url, reason):
     assert "hunter2" not in str(raised.value)
 
 
+@pytest.mark.parametrize("url", ["sqlite:///var/lib/site/jobs.db", "sqlite:////var/lib/site/jobs.db"])
+def test_three_and_four_slashes_name_the_same_sqlite_file(url):
+    assert targets.sqlite_file(DatabaseTarget(url=url, queries=QUERIES).url) == "/var/lib/site/jobs.db"
+
+
 def test_a_missing_driver_is_named_when_the_target_is_made(monkeypatch):
     monkeypatch.setitem(targets.DRIVERS, "postgres", ("no_such_driver_module", "postgres"))
     with pytest.raises(ValueError, match=r"rmf-task-scheduler\[postgres\]"):
