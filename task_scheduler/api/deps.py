@@ -66,6 +66,7 @@ KindQuery = Annotated[
     str | None,
     Query(min_length=1, max_length=32, description="Task kind, e.g. rmf, http, sql or file."),
 ]
+CategoryQuery = Annotated[str | None, Query(max_length=128, description="RMF task category, e.g. clean.")]
 # Paging offsets within what every database accepts as a number.
 Offset = Annotated[int, Query(ge=0, le=2**31 - 1)]
 

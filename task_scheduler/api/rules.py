@@ -7,7 +7,7 @@ from typing import Annotated, Literal
 from fastapi import APIRouter, Body, Depends, Query, Response
 from pydantic import BaseModel, Field
 
-from task_scheduler.api.deps import KindQuery, Offset, Services, services
+from task_scheduler.api.deps import CategoryQuery, KindQuery, Offset, Services, services
 from task_scheduler.api.errors import Problem
 from task_scheduler.api.security import Caller, allow
 from task_scheduler.domain.auth import Role
@@ -64,8 +64,10 @@ async def create_rules(
 async def list_rules(
     svc: Svc,
     enabled: bool | None = None,
-    category: Annotated[str | None, Query(description="RMF task category, e.g. clean.")] = None,
-    name: Annotated[str | None, Query(description="Case-insensitive substring of the name.")] = None,
+    category: CategoryQuery = None,
+    name: Annotated[
+        str | None, Query(max_length=200, description="Case-insensitive substring of the name.")
+    ] = None,
     kind: KindQuery = None,
     target: Annotated[
         str | None,
