@@ -8,9 +8,10 @@ document is stored, against its own limits.
 
 from __future__ import annotations
 
-from fastapi import Request
+from fastapi import Request, WebSocketException
 from starlette.requests import HTTPConnection
 
+from task_scheduler.api.security import CLOSE_POLICY_VIOLATION
 from task_scheduler.domain.errors import Invalid
 from task_scheduler.domain.storable import Problems, printable, problems, text_problem
 
@@ -28,8 +29,12 @@ async def storable_input(connection: HTTPConnection) -> None:
     if isinstance(connection, Request):
         # Paths in the body are shown under "body" by the error handler.
         found += problems(await _json_body(connection), max_depth=None, max_bytes=None)
-    if found:
-        raise Invalid(found)
+    if not found:
+        return
+    if connection.scope["type"] == "websocket":
+        (where, name), reason = found[0]
+        raise WebSocketException(code=CLOSE_POLICY_VIOLATION, reason=f"{where} {name}: {reason}"[:120])
+    raise Invalid(found)
 
 
 async def _json_body(request: Request) -> object:

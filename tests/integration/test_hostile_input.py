@@ -12,6 +12,7 @@ import pytest
 from task_scheduler.domain.auth import Role
 from task_scheduler.storage.orm import RuleRecord, RunRecord, TaskRecord
 from tests.integration.conftest import Secured, Service
+from tests.integration.test_authorization import handshake
 
 EVERY_10_S = {"kind": "interval", "every": 10, "unit": "seconds"}
 HTTP_TASK = {"kind": "http", "url": "http://127.0.0.1:9/ping"}
@@ -119,10 +120,13 @@ async def test_nul_in_a_query_or_path_parameter_is_422(service: Service):
         assert response.json()["detail"][0]["loc"] == loc, url
 
 
-async def test_nul_in_an_unauthenticated_login_is_422(secured: Secured):
+async def test_nul_in_an_unauthenticated_login_is_422_and_closes_the_event_stream(secured: Secured):
     response = await secured.login("a\x00", "whatever")
     assert response.status_code == 422, response.text
     assert response.json()["detail"][0]["loc"] == ["body", "username"]
+    refused = await handshake(secured.app, f"token={secured.tokens[Role.viewer]}&channel=a%00")
+    assert refused["type"] == "websocket.close" and refused["code"] == 1008
+    assert refused["reason"].startswith("query channel: contains a NUL character")
 
 
 async def test_an_id_longer_than_any_stored_one_is_404(secured: Secured):
