@@ -154,8 +154,9 @@ def storable(value: Any) -> tuple[Any, str | None]:
         if isinstance(item, dict):
             copy: Any = {}
             for key, inner in item.items():
-                copy[clean_text(str(key))] = None
-                stack.append((inner, copy, clean_text(str(key)), depth + 1))
+                name = clean_text(str(key))
+                copy[name] = None  # keeps the order; the child fills it in
+                stack.append((inner, copy, name, depth + 1))
         elif isinstance(item, list):
             copy = [None] * len(item)
             stack.extend((inner, copy, index, depth + 1) for index, inner in enumerate(item))
@@ -181,8 +182,8 @@ _TOKENS = re.compile(r'"(?:[^"\\]|\\.)*"|[\[\]{}]', re.DOTALL)
 
 
 def json_depth(text: str) -> int:
-    """How deep the brackets of JSON text nest (strings skipped), without parsing it: one
-    less than :data:`MAX_DEPTH` counts when the innermost brackets hold a value."""
+    """How deep the brackets of JSON text nest (strings skipped), without parsing it. A value
+    inside the innermost brackets is one level more, so :data:`MAX_DEPTH` brackets are too deep."""
     depth = deepest = 0
     for token in _TOKENS.finditer(text):
         mark = token.group()

@@ -87,7 +87,7 @@ def test_non_finite_numbers(number):
 def test_problems_are_in_document_order_and_bounded():
     value = {"a": "\x00", "b": ["\x00", "\x00"]}
     assert [path for path, _ in problems(value)] == [("a",), ("b", 0), ("b", 1)]
-    assert len(problems(["\x00"] * 100)) == MAX_PROBLEMS
+    assert MAX_PROBLEMS == 10 and len(problems(["\x00"] * 100)) == 10
 
 
 def test_a_whole_body_can_skip_depth_and_size():
@@ -122,12 +122,15 @@ def test_storable_cuts_what_is_too_deep_to_a_storable_marker():
 def test_json_depth_skips_brackets_inside_strings():
     assert json_depth('{"a": "[[[{{{", "b": [1, "\\"]"]}') == 2
     assert json_depth("[[]]") == 2 and json_depth("7") == 0
+    assert json_depth("[[], [], {}]") == 2  # siblings do not add up
 
 
 def test_parse_json_refuses_an_answer_too_deep_before_parsing_it():
     with pytest.raises(ValueError, match="nested deeper than 32 levels"):
         parse_json(b"[" * 100_000 + b"]" * 100_000)
     assert parse_json(json.dumps(nested(32)).encode()) == (nested(32), None)
+    with pytest.raises(ValueError, match="nested deeper than 32 levels"):
+        parse_json(json.dumps(nested(33)))
     with pytest.raises(ValueError):
         parse_json(b"not json")
     assert parse_json(b'{"a": NaN, "b": "\\u0000"}') == (
@@ -143,4 +146,5 @@ def test_shown_keeps_a_good_value_and_repairs_a_bad_one():
     assert shown({"a": "\x00"}) == {"a": "\ufffd"}
     assert shown([float("inf")]) == ["inf"]
     assert problems(shown(nested(300))) == []
+    assert shown(nested(32)) == nested(32) and problems(shown(nested(33))) == []
     assert shown({"text": "a literal \\u0000 is fine"}) == {"text": "a literal \\u0000 is fine"}
