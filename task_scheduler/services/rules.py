@@ -115,10 +115,12 @@ class RuleService:
         task: BaseModel,
         target: str,
     ) -> dict[str, Any]:
-        """The rule's columns, its documents checked to fit what can be stored."""
+        """The rule's columns, its documents and texts checked to fit what can be stored
+        (whatever the rule came from: JSON, an .ics file, the dashboard's contract)."""
         document = task.model_dump(mode="json", exclude_none=True)
         require_storable(document, ("task",))
         require_storable(spec.metadata, ("metadata",))
+        require_storable({"name": spec.name, "description": spec.description, "channel": spec.channel}, ())
         return {
             "name": spec.name,
             "description": spec.description,

@@ -10,6 +10,9 @@ from typing import Any
 import pytest
 
 from task_scheduler.domain.auth import Role
+from task_scheduler.domain.errors import Invalid
+from task_scheduler.domain.rules import NewRule
+from task_scheduler.domain.storable import text_problem
 from task_scheduler.storage.orm import RuleRecord, RunRecord, TaskRecord
 from tests.integration.conftest import Secured, Service
 from tests.integration.test_authorization import handshake
@@ -76,6 +79,15 @@ async def test_what_no_database_holds_is_422_naming_the_field(service: Service, 
     assert response.status_code == 422, response.text
     [problem] = response.json()["detail"]
     assert problem["loc"] == loc and reason in problem["msg"]
+    await assert_no_rules(service)
+
+
+async def test_a_rule_from_elsewhere_than_a_json_body_is_checked_too(service: Service):
+    """An .ics import or the dashboard's contract makes rules without the request check."""
+    spec = NewRule.model_validate(rule(description="a\x00"))
+    with pytest.raises(Invalid) as refused:
+        await service.services.rules.create(spec, by=None)
+    assert refused.value.problems == [(("description",), text_problem("\x00"))]
     await assert_no_rules(service)
 
 
