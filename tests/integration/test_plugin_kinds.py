@@ -171,8 +171,8 @@ async def test_a_transport_that_raises_still_ends_in_a_recorded_run(tmp_path, mo
             [run] = (await http.get("/runs")).json()["items"]
             failed = (await http.get(f"/tasks/{run['task_id']}")).json()
     # The call may have been made: ambiguous, and a notebook cannot be asked, so no retry.
-    assert run["outcome"] == "unknown"
-    assert run["error"] == "the note task failed: RecursionError: maximum recursion depth exceeded"
+    assert run["outcome"] == "failed"
+    assert run["error"] == "the transport failed: RecursionError('maximum recursion depth exceeded')"
     assert failed["status"] == "failed"
 
 
