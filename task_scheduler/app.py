@@ -15,7 +15,7 @@ from collections.abc import AsyncIterator
 from datetime import datetime, timedelta
 
 import aiohttp
-from fastapi import FastAPI
+from fastapi import Depends, FastAPI
 from fastapi.middleware.cors import CORSMiddleware
 from fastapi.staticfiles import StaticFiles
 
@@ -37,6 +37,7 @@ from task_scheduler.api import (
 )
 from task_scheduler.api.admission import AdmissionLimit
 from task_scheduler.api.deps import Services
+from task_scheduler.api.inputs import storable_input
 from task_scheduler.api.observe import ObserveRequests
 from task_scheduler.clock import Clock, SystemClock
 from task_scheduler.config import Settings, load_settings
@@ -264,6 +265,7 @@ def get_app(
         # Served by api.console from the package's own files: sites are often offline.
         docs_url=None,
         redoc_url=None,
+        dependencies=[Depends(storable_input)],
     )
     app.state.site_timezone = settings.timezone
     errors.install(app)

@@ -7,7 +7,7 @@ from datetime import datetime, timezone
 from typing import Annotated
 
 from fastapi import Query, Request
-from pydantic import AfterValidator, AwareDatetime
+from pydantic import AfterValidator, AwareDatetime, BeforeValidator
 
 from task_scheduler.clock import Clock
 from task_scheduler.events import EventBus
@@ -56,9 +56,20 @@ def _utc(value: datetime) -> datetime:
     return value.astimezone(timezone.utc)
 
 
+def _written_out(value: object) -> object:
+    """Refuse a bare number, which pydantic would read as Unix time: the schema says date-time."""
+    if isinstance(value, str):
+        try:
+            float(value)
+        except ValueError:
+            return value
+        raise ValueError("an ISO 8601 date-time with an offset, e.g. 2026-01-05T12:00:00Z")
+    return value
+
+
 # An aware datetime from a query, in UTC: SQLite compares stored times as text and the
 # MySQL driver drops offsets, so every instant reaches the store in one zone.
-UtcDatetime = Annotated[AwareDatetime, AfterValidator(_utc)]
+UtcDatetime = Annotated[AwareDatetime, BeforeValidator(_written_out), AfterValidator(_utc)]
 # Rule ids are 32-bit columns: a larger filter value is refused rather than sent to the database.
 RuleIdQuery = Annotated[int | None, Query(ge=1, le=2**31 - 1)]
 # Task kinds are plug-ins (rmf, http, sql, file, ...): any name that fits the column.
@@ -66,6 +77,7 @@ KindQuery = Annotated[
     str | None,
     Query(min_length=1, max_length=32, description="Task kind, e.g. rmf, http, sql or file."),
 ]
+CategoryQuery = Annotated[str | None, Query(max_length=128, description="RMF task category, e.g. clean.")]
 # Paging offsets within what every database accepts as a number.
 Offset = Annotated[int, Query(ge=0, le=2**31 - 1)]
 

@@ -5,9 +5,11 @@ from __future__ import annotations
 
 import logging
 
-from fastapi import FastAPI, Request
+from fastapi import FastAPI, Request, Response
+from fastapi.exception_handlers import http_exception_handler
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
+from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from task_scheduler.domain.errors import (
     Busy,
@@ -85,6 +87,14 @@ class Problem:
 
 
 def install(app: FastAPI) -> None:
+    @app.exception_handler(StarletteHTTPException)
+    async def _http(request: Request, exc: StarletteHTTPException) -> Response:
+        if exc.status_code == 405:
+            # Starlette names the methods of the first route with this path only; a path
+            # served by several routes (GET, PUT and DELETE /rules/{id}) allows them all.
+            exc.headers = {**(exc.headers or {}), "Allow": ", ".join(_allowed(request))}
+        return await http_exception_handler(request, exc)
+
     @app.exception_handler(RequestValidationError)
     async def _unreadable(_: Request, exc: RequestValidationError) -> JSONResponse:
         # Field and reason only: echoing the input could send a target's secrets back.
@@ -150,3 +160,22 @@ def install(app: FastAPI) -> None:
 
     for error in DRIVER_ERRORS:
         app.add_exception_handler(error, _database_down)
+
+
+def _allowed(request: Request) -> list[str]:
+    """The methods the OpenAPI documents for the request's path; as in routing, a path named
+    outright (/rules/batch) goes before a template (/rules/{rule_id})."""
+    segments = request.url.path.rstrip("/").split("/")
+    best, methods = -1, set()
+    for template, operations in request.app.openapi()["paths"].items():
+        parts = template.rstrip("/").split("/")
+        if len(parts) != len(segments):
+            continue
+        named = [part == segment for part, segment in zip(parts, segments, strict=True)]
+        if not all(same or part.startswith("{") for same, part in zip(named, parts, strict=True)):
+            continue
+        if sum(named) > best:
+            best, methods = sum(named), set()
+        if sum(named) == best:
+            methods |= {method.upper() for method in operations}
+    return sorted(methods)

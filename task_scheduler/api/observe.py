@@ -45,6 +45,7 @@ class ObserveRequests:
             await self.app(scope, receive, send_with_id)
         finally:
             if scope["type"] == "http":
-                route = getattr(scope.get("route"), "path", None) or "unmatched"
+                # path_format: the template as documented, without convertors ({rule_id:int}).
+                route = getattr(scope.get("route"), "path_format", None) or "unmatched"
                 self.metrics.observe_request(scope["method"], route, status, time.perf_counter() - started)
             request_id.reset(token)

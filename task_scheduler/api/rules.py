@@ -7,7 +7,7 @@ from typing import Annotated, Literal
 from fastapi import APIRouter, Body, Depends, Query, Response
 from pydantic import BaseModel, Field
 
-from task_scheduler.api.deps import KindQuery, Offset, Services, services
+from task_scheduler.api.deps import CategoryQuery, KindQuery, Offset, Services, services
 from task_scheduler.api.errors import Problem
 from task_scheduler.api.security import Caller, allow
 from task_scheduler.domain.auth import Role
@@ -64,8 +64,10 @@ async def create_rules(
 async def list_rules(
     svc: Svc,
     enabled: bool | None = None,
-    category: Annotated[str | None, Query(description="RMF task category, e.g. clean.")] = None,
-    name: Annotated[str | None, Query(description="Case-insensitive substring of the name.")] = None,
+    category: CategoryQuery = None,
+    name: Annotated[
+        str | None, Query(max_length=200, description="Case-insensitive substring of the name.")
+    ] = None,
     kind: KindQuery = None,
     target: Annotated[
         str | None,
@@ -114,13 +116,15 @@ async def preview_unsaved_rule(spec: RuleSpec, svc: Svc, count: PreviewCount = 1
     return svc.rules.preview(spec, count)
 
 
-@router.get("/{rule_id}", response_model=Rule, dependencies=[allow(Role.viewer)], responses=Problem.NOT_FOUND)
+@router.get(
+    "/{rule_id:int}", response_model=Rule, dependencies=[allow(Role.viewer)], responses=Problem.NOT_FOUND
+)
 async def get_rule(rule_id: int, svc: Svc) -> Rule:
     return await svc.rules.get(rule_id)
 
 
 @router.put(
-    "/{rule_id}",
+    "/{rule_id:int}",
     response_model=ReplacedRule,
     dependencies=[allow(Role.operator)],
     responses={**Problem.BODY, **Problem.NOT_FOUND, **Problem.CONFLICT},
@@ -134,7 +138,7 @@ async def replace_rule(rule_id: int, spec: RuleSpec, svc: Svc, caller: Caller) -
 
 
 @router.delete(
-    "/{rule_id}", status_code=204, dependencies=[allow(Role.operator)], responses=Problem.NOT_FOUND
+    "/{rule_id:int}", status_code=204, dependencies=[allow(Role.operator)], responses=Problem.NOT_FOUND
 )
 async def delete_rule(rule_id: int, svc: Svc) -> Response:
     """Delete the rule and its occurrences not yet run; tasks already run stay as history."""
@@ -143,7 +147,10 @@ async def delete_rule(rule_id: int, svc: Svc) -> Response:
 
 
 @router.post(
-    "/{rule_id}/enable", response_model=Rule, dependencies=[allow(Role.operator)], responses=Problem.NOT_FOUND
+    "/{rule_id:int}/enable",
+    response_model=Rule,
+    dependencies=[allow(Role.operator)],
+    responses=Problem.NOT_FOUND,
 )
 async def enable_rule(rule_id: int, svc: Svc, caller: Caller) -> Rule:
     """Resume the rule: occurrences from now on are scheduled again."""
@@ -151,7 +158,7 @@ async def enable_rule(rule_id: int, svc: Svc, caller: Caller) -> Rule:
 
 
 @router.post(
-    "/{rule_id}/disable",
+    "/{rule_id:int}/disable",
     response_model=Rule,
     dependencies=[allow(Role.operator)],
     responses=Problem.NOT_FOUND,
@@ -162,7 +169,7 @@ async def disable_rule(rule_id: int, svc: Svc, caller: Caller) -> Rule:
 
 
 @router.get(
-    "/{rule_id}/preview",
+    "/{rule_id:int}/preview",
     response_model=list[Occurrence],
     dependencies=[allow(Role.viewer)],
     responses=Problem.NOT_FOUND,
@@ -173,7 +180,7 @@ async def preview_rule(rule_id: int, svc: Svc, count: PreviewCount = 10) -> list
 
 
 @router.get(
-    "/{rule_id}/status",
+    "/{rule_id:int}/status",
     response_model=RuleStatus,
     dependencies=[allow(Role.viewer)],
     responses=Problem.NOT_FOUND,
@@ -184,7 +191,7 @@ async def rule_status(rule_id: int, svc: Svc) -> RuleStatus:
 
 
 @router.post(
-    "/{rule_id}/reset-attempts",
+    "/{rule_id:int}/reset-attempts",
     response_model=Rule,
     dependencies=[allow(Role.operator)],
     responses=Problem.NOT_FOUND,
@@ -195,7 +202,7 @@ async def reset_attempts(rule_id: int, svc: Svc, caller: Caller) -> Rule:
 
 
 @router.post(
-    "/{rule_id}/run",
+    "/{rule_id:int}/run",
     status_code=202,
     response_model=TaskView,
     dependencies=[allow(Role.operator)],

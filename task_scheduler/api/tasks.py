@@ -9,7 +9,15 @@ from typing import Annotated
 from fastapi import APIRouter, Depends, Query, Response
 from pydantic import BaseModel, Field, StringConstraints
 
-from task_scheduler.api.deps import KindQuery, Offset, RuleIdQuery, Services, UtcDatetime, services
+from task_scheduler.api.deps import (
+    CategoryQuery,
+    KindQuery,
+    Offset,
+    RuleIdQuery,
+    Services,
+    UtcDatetime,
+    services,
+)
 from task_scheduler.api.errors import Problem
 from task_scheduler.api.security import allow
 from task_scheduler.domain.auth import Role
@@ -42,7 +50,7 @@ async def list_tasks(
     ] = None,
     rule_id: RuleIdQuery = None,
     status: TaskStatus | None = None,
-    category: Annotated[str | None, Query(description="RMF task category, e.g. clean.")] = None,
+    category: CategoryQuery = None,
     kind: KindQuery = None,
     limit: Annotated[int, Query(ge=1, le=1000)] = 100,
     offset: Offset = 0,

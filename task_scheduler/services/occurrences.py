@@ -11,6 +11,7 @@ from pydantic import BaseModel, Field
 from task_scheduler.domain.recurrence import Recurrence
 from task_scheduler.domain.rules import Rule
 from task_scheduler.domain.schedule import schedule_adapter
+from task_scheduler.domain.storable import shown
 from task_scheduler.domain.tasks import TaskStatus, task_id
 from task_scheduler.storage.orm import RuleRecord, TaskRecord
 
@@ -55,9 +56,10 @@ def rule_view(record: RuleRecord, now: datetime, recurrence: Recurrence | None =
             "timezone": record.timezone,
             "enabled": record.enabled,
             "schedule": record.schedule,
-            "task": record.task,
+            # Free-form documents as they can be shown, whatever a row holds (see storable.shown).
+            "task": shown(record.task),
             "policy": record.policy,
-            "metadata": record.metadata,
+            "metadata": shown(record.metadata),
             "channel": record.channel,
             "created_at": record.created_at,
             "updated_at": record.updated_at,
@@ -129,7 +131,7 @@ def task_view(task: TaskRecord, rule: RuleRecord | None) -> TaskView:
         edited=task.edited,
         category=task.category,
         kind=task.kind,
-        request=request,
+        request=shown(request),
     )
 
 
@@ -146,5 +148,5 @@ def computed_view(rule: RuleRecord, original_at: datetime) -> TaskView:
         edited=False,
         category=rule.category,
         kind=rule.task_kind,
-        request=_shown_request(rule.task),
+        request=shown(_shown_request(rule.task)),
     )

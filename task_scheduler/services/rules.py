@@ -16,6 +16,7 @@ from task_scheduler.domain.errors import Conflict, Invalid, NotFound
 from task_scheduler.domain.recurrence import Recurrence, follow_slots, validate_timezone
 from task_scheduler.domain.rules import DroppedException, NewRule, ReplacedRule, Rule, RuleSpec
 from task_scheduler.domain.schedule import whole_millis
+from task_scheduler.domain.storable import require_storable
 from task_scheduler.domain.tasks import task_id
 from task_scheduler.events import Event, EventBus, EventType
 from task_scheduler.kinds.base import TaskKind
@@ -115,13 +116,19 @@ class RuleService:
         task: BaseModel,
         target: str,
     ) -> dict[str, Any]:
+        """The rule's columns, its documents and texts checked to fit what can be stored
+        (whatever the rule came from: JSON, an .ics file, the dashboard's contract)."""
+        document = task.model_dump(mode="json", exclude_none=True)
+        require_storable(document, ("task",))
+        require_storable(spec.metadata, ("metadata",))
+        require_storable({"name": spec.name, "description": spec.description, "channel": spec.channel}, ())
         return {
             "name": spec.name,
             "description": spec.description,
             "timezone": zone_name,
             "enabled": spec.enabled,
             "schedule": schedule,
-            "task": task.model_dump(mode="json", exclude_none=True),
+            "task": document,
             "policy": spec.policy.model_dump(mode="json"),
             "metadata": spec.metadata,
             "task_kind": kind.name,

@@ -8,6 +8,7 @@ from typing import Any
 from pydantic import BaseModel, Field
 
 from task_scheduler.domain.errors import Invalid, NotFound
+from task_scheduler.domain.storable import shown
 from task_scheduler.storage.orm import RunRecord
 from task_scheduler.storage.store import Store
 
@@ -42,7 +43,9 @@ class RuleStatus(BaseModel):
 
 
 def run_view(record: RunRecord) -> RunView:
-    return RunView.model_validate(record, from_attributes=True)
+    view = RunView.model_validate(record, from_attributes=True)
+    view.response = shown(view.response)  # whatever a row holds, it can be shown
+    return view
 
 
 class RunService:
@@ -87,7 +90,7 @@ class RunService:
             status.last_run_at = last.started_at
             status.last_outcome = last.outcome
             status.last_error = last.error
-            status.last_response = last.response
+            status.last_response = shown(last.response)
             status.last_fleet_task_id = last.fleet_task_id
             status.last_duration_ms = last.duration_ms
         return status

@@ -18,6 +18,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from task_scheduler.clock import Clock
 from task_scheduler.domain.allowlist import Allowlist, refused_urls
 from task_scheduler.domain.errors import Conflict, Invalid, NotFound
+from task_scheduler.domain.storable import require_storable
 from task_scheduler.domain.targets import TargetConfig, outbound_urls, public_view
 from task_scheduler.kinds.registry import Registry
 from task_scheduler.storage.orm import TargetRecord
@@ -74,8 +75,11 @@ class TargetService:
     def _stored(self, record: TargetRecord) -> BaseModel:
         return self._registry.target(self._box.open(record.config, record.name))
 
-    def _sealed(self, config: BaseModel) -> dict[str, Any]:
-        return self._box.seal(config.model_dump(mode="json"), getattr(config, "secret_fields", ()))
+    def _sealed(self, config: BaseModel, field: tuple[str, ...] | None = None) -> dict[str, Any]:
+        """The configuration as stored (secrets sealed); a new one (``field``: where it is in
+        the request) checked to fit what can be stored."""
+        document = config.model_dump(mode="json") if field is None else _document(config, field)
+        return self._box.seal(document, getattr(config, "secret_fields", ()))
 
     async def check_secrets(self) -> None:
         """Raise :class:`SecretsUnreadable` unless every stored target's secrets can be read
@@ -169,7 +173,7 @@ class TargetService:
         await self._store.insert_target(
             name=spec.name,
             kind=config.kind,
-            config=self._sealed(config),
+            config=self._sealed(config, ("config",)),
             created_at=now,
             updated_at=now,
         )
@@ -184,7 +188,7 @@ class TargetService:
             if record is None:
                 raise NotFound("target", name)
             await self._store.save_target(
-                record, kind=config.kind, config=self._sealed(config), updated_at=self._clock.now()
+                record, kind=config.kind, config=self._sealed(config, ()), updated_at=self._clock.now()
             )
         return await self.get(name)
 
@@ -207,3 +211,10 @@ class TargetService:
             names = [r.name for r in await self._store.list_targets() if not users[r.name]]
             await self._store.delete_targets(names)
         return names
+
+
+def _document(config: BaseModel, field: tuple[str, ...]) -> dict[str, Any]:
+    """A configuration as stored, checked to fit what can be stored (422 at ``field``)."""
+    document = config.model_dump(mode="json")
+    require_storable(document, field)
+    return document

@@ -17,6 +17,7 @@ from task_scheduler.clock import Clock
 from task_scheduler.domain.errors import Conflict, Invalid, NotFound
 from task_scheduler.domain.rules import RmfTask
 from task_scheduler.domain.schedule import whole_millis
+from task_scheduler.domain.storable import require_storable
 from task_scheduler.domain.tasks import TaskPatch, TaskStatus, parse_task_id
 from task_scheduler.events import Event, EventBus, EventType
 from task_scheduler.kinds.base import TaskKind
@@ -193,10 +194,9 @@ class TaskService:
         problems = self._rmf.check(RmfTask(request=patch.request))
         if problems:
             raise Invalid(problems)  # each under ("request", ...), as the patch names it
-        return {
-            "request": patch.request.model_dump(mode="json", exclude_none=True),
-            "category": patch.request.category,
-        }
+        request = patch.request.model_dump(mode="json", exclude_none=True)
+        require_storable(request, ("request",))
+        return {"request": request, "category": patch.request.category}
 
     @retrying
     async def delete(self, task_id: str) -> None:

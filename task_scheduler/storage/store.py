@@ -16,10 +16,12 @@ from typing import Any
 from tortoise.exceptions import IntegrityError
 from tortoise.expressions import F, Q, Subquery
 from tortoise.functions import Count, Max
+from tortoise.models import Model
 from tortoise.queryset import QuerySet
 from tortoise.transactions import in_transaction
 
 from task_scheduler.domain.errors import Conflict
+from task_scheduler.domain.storable import storable
 from task_scheduler.domain.tasks import TaskStatus
 from task_scheduler.storage import claim_sql
 from task_scheduler.storage.orm import RuleRecord, RunRecord, TargetRecord, TaskRecord, UserRecord
@@ -235,6 +237,8 @@ class Store:
             await TaskRecord.bulk_create(records, batch_size=500, ignore_conflicts=True)
 
     async def get_task(self, task_id: str, *, for_update: bool = False) -> TaskRecord | None:
+        if not _fits(TaskRecord, "id", task_id):
+            return None
         query = TaskRecord.filter(id=task_id)
         if for_update:
             query = query.select_for_update()
@@ -299,7 +303,7 @@ class Store:
         return {(rule_id, original_at) for rule_id, original_at in rows}
 
     async def stored_task_ids(self, task_ids: Iterable[str]) -> set[str]:
-        ids = list(set(task_ids))
+        ids = [task_id for task_id in set(task_ids) if _fits(TaskRecord, "id", task_id)]
         if not ids:
             return set()
         return set(await TaskRecord.filter(id__in=ids).values_list("id", flat=True))
@@ -311,7 +315,8 @@ class Store:
         if match.rule_id is not None:
             query = query.filter(rule_id=match.rule_id)
         if match.ids:
-            query = query.filter(id__in=list(match.ids))
+            ids = [task_id for task_id in match.ids if _fits(TaskRecord, "id", task_id)]
+            query = query.filter(id__in=ids)
         if match.start is not None:
             query = query.filter(scheduled_at__gte=match.start)
         if match.end is not None:
@@ -644,7 +649,8 @@ class Store:
         if rule_id is not None:
             query = query.filter(rule_id=rule_id)
         if task_id is not None:
-            query = query.filter(task_id=task_id)
+            # An id longer than the column matches no run (the ORM would refuse the filter).
+            query = query.filter(task_id=task_id if _fits(RunRecord, "task_id", task_id) else "")
         if outcome is not None:
             query = query.filter(outcome=outcome)
         if start is not None:
@@ -711,6 +717,8 @@ class Store:
         return await (query.select_for_update() if for_update else query)
 
     async def get_target(self, name: str) -> TargetRecord | None:
+        if not _fits(TargetRecord, "name", name):
+            return None
         return await TargetRecord.filter(name=name).first()
 
     @retrying
@@ -753,6 +761,8 @@ class Store:
     # -- users -----------------------------------------------------------------------------
 
     async def get_user(self, username: str, *, for_update: bool = False) -> UserRecord | None:
+        if not _fits(UserRecord, "username", username):
+            return None
         query = UserRecord.filter(username=username)
         if for_update:
             query = query.select_for_update()
@@ -776,6 +786,8 @@ class Store:
 
     @retrying
     async def delete_user(self, username: str) -> int:
+        if not _fits(UserRecord, "username", username):
+            return 0
         return await UserRecord.filter(username=username).delete()
 
     async def enabled_admins(self, *, for_update: bool = False) -> list[str]:
@@ -787,6 +799,21 @@ class Store:
         return [record.username for record in await query.order_by("username")]
 
 
+def _storable(values: dict[str, Any]) -> dict[str, Any]:
+    """Column values with what a remote party wrote (an answer, an error's text) made storable:
+    a run is always recorded, whatever came back (see ``domain.storable``)."""
+    return {
+        key: storable(value)[0] if isinstance(value, (str, dict, list)) else value
+        for key, value in values.items()
+    }
+
+
+def _fits(model: type[Model], field: str, key: str) -> bool:
+    """Whether ``key`` fits the column, so a row could have it: a longer key is no row's, and
+    the ORM refuses to compare one rather than find nothing."""
+    return len(key) <= model._meta.fields_map[field].max_length
+
+
 def _db_time(value: datetime) -> Any:
     """A datetime as the tasks table stores it (text in SQLite), for written-out SQL."""
     return TaskRecord._meta.fields_map["due_at"].to_db_value(value, TaskRecord)
@@ -796,7 +823,7 @@ def _settle_values(outcome: Settlement) -> list[Any]:
     task = TaskRecord._meta.fields_map
     return [
         outcome.status,
-        outcome.reason,
+        None if outcome.reason is None else storable(outcome.reason)[0],
         task["updated_at"].to_db_value(outcome.at, TaskRecord),
         None if outcome.due_at is None else task["due_at"].to_db_value(outcome.due_at, TaskRecord),
         outcome.fleet_task_id,
@@ -807,6 +834,7 @@ def _settle_values(outcome: Settlement) -> list[Any]:
 
 def _run_values(run: dict[str, Any]) -> list[Any]:
     fields = RunRecord._meta.fields_map
+    run = _storable(run)  # a run is always recorded, whatever the remote party wrote
     return [fields[column].to_db_value(run[column], RunRecord) for column in RUN_COLUMNS]
 
 

@@ -14,6 +14,8 @@ from dataclasses import dataclass
 from enum import Enum
 from typing import Any, Final, Protocol
 
+from task_scheduler.domain.storable import storable
+
 RESPONSE_LIMIT: Final = 16 * 1024
 """The largest answer (as JSON) a Delivery keeps whole."""
 EXCERPT_LIMIT: Final = 2048
@@ -108,13 +110,16 @@ def shorten(text: str, limit: int = ERROR_LIMIT) -> str:
 def bounded(answer: Any) -> Any:
     """The answer as a Delivery keeps it, so a huge reply cannot bloat the run history.
 
-    A dict (or list) whose JSON fits in :data:`RESPONSE_LIMIT` is kept as is; anything
-    else becomes a text excerpt of at most :data:`EXCERPT_LIMIT` characters.
+    It is first made storable (``domain.storable``: no NUL, no lone surrogate, no NaN,
+    nothing deeper than its limit). A dict (or list) whose JSON fits in
+    :data:`RESPONSE_LIMIT` is then kept as is; anything else becomes a text excerpt of at
+    most :data:`EXCERPT_LIMIT` characters.
     """
     if answer is None:
         return None
     if isinstance(answer, bytes):
         answer = answer.decode("utf-8", "replace")
+    answer = storable(answer)[0]
     if isinstance(answer, str):
         text = answer
     else:

@@ -17,6 +17,7 @@ from typing import Any, Final
 import aiohttp
 import regex
 
+from task_scheduler.domain.storable import parse_json
 from task_scheduler.domain.targets import HttpTarget
 from task_scheduler.kinds.base import TransportContext
 from task_scheduler.kinds.http import REGEX_TIMEOUT_S
@@ -162,9 +163,14 @@ class HttpTransport:
             result["truncated"] = True
         if "json" in content_type:
             try:
-                result["json"] = bounded(json.loads(raw))
-            except ValueError:
-                pass
+                value, note = parse_json(raw)
+            except ValueError as error:
+                if not isinstance(error, json.JSONDecodeError):  # too deep: say why it is left out
+                    result["json_error"] = str(error)
+            else:
+                result["json"] = bounded(value)
+                if note:
+                    result["json_note"] = note
         pattern = message.get("regex")
         if pattern is not None:
             try:

@@ -8,7 +8,6 @@ lookup first.
 from __future__ import annotations
 
 import asyncio
-import json
 import logging
 from dataclasses import dataclass
 from typing import Any, Final
@@ -16,6 +15,7 @@ from typing import Any, Final
 import aiohttp
 
 from task_scheduler.domain.allowlist import Allowlist
+from task_scheduler.domain.storable import parse_json
 from task_scheduler.domain.targets import RmfHttpTarget
 from task_scheduler.transports.allowlist import NotAllowed, outbound_url, refusal_in
 from task_scheduler.transports.auth import BearerAuth
@@ -51,8 +51,8 @@ class _Answer:
     body: bytes
 
     def json(self) -> Any:
-        """The body as JSON; ValueError when it is not."""
-        return json.loads(self.body)
+        """The body as JSON, made storable; ValueError when it is not JSON (or too deep)."""
+        return parse_json(self.body)[0]
 
     @property
     def text(self) -> str:

@@ -23,6 +23,7 @@ from websockets.exceptions import ConnectionClosed, InvalidStatus, WebSocketExce
 from websockets.protocol import State
 
 from task_scheduler.domain.allowlist import Allowlist
+from task_scheduler.domain.storable import parse_json
 from task_scheduler.domain.targets import RmfWsTarget
 from task_scheduler.logs import redacting
 from task_scheduler.transports.allowlist import NotAllowed, dial
@@ -286,7 +287,7 @@ class RmfWsTransport:
     def _route(self, link: _Link, data: str | bytes) -> None:
         """Hand a reply to the submission awaiting it; anything else is logged and ignored."""
         try:
-            envelope = json.loads(data)
+            envelope = parse_json(data)[0]
         except ValueError:
             logger.debug("ignoring an unreadable message from the RMF bridge")
             return
@@ -299,7 +300,7 @@ class RmfWsTransport:
         json_msg = envelope.get("json_msg")
         if isinstance(json_msg, str):
             try:
-                json_msg = json.loads(json_msg)
+                json_msg = parse_json(json_msg)[0]
             except ValueError:
                 json_msg = _Unreadable(json_msg)
         future.set_result(json_msg)

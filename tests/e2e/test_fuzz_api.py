@@ -1,10 +1,16 @@
 """Fuzz the whole OpenAPI surface of a running service with schemathesis.
 
-The service runs as a process on SQLite (and on PostgreSQL when it is there), with
-authentication off, and once more on SQLite with it on and an admin's token on every
-request; schemathesis generates valid and invalid requests for every operation from
-``/openapi.json``. Any 5xx, or a response that does not match the documented status codes,
-content type or schema, fails.
+The service runs as a process on SQLite and on PostgreSQL, with authentication on and an
+admin's token on every request; schemathesis generates valid and invalid requests
+(NUL characters and lone surrogates included) for every operation from ``/openapi.json``,
+from a fixed seed. Every check runs but one: any 5xx, a response off its documented status
+codes, content type, headers or schema, invalid input accepted, a method it does not
+document answered other than 405 (with an exact ``Allow``), or a door open without the
+token, fails. ``positive_data_acceptance`` is left out: a schema cannot say what the
+service rightly refuses with 422 (a description that does not match the fleet's schema for
+its category, an end before a start, a NUL character).
+
+The budget (``EXAMPLES_PER_OPERATION``) keeps both runs near 50 s each on two cores.
 """
 
 from __future__ import annotations
@@ -22,16 +28,8 @@ import pytest
 from task_scheduler.testing.service_process import ServiceProcess
 from tests.databases import clean_database
 
-CHECKS = ",".join(
-    (
-        "not_a_server_error",
-        "status_code_conformance",
-        "content_type_conformance",
-        "response_schema_conformance",
-        "response_headers_conformance",
-    )
-)
-EXAMPLES_PER_OPERATION = 25
+EXCLUDED_CHECKS = "positive_data_acceptance"
+EXAMPLES_PER_OPERATION = 10
 ADMIN = {"username": "root", "password": "fuzzing admin password"}
 AUTH_ON = {
     "auth_enabled": True,
@@ -41,15 +39,14 @@ AUTH_ON = {
 }
 
 
-@pytest.fixture(params=["sqlite", "postgres", "sqlite-auth"])
-def service(request, tmp_path: Path) -> Iterator[tuple[ServiceProcess, list[str]]]:
-    db_url = asyncio.run(clean_database(request.param.removesuffix("-auth"), tmp_path))
+@pytest.fixture(params=["sqlite", "postgres"])
+def service(request, tmp_path: Path) -> Iterator[ServiceProcess]:
+    db_url = asyncio.run(clean_database(request.param, tmp_path))
     nowhere = {"kind": "rmf_http", "base_url": "http://127.0.0.1:9", "timeout_s": 1.0}
-    auth = AUTH_ON if request.param.endswith("-auth") else {}
-    process = ServiceProcess(tmp_path, db_url=db_url, targets={"default": nowhere}, **auth)
+    process = ServiceProcess(tmp_path, db_url=db_url, targets={"default": nowhere}, **AUTH_ON)
     process.start()
     try:
-        yield process, (["--header", f"Authorization: Bearer {admin_token(process)}"] if auth else [])
+        yield process
     finally:
         process.stop()
 
@@ -66,9 +63,8 @@ def admin_token(process: ServiceProcess) -> str:
 
 
 def test_no_operation_answers_5xx_or_off_its_documented_schema(service, tmp_path: Path) -> None:
-    service, headers = service
     # Schemathesis would otherwise try to sign itself up through /auth/register; the admin
-    # token (or authentication being off) already opens every operation.
+    # token already opens every operation.
     config = tmp_path / "schemathesis.toml"
     config.write_text("[auth]\nauto-signup = false\n")
     command = [
@@ -78,7 +74,9 @@ def test_no_operation_answers_5xx_or_off_its_documented_schema(service, tmp_path
         "run",
         f"{service.url}/openapi.json",
         "--checks",
-        CHECKS,
+        "all",
+        "--exclude-checks",
+        EXCLUDED_CHECKS,
         "--max-examples",
         str(EXAMPLES_PER_OPERATION),
         "--phases",
@@ -86,7 +84,8 @@ def test_no_operation_answers_5xx_or_off_its_documented_schema(service, tmp_path
         "--seed",
         "1",
         "--no-color",
-        *headers,
+        "--header",
+        f"Authorization: Bearer {admin_token(service)}",
     ]
     result = subprocess.run(command, capture_output=True, text=True, timeout=600, cwd=tmp_path)
     assert result.returncode == 0, result.stdout[-6000:] + result.stderr[-2000:]

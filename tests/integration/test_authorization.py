@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import re
 from datetime import timedelta
 
 import httpx
@@ -96,12 +97,13 @@ PARAMS = {
 def declared_routes(app) -> set[tuple[str, str]]:
     found = set()
     for context in iter_route_contexts(app.routes):
+        path = re.sub(r"\{(\w+):\w+\}", r"{\1}", context.path)  # /rules/{rule_id:int} as documented
         if isinstance(context.original_route, APIWebSocketRoute):
-            found.add(("WEBSOCKET", context.path))
+            found.add(("WEBSOCKET", path))
         elif isinstance(context.original_route, Mount):
             found.add(("MOUNT", context.path))
         else:
-            found |= {(method, context.path) for method in context.methods - {"HEAD"}}
+            found |= {(method, path) for method in context.methods - {"HEAD"}}
     return found
 
 

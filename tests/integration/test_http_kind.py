@@ -94,6 +94,20 @@ async def web_server() -> AsyncIterator[Web]:
         return web.json_response({"headers": headers, "seen": f"you sent {headers}"}, status=status)
 
     app.router.add_route("*", "/echo", echo)
+
+    async def deep(request: web.Request) -> web.Response:
+        return web.Response(text="[" * 100_000 + "]" * 100_000, content_type="application/json")
+
+    async def unstorable(request: web.Request) -> web.Response:
+        text = '{"nul": "a\\u0000b", "nan": NaN, "surrogate": "\\udfff"}'
+        return web.Response(text=text, content_type="application/json")
+
+    async def nul(request: web.Request) -> web.Response:
+        return web.Response(text="a\x00b")
+
+    app.router.add_get("/deep", deep)
+    app.router.add_get("/unstorable", unstorable)
+    app.router.add_get("/nul", nul)
     runner = web.AppRunner(app, handle_signals=False)
     await runner.setup()
     port = free_port()
@@ -167,6 +181,32 @@ async def test_json_answers_are_parsed_into_the_run(engine, web_server):
     await engine.dispatch()
     [run] = await runs(engine)
     assert run["response"]["json"] == {"queue": 4, "robots": ["r1", "r2"]}
+
+
+async def test_an_answer_nested_100k_deep_is_recorded_with_an_excerpt_and_why_its_json_is_left_out(
+    engine, web_server
+):
+    await create(engine, {"kind": "http", "target": "status", "path": "/deep"})
+    engine.clock.advance(seconds=10)
+    assert await engine.dispatch() == 1
+    [run] = await runs(engine)
+    assert run["outcome"] == "succeeded"
+    assert run["response"]["json_error"] == "the JSON is nested deeper than 32 levels"
+    assert "json" not in run["response"] and run["response"]["body"].startswith("[[[[")
+    [task] = (await engine.http.get("/tasks", params={"status": "dispatched"})).json()["items"]
+    assert task["status"] == "dispatched"
+
+
+async def test_an_answer_no_database_can_hold_is_recorded_made_storable(engine, web_server):
+    await create(engine, {"kind": "http", "target": "status", "path": "/unstorable"})
+    await create(engine, {"kind": "http", "target": "status", "path": "/nul"}, name="nul")
+    engine.clock.advance(seconds=10)
+    assert await engine.dispatch() == 2
+    answers = {run["response"]["body"][:1]: run for run in await runs(engine)}
+    assert [run["outcome"] for run in answers.values()] == ["succeeded"] * 2
+    assert answers["{"]["response"]["json"] == {"nul": "a\ufffdb", "nan": "nan", "surrogate": "\ufffd"}
+    assert "NaN and Infinity were kept as strings" in answers["{"]["response"]["json_note"]
+    assert answers["a"]["response"]["body"] == "a\ufffdb"
 
 
 async def test_a_targets_secret_headers_are_sent_but_never_shown_or_kept(engine, web_server):

@@ -56,6 +56,8 @@ class NotebookTransport:
         self.path = config.path
 
     async def submit(self, message):
+        if message["line"].endswith("too deep"):  # a bug, as a parser hitting its recursion limit
+            raise RecursionError("maximum recursion depth exceeded")
         with open(self.path, "a") as notes:
             notes.write(message["line"] + "\\n")
         return Delivery(Outcome.SUCCEEDED, response={"written": message["line"]})
@@ -135,6 +137,43 @@ async def test_a_plugin_kind_and_target_validate_dispatch_and_show_like_built_in
             [run] = (await http.get("/runs")).json()["items"]
     assert notes.read_text() == f"{rule['id']}-20260105T130000Z: water the plants\n"
     assert run["outcome"] == "succeeded" and run["response"]["written"].endswith("water the plants")
+
+
+async def test_a_transport_that_raises_still_ends_in_a_recorded_run(tmp_path, monkeypatch):
+    site = tmp_path / "site"
+    site.mkdir()
+    install(
+        site,
+        """
+        [rmf_task_scheduler.task_kinds]
+        note = site_kinds:NoteKind
+        [rmf_task_scheduler.target_kinds]
+        notebook = site_kinds:NOTEBOOK
+        """,
+    )
+    monkeypatch.syspath_prepend(str(site))
+    settings = build_settings(
+        {
+            "db_url": f"sqlite://{tmp_path / 'db.sqlite3'}",
+            "targets": {"journal": {"kind": "notebook", "path": str(tmp_path / "notes.txt")}},
+        },
+        environ={},
+    )
+    clock = FakeClock(T0)
+    app = get_app(settings, clock=clock, run_background=False)
+    async with app.router.lifespan_context(app):
+        async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://s") as http:
+            task = {"kind": "note", "target": "journal", "text": "too deep"}
+            hourly = {"kind": "interval", "every": 1, "unit": "hours"}
+            await http.post("/rules", json={"name": "n", "schedule": hourly, "task": task})
+            clock.advance(hours=1)
+            assert await app.state.services.dispatcher.run_pass() == 1
+            [run] = (await http.get("/runs")).json()["items"]
+            failed = (await http.get(f"/tasks/{run['task_id']}")).json()
+    # The call may have been made: ambiguous, and a notebook cannot be asked, so no retry.
+    assert run["outcome"] == "failed"
+    assert run["error"] == "the transport failed: RecursionError('maximum recursion depth exceeded')"
+    assert failed["status"] == "failed"
 
 
 def test_a_plugin_that_cannot_be_loaded_stops_start_up_naming_it(tmp_path, monkeypatch):
