@@ -18,6 +18,7 @@ from tortoise.queryset import QuerySet
 from tortoise.transactions import in_transaction
 
 from task_scheduler.domain.errors import Conflict
+from task_scheduler.domain.listing import Position, TaskQuery
 from task_scheduler.domain.tasks import TaskStatus
 from task_scheduler.storage import claim_sql
 from task_scheduler.storage.orm import RuleRecord, RunRecord, TargetRecord, TaskRecord, UserRecord
@@ -239,6 +240,47 @@ class Store:
         if limit is not None:
             query = query.limit(limit)
         return await query
+
+    async def tasks_after(self, query: TaskQuery, after: Position | None, limit: int) -> list[TaskRecord]:
+        """The first ``limit`` stored tasks of a listing strictly after ``after``, by (time, id):
+        one keyset page, so its cost does not grow with how deep the listing is."""
+        rows = self._task_query(
+            query.start,
+            query.end,
+            rule_id=query.rule_id,
+            status=query.status,
+            category=query.category,
+            kind=query.kind,
+        )
+        if after is not None:
+            rows = rows.filter(Q(scheduled_at__gt=after.at) | Q(scheduled_at=after.at, id__gt=after.id))
+        return await rows.order_by("scheduled_at", "id").limit(limit)
+
+    def _computing(self, query: TaskQuery) -> QuerySet[RuleRecord]:
+        rules = RuleRecord.filter(enabled=True, expanded_until__lt=query.end)
+        if query.rule_id is not None:
+            rules = rules.filter(id=query.rule_id)
+        if query.category is not None:
+            rules = rules.filter(category=query.category)
+        if query.kind is not None:
+            rules = rules.filter(task_kind=query.kind)
+        return rules
+
+    async def computing_rules(
+        self, query: TaskQuery, after: tuple[datetime, int] | None, below: datetime, limit: int
+    ) -> list[tuple[int, datetime, datetime, datetime]]:
+        """(id, expanded_until, created_at, updated_at) of enabled rules matching the listing's
+        rule filters whose stored occurrences end before ``below`` (and the listing's end), by
+        (expanded_until, id) strictly after ``after``: rules whose occurrences a listing computes."""
+        rules = self._computing(query).filter(expanded_until__lt=below)
+        if after is not None:
+            until, rule_id = after
+            rules = rules.filter(Q(expanded_until__gt=until) | Q(expanded_until=until, id__gt=rule_id))
+        rows = rules.order_by("expanded_until", "id").limit(limit)
+        return await rows.values_list("id", "expanded_until", "created_at", "updated_at")
+
+    async def any_computing_rule(self, query: TaskQuery) -> bool:
+        return await self._computing(query).exists()
 
     async def stored_original_times(
         self, rule_ids: Iterable[int], start: datetime, end: datetime
