@@ -37,8 +37,12 @@ from task_scheduler.services.occurrences import (
 from task_scheduler.storage.orm import RuleRecord, TaskRecord
 from task_scheduler.storage.store import Store
 
-# Rules read per query while the merge walks past their stored occurrences.
+# Rules read by the first query while the merge walks past their stored occurrences; each
+# further query of the same page reads twice as many, up to RULE_CHUNK_MAX.
 RULE_CHUNK = 1000
+RULE_CHUNK_MAX = 64_000
+# Stored tasks read per query, at least (more when the page is larger).
+STORED_CHUNK = 100
 # Rules whose next occurrence is remembered; about 200 bytes each.
 HEAD_CACHE_RULES = 1_000_000
 # Recurrences kept built (a few KiB each), for the rules pages return most.
@@ -102,8 +106,7 @@ class Lister:
                 views.append(task_view(item, rules.get(item.rule_id)))
         return views
 
-    def recurrence(self, record: RuleRecord) -> Recurrence:
-        version = _version(record.created_at, record.updated_at)
+    def recurrence(self, record: RuleRecord, version: object) -> Recurrence:
         kept = self._recurrences.get(record.id)
         if kept is not None and kept[0] == version:
             self._recurrences.move_to_end(record.id)
@@ -117,12 +120,6 @@ class Lister:
     def cached_recurrence(self, rule_id: int, version: object) -> Recurrence | None:
         kept = self._recurrences.get(rule_id)
         return kept[1] if kept is not None and kept[0] == version else None
-
-
-def _version(created_at: datetime, updated_at: datetime) -> object:
-    """What a rule's occurrences depend on changes its updated_at; created_at tells apart a
-    rule that took a deleted one's id."""
-    return (created_at, updated_at)
 
 
 def _may_compute(query: TaskQuery) -> bool:
@@ -150,8 +147,10 @@ class _Merge:
         self._rules_more = _may_compute(query)
         self._rules_last: tuple[datetime, int] | None = None
         self._rules_floor = query.start - SMALLEST_STEP
+        self._rule_chunk = RULE_CHUNK
         self._streams: dict[int, Iterator[datetime]] = {}
         self._versions: dict[int, object] = {}
+        self._suffixes: dict[datetime, str] = {}
         self.computes = False  # a computing rule was read
 
     async def take(self, n: int) -> list[tuple[datetime, str, TaskRecord | int]]:
@@ -182,8 +181,9 @@ class _Merge:
         return batch
 
     async def _read_stored(self, n: int) -> None:
-        records = await self._store.tasks_after(self._query, self._stored_last, max(n, 100))
-        self._stored_more = len(records) == max(n, 100)
+        size = max(n, STORED_CHUNK)
+        records = await self._store.tasks_after(self._query, self._stored_last, size)
+        self._stored_more = len(records) == size
         if records:
             last = records[-1]
             self._stored_last = Position(last.scheduled_at, last.id)
@@ -203,11 +203,13 @@ class _Merge:
         those whose stored occurrences end before it (their next one is after that end)."""
         while self._rules_more and (not self._heap or self._rules_floor < self._heap[0][0]):
             below = self._heap[0][0] if self._heap else self._query.end
-            rows = await self._store.computing_rules(self._query, self._rules_last, below, RULE_CHUNK)
+            chunk = self._rule_chunk
+            self._rule_chunk = min(2 * chunk, RULE_CHUNK_MAX)
+            rows = await self._store.computing_rules(self._query, self._rules_last, below, chunk)
             if rows:
                 self.computes = True
                 self._rules_last = (rows[-1][1], rows[-1][0])
-            if len(rows) < RULE_CHUNK:
+            if len(rows) < chunk:
                 # Every rule not read yet has its stored occurrences end at `below` or later.
                 self._rules_floor = below
                 self._rules_more = below < self._query.end
@@ -218,11 +220,10 @@ class _Merge:
         at = max(expanded_until + SMALLEST_STEP, self._query.start)
         return at if self._after is None else max(at, self._after.at)
 
-    async def _start_streams(self, rows: list[tuple[int, datetime, datetime, datetime]]) -> None:
+    async def _start_streams(self, rows: list[tuple[int, datetime, object]]) -> None:
         unknown = []
         end = self._query.end
-        for rule_id, expanded_until, created_at, updated_at in rows:
-            version = _version(created_at, updated_at)
+        for rule_id, expanded_until, version in rows:
             self._versions[rule_id] = version
             at = self._from(expanded_until)
             head = self._lister._heads.get(rule_id, version, at, end)
@@ -237,7 +238,7 @@ class _Merge:
             record = records.get(rule_id)
             if record is None:
                 continue  # deleted since
-            stream = self._stream(record, at)
+            stream = self._stream(record, self._versions[rule_id], at)
             head = next(stream, None)
             while head is not None and not self._after_cursor(rule_id, head):
                 at = head + SMALLEST_STEP  # the cursor's own item, already listed
@@ -247,16 +248,23 @@ class _Merge:
                 self._streams[rule_id] = stream
                 self._push_computed(rule_id, head)
 
-    def _stream(self, record: RuleRecord, at: datetime) -> Iterator[datetime]:
-        recurrence = self._lister.recurrence(record)
+    def _stream(self, record: RuleRecord, version: object, at: datetime) -> Iterator[datetime]:
+        recurrence = self._lister.recurrence(record, version)
         return recurrence.between(at, self._query.end - SMALLEST_STEP, inclusive=True)
 
     def _after_cursor(self, rule_id: int, at: datetime) -> bool:
         after = self._after
-        return after is None or at > after.at or (at == after.at and task_id(rule_id, at) > after.id)
+        return after is None or at > after.at or (at == after.at and self._task_id(rule_id, at) > after.id)
 
     def _push_computed(self, rule_id: int, at: datetime) -> None:
-        heapq.heappush(self._heap, (at, task_id(rule_id, at), next(self._seq), rule_id))
+        heapq.heappush(self._heap, (at, self._task_id(rule_id, at), next(self._seq), rule_id))
+
+    def _task_id(self, rule_id: int, at: datetime) -> str:
+        """task_id(), its time part made once per instant: many rules share their times."""
+        suffix = self._suffixes.get(at)
+        if suffix is None:
+            suffix = self._suffixes[at] = task_id(0, at)[1:]
+        return f"{rule_id}{suffix}"
 
     async def _advance(self, rule_id: int, at: datetime) -> None:
         """Push the rule's occurrence after ``at``, the one just taken."""
@@ -267,7 +275,7 @@ class _Merge:
                 record = await self._store.get_rule(rule_id)
                 if record is None:
                     return
-                recurrence = self._lister.recurrence(record)
+                recurrence = self._lister.recurrence(record, self._versions[rule_id])
             stream = recurrence.between(at, self._query.end - SMALLEST_STEP)
             self._streams[rule_id] = stream
         head = next(stream, None)

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import datetime, timedelta, timezone
 from typing import Any
 
 from tortoise.exceptions import IntegrityError
@@ -268,16 +268,28 @@ class Store:
 
     async def computing_rules(
         self, query: TaskQuery, after: tuple[datetime, int] | None, below: datetime, limit: int
-    ) -> list[tuple[int, datetime, datetime, datetime]]:
-        """(id, expanded_until, created_at, updated_at) of enabled rules matching the listing's
-        rule filters whose stored occurrences end before ``below`` (and the listing's end), by
-        (expanded_until, id) strictly after ``after``: rules whose occurrences a listing computes."""
+    ) -> list[tuple[int, datetime, tuple[Any, ...]]]:
+        """(id, expanded_until, version) of enabled rules matching the listing's rule filters
+        whose stored occurrences end before ``below`` (and the listing's end), by
+        (expanded_until, id) strictly after ``after``: rules whose occurrences a listing computes.
+
+        The version (created_at and updated_at as the driver returns them) changes whenever
+        the rule's occurrences may.  Rows are read without the ORM's per-value conversion:
+        a listing past the stored horizon reads every rule's row, and that conversion was
+        most of its cost."""
         rules = self._computing(query).filter(expanded_until__lt=below)
         if after is not None:
             until, rule_id = after
             rules = rules.filter(Q(expanded_until__gt=until) | Q(expanded_until=until, id__gt=rule_id))
-        rows = rules.order_by("expanded_until", "id").limit(limit)
-        return await rows.values_list("id", "expanded_until", "created_at", "updated_at")
+        values = (
+            rules.order_by("expanded_until", "id")
+            .limit(limit)
+            .values_list("id", "expanded_until", "created_at", "updated_at")
+        )
+        values._choose_db_if_not_chosen()
+        values._make_query()
+        _, rows = await values._db.execute_query(*values.query.get_parameterized_sql())
+        return [(row["0"], _instant(row["1"]), (row["2"], row["3"])) for row in rows]
 
     async def any_computing_rule(self, query: TaskQuery) -> bool:
         return await self._computing(query).exists()
@@ -748,3 +760,11 @@ def _not_for(query: QuerySet[TaskRecord], targets: Iterable[str]) -> QuerySet[Ta
     # Tortoise's not_in keeps NULL rows: say what a NULL target means explicitly.
     keep = Q(target__isnull=False) & Q(target__not_in=targets)
     return query.filter(keep if "default" in targets else keep | Q(target__isnull=True))
+
+
+def _instant(value: datetime | str) -> datetime:
+    """A datetime column's raw value as an aware datetime: SQLite returns ISO text,
+    MySQL naive UTC, PostgreSQL aware."""
+    if isinstance(value, str):
+        value = datetime.fromisoformat(value)
+    return value if value.tzinfo is not None else value.replace(tzinfo=timezone.utc)
