@@ -233,14 +233,6 @@ class Store:
     async def count_tasks(self, start: datetime, end: datetime, **filters: Any) -> int:
         return await self._task_query(start, end, **filters).count()
 
-    async def list_tasks(
-        self, start: datetime, end: datetime, *, limit: int | None = None, offset: int = 0, **filters: Any
-    ) -> list[TaskRecord]:
-        query = self._task_query(start, end, **filters).order_by("scheduled_at", "id").offset(offset)
-        if limit is not None:
-            query = query.limit(limit)
-        return await query
-
     async def tasks_after(self, query: TaskQuery, after: Position | None, limit: int) -> list[TaskRecord]:
         """The first ``limit`` stored tasks of a listing strictly after ``after``, by (time, id):
         one keyset page, so its cost does not grow with how deep the listing is."""
