@@ -45,6 +45,8 @@ RULE_CHUNK_MAX = 64_000
 STORED_CHUNK = 100
 # Rules whose next occurrence is remembered; about 200 bytes each.
 HEAD_CACHE_RULES = 1_000_000
+# Rule records read at once when computing heads: bounds the memory a page takes.
+RECORDS_PER_READ = 500
 # Recurrences kept built (a few KiB each), for the rules pages return most.
 RECURRENCE_CACHE = 2000
 
@@ -231,8 +233,13 @@ class _Merge:
                 unknown.append((rule_id, at))
             elif head is not None:
                 self._push_computed(rule_id, head)
-        if not unknown:
-            return
+        for first in range(0, len(unknown), RECORDS_PER_READ):
+            await self._find_heads(unknown[first : first + RECORDS_PER_READ])
+
+    async def _find_heads(self, unknown: list[tuple[int, datetime]]) -> None:
+        """Compute these rules' first occurrences from ``at``, and remember them.  Streams are
+        not kept (a few KiB each): a rule's is made again once its head is taken."""
+        end = self._query.end
         records = await self._store.rules_by_ids(rule_id for rule_id, _ in unknown)
         for rule_id, at in unknown:
             record = records.get(rule_id)
@@ -245,7 +252,6 @@ class _Merge:
                 head = next(stream, None)
             self._lister._heads.put(rule_id, self._versions[rule_id], at, head, end)
             if head is not None:
-                self._streams[rule_id] = stream
                 self._push_computed(rule_id, head)
 
     def _stream(self, record: RuleRecord, version: object, at: datetime) -> Iterator[datetime]:
