@@ -38,8 +38,8 @@ from task_scheduler.storage.orm import RuleRecord, TaskRecord
 from task_scheduler.storage.store import Store
 
 # Rules read by the first query while the merge walks past their stored occurrences; each
-# further query of the same page reads twice as many, up to RULE_CHUNK_MAX.
-RULE_CHUNK = 1000
+# further query of the same page reads four times as many, up to RULE_CHUNK_MAX.
+RULE_CHUNK = 100
 RULE_CHUNK_MAX = 64_000
 # Stored tasks read per query, at least (more when the page is larger).
 STORED_CHUNK = 100
@@ -148,8 +148,8 @@ class _Merge:
         self._stored_more = True
         self._rules_more = _may_compute(query)
         self._rules_last: tuple[datetime, int] | None = None
-        self._rules_floor = query.start - SMALLEST_STEP
         self._rule_chunk = RULE_CHUNK
+        self._rules: deque[tuple[int, datetime, object]] = deque()  # read, stream not started
         self._streams: dict[int, Iterator[datetime]] = {}
         self._versions: dict[int, object] = {}
         self._suffixes: dict[datetime, str] = {}
@@ -201,21 +201,29 @@ class _Merge:
             heapq.heappush(self._heap, (record.scheduled_at, record.id, next(self._seq), record))
 
     async def _read_rules(self) -> None:
-        """Read the rules whose computed occurrences may come before the heap's first item:
-        those whose stored occurrences end before it (their next one is after that end)."""
-        while self._rules_more and (not self._heap or self._rules_floor < self._heap[0][0]):
-            below = self._heap[0][0] if self._heap else self._query.end
+        """Start the streams of the rules whose computed occurrences may come before the heap's
+        first item: those whose stored occurrences end before it (their next one is after)."""
+        while True:
+            top = self._heap[0][0] if self._heap else None
+            ready = []
+            while self._rules and (top is None or self._rules[0][1] < top):
+                ready.append(self._rules.popleft())
+            if ready:
+                await self._start_streams(ready)
+                continue  # the first item may have changed
+            if self._rules or not self._rules_more:
+                return
+            if top is not None and self._rules_last is not None and self._rules_last[0] >= top:
+                return  # every rule not read yet has its stored occurrences end after top
             chunk = self._rule_chunk
-            self._rule_chunk = min(2 * chunk, RULE_CHUNK_MAX)
-            rows = await self._store.computing_rules(self._query, self._rules_last, below, chunk)
-            if rows:
-                self.computes = True
-                self._rules_last = (rows[-1][1], rows[-1][0])
-            if len(rows) < chunk:
-                # Every rule not read yet has its stored occurrences end at `below` or later.
-                self._rules_floor = below
-                self._rules_more = below < self._query.end
-            await self._start_streams(rows)
+            self._rule_chunk = min(4 * chunk, RULE_CHUNK_MAX)
+            rows = await self._store.computing_rules(self._query, self._rules_last, chunk)
+            self._rules_more = len(rows) == chunk
+            if not rows:
+                return
+            self.computes = True
+            self._rules_last = (rows[-1][1], rows[-1][0])
+            self._rules.extend(rows)
 
     def _from(self, expanded_until: datetime) -> datetime:
         """The earliest a rule's computed occurrence in this page can be."""

@@ -259,17 +259,17 @@ class Store:
         return rules
 
     async def computing_rules(
-        self, query: TaskQuery, after: tuple[datetime, int] | None, below: datetime, limit: int
+        self, query: TaskQuery, after: tuple[datetime, int] | None, limit: int
     ) -> list[tuple[int, datetime, tuple[Any, ...]]]:
         """(id, expanded_until, version) of enabled rules matching the listing's rule filters
-        whose stored occurrences end before ``below`` (and the listing's end), by
-        (expanded_until, id) strictly after ``after``: rules whose occurrences a listing computes.
+        whose stored occurrences end before the listing's end, by (expanded_until, id)
+        strictly after ``after``: rules whose occurrences a listing computes.
 
         The version (created_at and updated_at as the driver returns them) changes whenever
         the rule's occurrences may.  Rows are read without the ORM's per-value conversion:
         a listing past the stored horizon reads every rule's row, and that conversion was
         most of its cost."""
-        rules = self._computing(query).filter(expanded_until__lt=below)
+        rules = self._computing(query)
         if after is not None:
             until, rule_id = after
             rules = rules.filter(Q(expanded_until__gt=until) | Q(expanded_until=until, id__gt=rule_id))
