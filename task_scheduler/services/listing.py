@@ -149,11 +149,12 @@ class _Merge:
         self._rules_more = _may_compute(query)
         self._rules_last: tuple[datetime, int] | None = None
         self._rule_chunk = RULE_CHUNK
+        self._rules_floor: datetime | None = None
         self._rules: deque[tuple[int, datetime, object]] = deque()  # read, stream not started
         self._streams: dict[int, Iterator[datetime]] = {}
         self._versions: dict[int, object] = {}
         self._suffixes: dict[datetime, str] = {}
-        self.computes = False  # a computing rule was read
+        self.computes = False  # a rule computes occurrences in the window
 
     async def take(self, n: int) -> list[tuple[datetime, str, TaskRecord | int]]:
         """The next n items, stored ones and computed ones not stored."""
@@ -213,7 +214,15 @@ class _Merge:
                 continue  # the first item may have changed
             if self._rules or not self._rules_more:
                 return
-            if top is not None and self._rules_last is not None and self._rules_last[0] >= top:
+            if self._rules_floor is None:
+                # Where the earliest stored occurrences end: a page before it reads no rule.
+                self._rules_floor = await self._store.earliest_computing(self._query)
+                if self._rules_floor is None:
+                    self._rules_more = False
+                    return
+                self.computes = True
+            floor = self._rules_last[0] if self._rules_last is not None else self._rules_floor
+            if top is not None and floor >= top:
                 return  # every rule not read yet has its stored occurrences end after top
             chunk = self._rule_chunk
             self._rule_chunk = min(4 * chunk, RULE_CHUNK_MAX)

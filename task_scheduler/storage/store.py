@@ -283,6 +283,12 @@ class Store:
         _, rows = await values._db.execute_query(*values.query.get_parameterized_sql())
         return [(row["0"], _instant(row["1"]), (row["2"], row["3"])) for row in rows]
 
+    async def earliest_computing(self, query: TaskQuery) -> datetime | None:
+        """Where the stored occurrences of the rules a listing computes end first (None: no
+        such rule); one step down the expanded_until index."""
+        first = self._computing(query).order_by("expanded_until").first()
+        return await first.values_list("expanded_until", flat=True)
+
     async def any_computing_rule(self, query: TaskQuery) -> bool:
         return await self._computing(query).exists()
 
