@@ -640,7 +640,9 @@ export interface paths {
         };
         /**
          * List Tasks
-         * @description Occurrences scheduled in the window: stored ones and, past the stored horizon, computed ones.
+         * @description Occurrences scheduled in the window, stored and, past the stored horizon, computed, by time
+         *     then id. A page costs about its own size whatever the window, the rules' frequency or how deep
+         *     it is: it merges the stored tasks with each rule's occurrences as they are needed.
          */
         get: operations["list_tasks_tasks_get"];
         put?: never;
@@ -2238,6 +2240,11 @@ export interface components {
             items: components["schemas"]["TaskView"][];
             /** Limit */
             limit: number;
+            /**
+             * Next
+             * @description Cursor for the next page (pass it as `cursor`); null on the last page.
+             */
+            next: string | null;
             /** Offset */
             offset: number;
             /**
@@ -2245,8 +2252,11 @@ export interface components {
              * Format: date-time
              */
             start: string;
-            /** Total */
-            total: number;
+            /**
+             * Total
+             * @description Occurrences in the whole window, given when known at no extra cost: on a first page that holds the whole window, or when the window has no computed occurrences (only stored tasks). Otherwise null; page with `next` until it is null.
+             */
+            total: number | null;
         };
         /**
          * TaskPatch
@@ -6099,7 +6109,7 @@ export interface operations {
             query?: {
                 /** @description Window start (inclusive); default now. */
                 start?: string | null;
-                /** @description Window end (exclusive); default start + 7 days. */
+                /** @description Window end (exclusive); default start + 7 days. Any length is accepted. */
                 end?: string | null;
                 rule_id?: number | null;
                 status?: components["schemas"]["TaskStatus"] | null;
@@ -6108,7 +6118,10 @@ export interface operations {
                 /** @description Task kind, e.g. rmf, http, sql or file. */
                 kind?: string | null;
                 limit?: number;
+                /** @description Items to skip (after the cursor, if any); costs what it skips. */
                 offset?: number;
+                /** @description The `next` of the previous page: the page after it. The window and filters come with it; any repeated must be the same. */
+                cursor?: string | null;
             };
             header?: never;
             path?: never;

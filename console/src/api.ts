@@ -90,21 +90,15 @@ export interface TaskFilters {
   kind?: string;
 }
 
-/** Every occurrence in the window, following the `next` cursor where the service gives one. */
+/** Every occurrence in the window, page after page by the `next` cursor. */
 export async function listTasks(start: string, end: string, filters: TaskFilters): Promise<Task[]> {
   const items: Task[] = [];
   const query: Query = { start, end, limit: 1000, ...filters };
   for (;;) {
-    const page = await call<TaskPage & { next?: string | null }>("GET", "/tasks", undefined, query);
+    const page = await call<TaskPage>("GET", "/tasks", undefined, query);
     items.push(...page.items);
-    if (page.next) {
-      query.cursor = page.next;
-      delete query.offset;
-    } else if (page.items.length > 0 && items.length < page.total) {
-      query.offset = items.length;
-    } else {
-      return items;
-    }
+    if (!page.next) return items;
+    query.cursor = page.next;
   }
 }
 

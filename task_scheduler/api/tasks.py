@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import asdict
 from datetime import datetime, timedelta
-from typing import Annotated
+from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Query, Response
 from pydantic import BaseModel, Field, StringConstraints
@@ -12,7 +12,6 @@ from pydantic import BaseModel, Field, StringConstraints
 from task_scheduler.api.deps import (
     CategoryQuery,
     KindQuery,
-    Offset,
     RuleIdQuery,
     Services,
     UtcDatetime,
@@ -22,6 +21,7 @@ from task_scheduler.api.errors import Problem
 from task_scheduler.api.security import allow
 from task_scheduler.domain.auth import Role
 from task_scheduler.domain.errors import Invalid
+from task_scheduler.domain.listing import Cursor, TaskQuery, decode_cursor, differing_filters, encode_cursor
 from task_scheduler.domain.tasks import TaskPatch, TaskStatus
 from task_scheduler.services.occurrences import TaskView
 from task_scheduler.services.runs import RunView
@@ -34,7 +34,14 @@ MAX_IDS = 1000  # ids one bulk delete may name
 
 class TaskPage(BaseModel):
     items: list[TaskView]
-    total: int
+    next: str | None = Field(
+        description="Cursor for the next page (pass it as `cursor`); null on the last page."
+    )
+    total: int | None = Field(
+        description="Occurrences in the whole window, given when known at no extra cost: on a first"
+        " page that holds the whole window, or when the window has no computed occurrences (only"
+        " stored tasks). Otherwise null; page with `next` until it is null."
+    )
     limit: int
     offset: int
     start: datetime
@@ -46,34 +53,77 @@ async def list_tasks(
     svc: Svc,
     start: Annotated[UtcDatetime | None, Query(description="Window start (inclusive); default now.")] = None,
     end: Annotated[
-        UtcDatetime | None, Query(description="Window end (exclusive); default start + 7 days.")
+        UtcDatetime | None,
+        Query(description="Window end (exclusive); default start + 7 days. Any length is accepted."),
     ] = None,
     rule_id: RuleIdQuery = None,
     status: TaskStatus | None = None,
     category: CategoryQuery = None,
     kind: KindQuery = None,
     limit: Annotated[int, Query(ge=1, le=1000)] = 100,
-    offset: Offset = 0,
+    offset: Annotated[
+        int,
+        Query(
+            ge=0,
+            le=2**31 - 1,
+            description="Items to skip (after the cursor, if any); costs what it skips.",
+        ),
+    ] = 0,
+    cursor: Annotated[
+        str | None,
+        Query(
+            max_length=2000,
+            description="The `next` of the previous page: the page after it. The window and filters"
+            " come with it; any repeated must be the same.",
+        ),
+    ] = None,
 ) -> TaskPage:
-    """Occurrences scheduled in the window: stored ones and, past the stored horizon, computed ones."""
-    start = start or svc.clock.now()
+    """Occurrences scheduled in the window, stored and, past the stored horizon, computed, by time
+    then id. A page costs about its own size whatever the window, the rules' frequency or how deep
+    it is: it merges the stored tasks with each rule's occurrences as they are needed."""
+    given = {
+        "start": start,
+        "end": end,
+        "rule_id": rule_id,
+        "status": status.value if status else None,
+        "category": category,
+        "kind": kind,
+    }
+    after = None
+    if cursor is not None:
+        try:
+            made = decode_cursor(cursor)
+        except ValueError as exc:
+            raise Invalid.at(("query", "cursor"), str(exc)) from None
+        differing = differing_filters(made.query, given)
+        if differing:
+            names = ", ".join(differing)
+            raise Invalid.at(("query", differing[0]), f"differs from the cursor's ({names}); leave it out")
+        query, after = made.query, made.after
+    else:
+        query = _query(svc, given)
+    page = await svc.tasks.list(query, after, offset=offset, limit=limit)
+    following = encode_cursor(Cursor(query, page.next)) if page.next is not None else None
+    return TaskPage(
+        items=page.items,
+        next=following,
+        total=page.total,
+        limit=limit,
+        offset=offset,
+        start=query.start,
+        end=query.end,
+    )
+
+
+def _query(svc: Services, given: dict[str, Any]) -> TaskQuery:
+    start = given["start"] or svc.clock.now()
     try:
-        end = end or start + DEFAULT_WINDOW
+        end = given["end"] or start + DEFAULT_WINDOW
     except OverflowError:
         raise Invalid.at(("query", "start"), "too far in the future") from None
     if end <= start:
         raise Invalid.at(("query", "end"), "end must be after start")
-    items, total = await svc.tasks.list(
-        start=start,
-        end=end,
-        rule_id=rule_id,
-        status=status,
-        category=category,
-        kind=kind,
-        limit=limit,
-        offset=offset,
-    )
-    return TaskPage(items=items, total=total, limit=limit, offset=offset, start=start, end=end)
+    return TaskQuery(**{**given, "start": start, "end": end})
 
 
 class TasksDeleted(BaseModel):

@@ -11,6 +11,8 @@ rrule on naive wall-clock times in the rule's zone, then mapped to instants with
 - a time that happens twice on a fall-back day runs once, the first time: 01:30 in New York on
   2026-11-01 runs at 01:30 EDT, not again at 01:30 EST;
 - occurrences that land on the same instant (02:30 and 03:30 that spring day) are emitted once.
+- the start is compared by instant: a gap time pushed past midnight onto the start's day (23:30
+  on a night whose gap runs 23:00-24:00) runs when that instant is at or after the start.
 `interval` counts real elapsed time, start + k * every, so DST never stretches or shrinks it.
 An `rrule` with FREQ=HOURLY or finer steps through wall-clock time, like every calendar kind.
 
@@ -155,11 +157,19 @@ class _Periodic:
     build: Callable[[datetime, datetime], rrulebase]
 
     def restart(self, lo: datetime) -> datetime:
-        """Start of the latest period the rule visits (anchor's + k * interval) at or before lo."""
+        """Start of the latest period the rule visits (anchor's + k * interval) at or before lo.
+
+        Never the anchor itself: a wall-clock time in a spring-forward gap runs past the gap,
+        so a day before the start's date (the Saturday 23:30 of a gap at 23:00, for a start at
+        Sunday 00:00) can still fire after the start. The caller drops values before the start
+        by instant. A period before the anchor's is visited only when every period is.
+        """
         first = _period(self.freq, self.wkst, self.anchor)
         target = _period(self.freq, self.wkst, lo)
         visited = target - (target - first) % self.interval
-        return self.anchor if visited <= first else _period_start(self.freq, self.wkst, visited)
+        if visited < first and self.interval > 1:
+            visited = first
+        return _period_start(self.freq, self.wkst, visited)
 
     def between(self, lo: datetime, hi: datetime) -> Iterator[datetime]:
         """Values in [lo, hi], ascending, at a cost of the periods from lo to hi (+400 years if none)."""

@@ -1,7 +1,7 @@
 """Task use cases: list occurrences for any window, edit or skip one occurrence.
 
 A listing merges stored tasks with occurrences computed on the fly past each rule's
-stored horizon.  Editing an occurrence that is only computed stores it, marked edited,
+stored horizon (services.listing).  Editing an occurrence that is only computed stores it, marked edited,
 so the expander and series edits leave it alone.
 """
 
@@ -15,12 +15,14 @@ from zoneinfo import ZoneInfo
 
 from task_scheduler.clock import Clock
 from task_scheduler.domain.errors import Conflict, Invalid, NotFound
+from task_scheduler.domain.listing import Position, TaskQuery
 from task_scheduler.domain.rules import RmfTask
 from task_scheduler.domain.schedule import whole_millis
 from task_scheduler.domain.storable import require_storable
 from task_scheduler.domain.tasks import TaskPatch, TaskStatus, parse_task_id
 from task_scheduler.events import Event, EventBus, EventType
 from task_scheduler.kinds.base import TaskKind
+from task_scheduler.services.listing import Lister, Page
 from task_scheduler.services.occurrences import (
     SMALLEST_STEP,
     TaskView,
@@ -34,8 +36,6 @@ from task_scheduler.storage.orm import RuleRecord, TaskRecord
 from task_scheduler.storage.retry import retrying
 from task_scheduler.storage.store import Store, TaskDeletion, TaskMatch
 
-# A listing window may hold at most this many occurrences; larger ones must be narrowed.
-MAX_WINDOW_OCCURRENCES = 100_000
 # A bulk delete stores at most this many computed occurrences as skipped, in one transaction.
 MAX_BULK_SKIPS = 10_000
 
@@ -56,56 +56,16 @@ class TaskService:
         self._events = events
         self._changed = changed
         self._rmf = rmf
+        self._lister = Lister(store)
+        events.stream.subscribe(on_next=self._rule_changed)
 
-    async def list(
-        self,
-        *,
-        start: datetime,
-        end: datetime,
-        rule_id: int | None,
-        status: TaskStatus | None,
-        category: str | None,
-        kind: str | None,
-        limit: int,
-        offset: int,
-    ) -> tuple[list[TaskView], int]:
-        """Occurrences scheduled in [start, end), stored and computed, by time then id."""
-        filters = {
-            "rule_id": rule_id,
-            "status": status.value if status else None,
-            "category": category,
-            "kind": kind,
-        }
-        computing = await self._computing_rules(end, rule_id, status, category, kind)
-        if not computing:
-            total = await self._store.count_tasks(start, end, **filters)
-            records = await self._store.list_tasks(start, end, limit=limit, offset=offset, **filters)
-            return await self._views(records), total
+    def _rule_changed(self, event: Event) -> None:
+        if event.rule_id is not None and event.type.value.startswith("rule."):
+            self._lister.forget(event.rule_id)
 
-        if await self._store.count_tasks(start, end, **filters) > MAX_WINDOW_OCCURRENCES:
-            raise _window_too_large()
-        stored = await self._store.list_tasks(start, end, **filters)
-        taken = await self._store.stored_original_times([r.id for r in computing], start, end)
-        computed: list[TaskView] = []
-        for rule, t in _unstored(computing, start, end, taken):
-            computed.append(computed_view(rule, t))
-            if len(computed) + len(stored) > MAX_WINDOW_OCCURRENCES:
-                raise _window_too_large()
-        merged = sorted([*await self._views(stored), *computed], key=lambda v: (v.scheduled_at, v.id))
-        return merged[offset : offset + limit], len(merged)
-
-    async def _computing_rules(
-        self,
-        end: datetime,
-        rule_id: int | None,
-        status: TaskStatus | None,
-        category: str | None,
-        kind: str | None,
-    ) -> list[RuleRecord]:
-        """Enabled rules with occurrences before ``end`` that are not stored yet."""
-        if status not in (None, TaskStatus.scheduled):
-            return []
-        return await self._store.rules_unexpanded_before(end, rule_id=rule_id, category=category, kind=kind)
+    async def list(self, query: TaskQuery, after: Position | None, *, offset: int, limit: int) -> Page:
+        """Occurrences scheduled in the window, stored and computed, by time then id (see Lister)."""
+        return await self._lister.page(query, after, offset, limit)
 
     async def _views(self, records: list[TaskRecord]) -> list[TaskView]:
         rules = await self._store.rules_by_ids(r.rule_id for r in records if r.rule_id is not None)
@@ -366,10 +326,3 @@ def _as_utc(value: datetime, zone: str) -> datetime:
         return whole_millis(value.astimezone(timezone.utc))
     except OverflowError:
         raise Invalid.at(("scheduled_at",), "out of range") from None
-
-
-def _window_too_large() -> Invalid:
-    return Invalid.at(
-        ("query", "end"),
-        f"the window holds more than {MAX_WINDOW_OCCURRENCES} occurrences; narrow start and end",
-    )

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import datetime, timedelta, timezone
 from typing import Any
 
 from tortoise.exceptions import IntegrityError
@@ -21,6 +21,7 @@ from tortoise.queryset import QuerySet
 from tortoise.transactions import in_transaction
 
 from task_scheduler.domain.errors import Conflict
+from task_scheduler.domain.listing import Position, TaskQuery
 from task_scheduler.domain.storable import storable
 from task_scheduler.domain.tasks import TaskStatus
 from task_scheduler.storage import claim_sql
@@ -282,13 +283,69 @@ class Store:
     async def count_tasks(self, start: datetime, end: datetime, **filters: Any) -> int:
         return await self._task_query(start, end, **filters).count()
 
-    async def list_tasks(
-        self, start: datetime, end: datetime, *, limit: int | None = None, offset: int = 0, **filters: Any
-    ) -> list[TaskRecord]:
-        query = self._task_query(start, end, **filters).order_by("scheduled_at", "id").offset(offset)
-        if limit is not None:
-            query = query.limit(limit)
-        return await query
+    async def list_tasks(self, start: datetime, end: datetime, **filters: Any) -> list[TaskRecord]:
+        """Every stored task in the window matching the filters, by time then id (the calendar
+        feed's read: it keeps each series as one event, so it reads a window whole)."""
+        return await self._task_query(start, end, **filters).order_by("scheduled_at", "id")
+
+    async def tasks_after(self, query: TaskQuery, after: Position | None, limit: int) -> list[TaskRecord]:
+        """The first ``limit`` stored tasks of a listing strictly after ``after``, by (time, id):
+        one keyset page, so its cost does not grow with how deep the listing is."""
+        rows = self._task_query(
+            query.start,
+            query.end,
+            rule_id=query.rule_id,
+            status=query.status,
+            category=query.category,
+            kind=query.kind,
+        )
+        if after is not None:
+            rows = rows.filter(Q(scheduled_at__gt=after.at) | Q(scheduled_at=after.at, id__gt=after.id))
+        return await rows.order_by("scheduled_at", "id").limit(limit)
+
+    def _computing(self, query: TaskQuery) -> QuerySet[RuleRecord]:
+        rules = RuleRecord.filter(enabled=True, expanded_until__lt=query.end)
+        if query.rule_id is not None:
+            rules = rules.filter(id=query.rule_id)
+        if query.category is not None:
+            rules = rules.filter(category=query.category)
+        if query.kind is not None:
+            rules = rules.filter(task_kind=query.kind)
+        return rules
+
+    async def computing_rules(
+        self, query: TaskQuery, after: tuple[datetime, int] | None, limit: int
+    ) -> list[tuple[int, datetime, tuple[Any, ...]]]:
+        """(id, expanded_until, version) of enabled rules matching the listing's rule filters
+        whose stored occurrences end before the listing's end, by (expanded_until, id)
+        strictly after ``after``: rules whose occurrences a listing computes.
+
+        The version (created_at and updated_at as the driver returns them) changes whenever
+        the rule's occurrences may.  Rows are read without the ORM's per-value conversion:
+        a listing past the stored horizon reads every rule's row, and that conversion was
+        most of its cost."""
+        rules = self._computing(query)
+        if after is not None:
+            until, rule_id = after
+            rules = rules.filter(Q(expanded_until__gt=until) | Q(expanded_until=until, id__gt=rule_id))
+        values = (
+            rules.order_by("expanded_until", "id")
+            .limit(limit)
+            .values_list("id", "expanded_until", "created_at", "updated_at")
+        )
+        values._choose_db_if_not_chosen()
+        values._make_query()
+        _, rows = await values._db.execute_query(*values.query.get_parameterized_sql())
+        return [(row["0"], _instant(row["1"]), (row["2"], row["3"])) for row in rows]
+
+    async def earliest_computing(self, query: TaskQuery) -> datetime | None:
+        """Where the stored occurrences of the rules a listing computes end first (None: no
+        such rule); one step down the expanded_until index."""
+        first = self._computing(query).order_by("expanded_until").first()
+        return await first.values_list("expanded_until", flat=True)
+
+    async def any_computing_rule(self, query: TaskQuery) -> bool:
+        return await self._computing(query).exists()
 
     async def stored_original_times(
         self, rule_ids: Iterable[int], start: datetime, end: datetime
@@ -850,3 +907,11 @@ def _not_for(query: QuerySet[TaskRecord], targets: Iterable[str]) -> QuerySet[Ta
     # Tortoise's not_in keeps NULL rows: say what a NULL target means explicitly.
     keep = Q(target__isnull=False) & Q(target__not_in=targets)
     return query.filter(keep if "default" in targets else keep | Q(target__isnull=True))
+
+
+def _instant(value: datetime | str) -> datetime:
+    """A datetime column's raw value as an aware datetime: SQLite returns ISO text,
+    MySQL naive UTC, PostgreSQL aware."""
+    if isinstance(value, str):
+        value = datetime.fromisoformat(value)
+    return value if value.tzinfo is not None else value.replace(tzinfo=timezone.utc)

@@ -53,13 +53,15 @@ class ServiceProcess:
         self.log_path = workdir / "service.log"
         """What the process wrote to stderr (its log), across restarts."""
         self.process: subprocess.Popen[bytes] | None = None
+        # Extra environment, e.g. PYTHONPATH to run another source tree of the service.
+        self.env: dict[str, str] = {}
 
     def log(self) -> str:
         return self.log_path.read_text(errors="replace") if self.log_path.exists() else ""
 
     def start(self, timeout: float = 30.0) -> float:
         """Start and wait until /readyz answers 200; return how long that took (seconds)."""
-        env = {**os.environ, "RMF_TASK_SCHEDULER_CONFIG": str(self.config_file)}
+        env = {**os.environ, **self.env, "RMF_TASK_SCHEDULER_CONFIG": str(self.config_file)}
         began = time.monotonic()
         with self.log_path.open("ab") as log:
             self.process = subprocess.Popen(

@@ -156,14 +156,13 @@ class Cluster:
     def statuses(self, start: datetime, end: datetime, status: str) -> set[str]:
         """Ids of the tasks in the window with this status."""
         found: set[str] = set()
-        offset = 0
+        params = {"start": start.isoformat(), "end": end.isoformat(), "status": status, "limit": 1000}
         while True:
-            params = {"start": start.isoformat(), "end": end.isoformat(), "status": status, "limit": 1000}
-            page = self.http.get(self.url() + "/tasks", params={**params, "offset": offset}).json()
+            page = self.http.get(self.url() + "/tasks", params=params).json()
             found.update(item["id"] for item in page["items"])
-            offset += len(page["items"])
-            if not page["items"] or offset >= page["total"]:
+            if page["next"] is None:
                 return found
+            params = {"cursor": page["next"], "limit": 1000}
 
     def fates(self, task_ids: Sequence[str]) -> dict[str, str]:
         """``status: reason`` of each of these tasks, to say what became of a lost one."""

@@ -37,15 +37,14 @@ SCHEDULES = {
 
 async def all_tasks(service, start: datetime, end: datetime) -> list[dict]:
     items: list[dict] = []
+    params = {"start": start.isoformat(), "end": end.isoformat(), "limit": 1000}
     while True:
-        page = await service.http.get(
-            "/tasks",
-            params={"start": start.isoformat(), "end": end.isoformat(), "limit": 1000, "offset": len(items)},
-        )
+        page = await service.http.get("/tasks", params=params)
         assert page.status_code == 200, page.text
         items += page.json()["items"]
-        if not page.json()["items"] or len(items) >= page.json()["total"]:
+        if page.json()["next"] is None:
             return items
+        params["cursor"] = page.json()["next"]
 
 
 def expand(body: bytes, start: datetime, end: datetime) -> list[datetime]:

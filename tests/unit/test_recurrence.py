@@ -625,3 +625,44 @@ def test_an_rrule_set_fires_at_each_rules_times_once() -> None:
         datetime(2026, 1, 5, 2, tzinfo=timezone.utc),  # Monday 10:00 from both rules: once
         datetime(2026, 1, 6, 1, tzinfo=timezone.utc),
     ]
+
+
+# A start just past a gap that ends at midnight: America/Nuuk jumps from Saturday
+# 2027-03-27 23:00 to Sunday 00:00, so Saturday 23:30 runs at Sunday 00:30, after the start.
+NUUK = ZoneInfo("America/Nuuk")
+SATURDAY_2330 = {
+    "weekly": {"kind": "weekly", "weekdays": ["sat"], "times": ["23:30"]},
+    "weekly every 2": {"kind": "weekly", "every": 2, "weekdays": ["sat"], "times": ["23:30"]},
+    "daily": {"kind": "daily", "times": ["23:30"]},
+    "monthly": {"kind": "monthly", "days": [27], "times": ["23:30"]},
+    "monthly_weekday": {"kind": "monthly_weekday", "weekday": "sat", "nth": -1, "times": ["23:30"]},
+    "cron": {"kind": "cron", "expression": "30 23 * * 6"},
+    "rrule": {"kind": "rrule", "rrule": "FREQ=WEEKLY;BYDAY=SA;BYHOUR=23;BYMINUTE=30;BYSECOND=0"},
+}
+
+
+@pytest.mark.parametrize("kind", SATURDAY_2330)
+def test_a_gap_time_pushed_past_the_start_day_runs_after_the_start(kind: str) -> None:
+    rule = recurrence(NUUK, start="2027-03-28T00:00:00", **SATURDAY_2330[kind])
+    assert rule.first() == utc("2027-03-28T01:30:00")
+    assert rule.next_after(utc("2027-01-01T00:00:00"), 1) == [utc("2027-03-28T01:30:00")]
+    assert window(rule, "2027-03-28T01:00:00", "2027-03-28T02:00:00", inclusive=True) == [
+        utc("2027-03-28T01:30:00")
+    ]
+
+
+def test_a_day_before_the_start_outside_the_series_stays_out_across_a_gap() -> None:
+    """Every 2 days from Sunday: the Saturday before is not a day of the series."""
+    rule = recurrence(NUUK, kind="daily", every=2, times=["23:30"], start="2027-03-28T00:00:00")
+    assert walls(NUUK, rule.next_after(utc("2027-01-01T00:00:00"), 2)) == [
+        "2027-03-28T23:30:00-01:00",
+        "2027-03-30T23:30:00-01:00",
+    ]
+
+
+def test_a_start_later_in_the_day_keeps_earlier_times_of_that_day_out() -> None:
+    rule = recurrence(kind="weekly", weekdays=["mon"], times=["09:00", "17:00"], start="2026-01-05T12:00:00")
+    assert walls(NEW_YORK, rule.next_after(utc("2026-01-01T00:00:00"), 2)) == [
+        "2026-01-05T17:00:00-05:00",
+        "2026-01-12T09:00:00-05:00",
+    ]
