@@ -134,7 +134,7 @@ config = {
     # /openapi.json and /auth/login.  Off, anyone who can reach the API acts as an admin:
     # for local development and demos only.  Roles: viewer reads; operator also creates,
     # edits, enables, disables and runs rules and tasks; admin also manages targets and
-    # users and purges run history.  See the README's "Authentication".
+    # users and purges run history.  See docs/authentication.md.
     "auth_enabled": False,
     # HS256 secret that signs the tokens POST /auth/login hands out: at least 32
     # characters, required when auth_enabled is True (there is no built-in default).

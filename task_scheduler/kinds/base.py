@@ -4,7 +4,7 @@ A task kind is pure: it validates a ``task`` document, says which target kinds c
 it, and turns one occurrence of it into the message its target's transport sends. The
 transport (I/O) comes from the target kind. A site adds a kind by subclassing
 :class:`TaskKind` (or building a :class:`TargetKind`) and naming it under an entry point;
-see the README's "Adding a task kind".
+see "Adding a task kind" in docs/task-kinds.md.
 """
 
 from __future__ import annotations
