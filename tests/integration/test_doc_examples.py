@@ -54,6 +54,9 @@ NOT_RUN = {
     "python -c 'from cryptography.fernet import Fernet; print(Fernet.generate_key().decode())'": "prints "
     "a new random key",
     "task_scheduler rotate-secrets": "test_target_secrets.py runs it, with keys it rotates",
+    "pip install": "installs a benchmark's peers from the package index",
+    "python -m bench.throughput": "a benchmark: minutes of load, run by hand for its figures",
+    "python -m bench.listing": "a benchmark: minutes of load, run by hand for its figures",
 }
 
 # Blocks of these languages are not run, and why.
