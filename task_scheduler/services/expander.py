@@ -10,7 +10,6 @@ down are stored and left for the dispatcher's misfire policy rather than dropped
 
 from __future__ import annotations
 
-import asyncio
 import logging
 from datetime import datetime, timedelta, timezone
 from itertools import islice
@@ -19,7 +18,7 @@ from task_scheduler.clock import Clock
 from task_scheduler.domain.recurrence import Recurrence
 from task_scheduler.events import Event, EventBus, EventType
 from task_scheduler.services.occurrences import new_task_record, recurrence_of
-from task_scheduler.services.wakeup import being_cancelled
+from task_scheduler.services.wakeup import every
 from task_scheduler.storage.orm import RuleRecord
 from task_scheduler.storage.store import Store
 
@@ -107,15 +106,10 @@ class Expander:
 
     async def run(self) -> None:
         """Expand forever, a pass every ``poll_s`` seconds (rule changes expand inline)."""
-        while True:
-            try:
-                stored = await self.run_pass()
-                if stored:
-                    logger.debug("expander stored %d occurrences", stored)
-            except asyncio.CancelledError:
-                raise
-            except Exception as exc:
-                if being_cancelled():
-                    raise asyncio.CancelledError from exc
-                logger.exception("expansion pass failed; retrying after the poll period")
-            await asyncio.sleep(self._poll_s)
+
+        async def one_pass() -> None:
+            stored = await self.run_pass()
+            if stored:
+                logger.debug("expander stored %d occurrences", stored)
+
+        await every(self._poll_s, one_pass, "expansion")

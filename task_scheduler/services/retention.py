@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from datetime import timedelta
 
 from task_scheduler.clock import Clock
-from task_scheduler.services.wakeup import being_cancelled
+from task_scheduler.services.wakeup import every
 from task_scheduler.storage.store import Store
 
 logger = logging.getLogger(__name__)
@@ -63,15 +63,10 @@ class Retention:
 
     async def run(self) -> None:
         """A pass at start-up, then one every ``poll_s`` seconds."""
-        while True:
-            try:
-                purged = await self.run_pass()
-                if purged.runs or purged.tasks:
-                    logger.info("retention removed %d run(s) and %d task(s)", purged.runs, purged.tasks)
-            except asyncio.CancelledError:
-                raise
-            except Exception as exc:
-                if being_cancelled():
-                    raise asyncio.CancelledError from exc
-                logger.exception("retention pass failed; retrying after the poll period")
-            await asyncio.sleep(self._poll_s)
+
+        async def one_pass() -> None:
+            purged = await self.run_pass()
+            if purged.runs or purged.tasks:
+                logger.info("retention removed %d run(s) and %d task(s)", purged.runs, purged.tasks)
+
+        await every(self._poll_s, one_pass, "retention")

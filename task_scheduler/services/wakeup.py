@@ -5,6 +5,10 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
+from collections.abc import Awaitable, Callable
+
+logger = logging.getLogger(__name__)
 
 
 class Wakeup:
@@ -30,3 +34,19 @@ def being_cancelled() -> bool:
     task = asyncio.current_task()
     cancelling = getattr(task, "cancelling", None)  # Python 3.11 and later; 3.10 cannot tell
     return cancelling is not None and cancelling() > 0
+
+
+async def every(poll_s: float, one_pass: Callable[[], Awaitable[object]], what: str) -> None:
+    """Run ``one_pass`` now and then every ``poll_s`` seconds, forever. A failed pass is
+    logged and retried at the next period; a cancellation (also one a driver turned into
+    its own error) ends the loop."""
+    while True:
+        try:
+            await one_pass()
+        except asyncio.CancelledError:
+            raise
+        except Exception as exc:
+            if being_cancelled():
+                raise asyncio.CancelledError from exc
+            logger.exception("%s pass failed; retrying after the poll period", what)
+        await asyncio.sleep(poll_s)
