@@ -82,7 +82,8 @@ def install(site: Path, entry_points: str) -> None:
     (info / "entry_points.txt").write_text(textwrap.dedent(entry_points))
 
 
-async def test_a_plugin_kind_and_target_validate_dispatch_and_show_like_built_in_ones(tmp_path, monkeypatch):
+def install_note_kinds(tmp_path, monkeypatch) -> None:
+    """The ``note`` task kind and ``notebook`` target kind, installed as a site's package."""
     site = tmp_path / "site"
     site.mkdir()
     install(
@@ -95,6 +96,10 @@ async def test_a_plugin_kind_and_target_validate_dispatch_and_show_like_built_in
         """,
     )
     monkeypatch.syspath_prepend(str(site))
+
+
+async def test_a_plugin_kind_and_target_validate_dispatch_and_show_like_built_in_ones(tmp_path, monkeypatch):
+    install_note_kinds(tmp_path, monkeypatch)
     notes = tmp_path / "notes.txt"
     settings = build_settings(
         {
@@ -140,18 +145,7 @@ async def test_a_plugin_kind_and_target_validate_dispatch_and_show_like_built_in
 
 
 async def test_a_transport_that_raises_still_ends_in_a_recorded_run(tmp_path, monkeypatch):
-    site = tmp_path / "site"
-    site.mkdir()
-    install(
-        site,
-        """
-        [rmf_task_scheduler.task_kinds]
-        note = site_kinds:NoteKind
-        [rmf_task_scheduler.target_kinds]
-        notebook = site_kinds:NOTEBOOK
-        """,
-    )
-    monkeypatch.syspath_prepend(str(site))
+    install_note_kinds(tmp_path, monkeypatch)
     settings = build_settings(
         {
             "db_url": f"sqlite://{tmp_path / 'db.sqlite3'}",
