@@ -11,6 +11,7 @@ import { useSession } from "../session";
 import { CalendarFeedLink } from "./CalendarFeedLink";
 import { OccurrenceDialog } from "./OccurrenceDialog";
 import { STATUSES, StatusLegend } from "./StatusLegend";
+import { ErrorAlert } from "./ErrorAlert";
 
 /** What the calendar colours by: a scheduled occurrence switched off shows as disabled. */
 export function shownStatus(task: Task): string {
@@ -198,11 +199,7 @@ export function CalendarPage() {
           {live ? "live" : "not live: reconnecting"}
         </span>
       </div>
-      {error && (
-        <p class="error" role="alert">
-          {error}
-        </p>
-      )}
+      <ErrorAlert message={error} />
       <div class="panel" ref={host} />
       {open && (
         <OccurrenceDialog

@@ -5,6 +5,7 @@ import { useSession } from "../session";
 import { fromLocalInput, showTime, toLocalInput } from "../time";
 import { shownStatus } from "./CalendarPage";
 import { StatusBadge } from "./StatusLegend";
+import { ErrorAlert } from "./ErrorAlert";
 
 interface Props {
   task: Task;
@@ -107,11 +108,7 @@ export function OccurrenceDialog({ task: first, rule, onClose, onChanged }: Prop
           </tbody>
         </table>
       )}
-      {error && (
-        <p class="error" role="alert">
-          {error}
-        </p>
-      )}
+      <ErrorAlert message={error} />
       <div class="bar" style="margin-top: 1rem">
         {canEdit && pending && (
           <>

@@ -4,6 +4,7 @@ import { useEffect, useState } from "preact/hooks";
 import { type Occurrence, type Rule, type RuleSpec, api } from "../api";
 import { useSession } from "../session";
 import { offsetOf, timeOfDay } from "../time";
+import { ErrorAlert } from "./ErrorAlert";
 
 type Doc = Record<string, unknown>;
 
@@ -191,11 +192,7 @@ export function RuleForm({ rule, onDone }: { rule: Rule | null; onDone: () => vo
               }
             }}
           />
-          {error && (
-            <p class="error" role="alert">
-              {error}
-            </p>
-          )}
+          <ErrorAlert message={error} />
           <div class="bar">
             <button type="submit" class="primary">
               {rule ? "Save" : "Create rule"}

@@ -5,6 +5,7 @@ import { useSession } from "../session";
 import { showTime } from "../time";
 import { ImportForm } from "./ImportForm";
 import { RuleForm } from "./RuleForm";
+import { ErrorAlert } from "./ErrorAlert";
 
 const PAGE = 50;
 
@@ -71,11 +72,7 @@ export function RulesPage() {
         {canEdit && <button onClick={() => setImporting(!importing)}>Import .ics</button>}
       </div>
       {importing && <ImportForm onDone={load} />}
-      {error && (
-        <p class="error" role="alert">
-          {error}
-        </p>
-      )}
+      <ErrorAlert message={error} />
       <table>
         <thead>
           <tr>

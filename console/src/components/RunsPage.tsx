@@ -4,6 +4,7 @@ import { type Run, api } from "../api";
 import { useSession } from "../session";
 import { showTime } from "../time";
 import { Pager } from "./RulesPage";
+import { ErrorAlert } from "./ErrorAlert";
 
 const PAGE = 50;
 const OUTCOMES = ["succeeded", "failed", "rejected", "timeout", "unknown"];
@@ -46,11 +47,7 @@ export function RunsPage() {
           </select>
         </label>
       </div>
-      {error && (
-        <p class="error" role="alert">
-          {error}
-        </p>
-      )}
+      <ErrorAlert message={error} />
       <table>
         <thead>
           <tr>

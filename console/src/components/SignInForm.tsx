@@ -1,6 +1,7 @@
 // Sign in with a built-in user, or paste a bearer token from the site's identity provider.
 import { useState } from "preact/hooks";
 import { api, token } from "../api";
+import { ErrorAlert } from "./ErrorAlert";
 
 export function SignInForm({ onSignedIn }: { onSignedIn: () => void }) {
   const [username, setUsername] = useState("");
@@ -42,11 +43,7 @@ export function SignInForm({ onSignedIn }: { onSignedIn: () => void }) {
         Or a bearer token
         <textarea name="token" rows={3} value={pasted} onInput={(e) => setPasted(e.currentTarget.value)} />
       </label>
-      {error && (
-        <p class="error" role="alert">
-          {error}
-        </p>
-      )}
+      <ErrorAlert message={error} />
       <button type="submit" class="primary">
         Sign in
       </button>

@@ -2,6 +2,7 @@
 import { useEffect, useState } from "preact/hooks";
 import { type Target, api } from "../api";
 import { useSession } from "../session";
+import { ErrorAlert } from "./ErrorAlert";
 
 const EXAMPLE = { kind: "rmf_http", url: "http://api-server:8000", token: "" };
 
@@ -40,11 +41,7 @@ export function TargetsPage() {
   return (
     <section aria-labelledby="targets-heading">
       <h2 id="targets-heading">Targets</h2>
-      {error && (
-        <p class="error" role="alert">
-          {error}
-        </p>
-      )}
+      <ErrorAlert message={error} />
       <table>
         <thead>
           <tr>
