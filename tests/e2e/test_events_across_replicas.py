@@ -33,7 +33,22 @@ def test_a_client_of_one_replica_sees_the_events_of_the_replica_that_dispatched(
         api_only.start()
         try:
             with connect(api_only.url.replace("http", "ws") + "/events", open_timeout=5) as events:
-                time.sleep(0.5)  # the replicas' feeds are listening by now (they connect at start)
+                # The feeds connect at start; a first rule heard across says they listen.
+                probe = {
+                    "name": "probe",
+                    "schedule": {"kind": "once", "at": soon(3600).isoformat()},
+                    "task": CLEAN,
+                }
+                deadline = time.monotonic() + 10
+                while True:
+                    assert httpx.post(dispatching.url + "/rules", json=probe, timeout=5).status_code == 201
+                    try:
+                        heard = json.loads(events.recv(timeout=1))
+                        if heard["type"] == "rule.created":
+                            break
+                    except TimeoutError:
+                        assert time.monotonic() < deadline, "no event crossed between the replicas"
+                    httpx.delete(dispatching.url + "/rules?confirm=delete-all-rules", timeout=5)
                 start = soon(1)
                 rule = {"name": "lobby", "schedule": {"kind": "once", "at": start.isoformat()}, "task": CLEAN}
                 assert httpx.post(dispatching.url + "/rules", json=rule, timeout=5).status_code == 201

@@ -47,14 +47,18 @@ async def test_each_replicas_events_reach_the_other_once_marked_with_their_repli
     from task_scheduler.events import Event, EventType
 
     heard: dict[str, list[Event]] = {"a": [], "b": []}
-    arrived = asyncio.Event()
+    marked = {"a": asyncio.Event(), "b": asyncio.Event()}
 
-    def on_b(event: Event) -> None:
-        heard["b"].append(event)
-        if len(heard["b"]) == 3:
-            arrived.set()
+    def on(name: str):
+        def append(event: Event) -> None:
+            heard[name].append(event)
+            if event.rule_id == 99:  # the last event sent: what was sent before has arrived
+                marked[name].set()
 
-    a = ChangeFeed(postgres_url, "replica-a", lambda: None, on_event=heard["a"].append)
+        return append
+
+    on_b = on("b")
+    a = ChangeFeed(postgres_url, "replica-a", lambda: None, on_event=on("a"))
     b = ChangeFeed(postgres_url, "replica-b", lambda: None, on_event=on_b)
     a.start()
     b.start()
@@ -74,9 +78,13 @@ async def test_each_replicas_events_reach_the_other_once_marked_with_their_repli
         a.relay(
             Event(type=EventType.rule_created, at=at, replica="replica-c")
         )  # heard, not ours: not sent on
-        await asyncio.wait_for(arrived.wait(), timeout=5)
-        await asyncio.sleep(0.2)  # anything more (a relayed event sent on, an echo) would arrive now
-        assert heard["a"] == []
+        marker = Event(type=EventType.rule_deleted, at=at, rule_id=99)
+        a.relay(marker)
+        await asyncio.wait_for(marked["b"].wait(), timeout=5)
+        b.relay(marker)  # after a's own: had a heard itself, that would come first
+        await asyncio.wait_for(marked["a"].wait(), timeout=5)
+        assert [(e.rule_id, e.replica) for e in heard["a"]] == [(99, "replica-b")]
+        assert heard["b"].pop().rule_id == 99
         assert [(e.type, e.rule_id, e.task_id, e.channel, e.replica) for e in heard["b"]] == [
             (e.type, e.rule_id, e.task_id, e.channel, "replica-a") for e in sent
         ]
