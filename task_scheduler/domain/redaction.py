@@ -44,6 +44,8 @@ _PATTERNS: Final = (
     # A JWT anywhere: its header and claims are base64 JSON, so both begin "eyJ".
     (re.compile(r"\beyJ[A-Za-z0-9_-]*\.eyJ[A-Za-z0-9_-]*\.[A-Za-z0-9_-]*"), REDACTED),
 )
+_ANY_PATTERN: Final = re.compile(r"token|authorization|bearer|basic|eyJ", re.IGNORECASE)
+"""A word every pattern needs: text without one skips them (most of a fleet's answer)."""
 
 
 def secret_forms(values: Iterable[str]) -> list[str]:
@@ -69,21 +71,43 @@ def redact_text(text: str, secrets: Iterable[str] = ()) -> str:
     :func:`secret_forms`."""
     for form in secrets:
         text = text.replace(form, REDACTED)
+    if _ANY_PATTERN.search(text) is None:
+        return text
     for pattern, replacement in _PATTERNS:
         text = pattern.sub(replacement, text)
     return text
 
 
 def redact(value: Any, secrets: Iterable[str] = ()) -> Any:
-    """A JSON-like value (a fleet's answer) with every string in it redacted, keys included."""
+    """A JSON-like value (a fleet's answer) with every string in it redacted, keys included.
+    One JSON encoding tells whether any string needs it: nearly every answer comes back as
+    it is, without a copy."""
     secrets = list(secrets)
+    if isinstance(value, (Mapping, list, tuple)) and not _may_need_redacting(value, secrets):
+        return value
+    return _redacted(value, secrets)
+
+
+def _redacted(value: Any, secrets: list[str]) -> Any:
+    """:func:`redact` by walking and copying the whole value."""
     if isinstance(value, str):
         return redact_text(value, secrets)
     if isinstance(value, Mapping):
-        return {redact_text(str(k), secrets): redact(v, secrets) for k, v in value.items()}
+        return {redact_text(str(k), secrets): _redacted(v, secrets) for k, v in value.items()}
     if isinstance(value, (list, tuple)):
-        return [redact(item, secrets) for item in value]
+        return [_redacted(item, secrets) for item in value]
     return value
+
+
+def _may_need_redacting(value: Any, secrets: list[str]) -> bool:
+    """False when no string in ``value`` holds a secret's form or a pattern's word. Every
+    string is in its JSON text, escaped character by character: a form inside a string is
+    in the text as its JSON-escaped form, which :func:`secret_forms` includes."""
+    try:
+        text = json.dumps(value)
+    except (TypeError, ValueError, RecursionError):
+        return True
+    return _ANY_PATTERN.search(text) is not None or any(form in text for form in secrets)
 
 
 def secret_values(config: BaseModel | None) -> list[str]:

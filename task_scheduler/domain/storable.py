@@ -124,7 +124,16 @@ def storable(value: Any) -> tuple[Any, str | None]:
     """A remote answer made storable, and a note saying what was changed (None if nothing).
 
     Unstorable characters become U+FFFD, NaN and Infinity become strings, and an object or
-    list whose content would be deeper than :data:`MAX_DEPTH` is replaced by a marker string."""
+    list whose content would be deeper than :data:`MAX_DEPTH` is replaced by a marker string.
+    An answer with none of these (nearly every one) is returned as it is, after one JSON
+    encoding to tell."""
+    if _fine_as_is(value):
+        return value, None
+    return _cleaned(value)
+
+
+def _cleaned(value: Any) -> tuple[Any, str | None]:
+    """:func:`storable` by walking and copying the whole value."""
     notes: set[str] = set()
 
     def clean_text(text: str) -> str:
@@ -173,9 +182,41 @@ def parse_json(raw: str | bytes) -> tuple[Any, str | None]:
     Depth is measured before parsing, so an answer nested 100,000 deep is refused instead
     of exhausting the parser's recursion."""
     text = raw.decode("utf-8", "replace") if isinstance(raw, (bytes, bytearray)) else raw
-    if json_depth(text) >= MAX_DEPTH:
+    if _shallow(text):
+        if _PLAIN_JSON.search(text) is None:
+            return json.loads(text), None  # nothing in it that storable() would change
+    elif json_depth(text) >= MAX_DEPTH:
         raise ValueError(f"the JSON is {TOO_DEEP_REASON}")
     return storable(json.loads(text))
+
+
+_PLAIN_JSON = re.compile(r"[\x00\ud800-\udfff]|\\u|NaN|Infinity|[0-9][eE]|[0-9]{300}")
+"""What JSON text needs, at least, to parse to something :func:`storable` changes: an
+unstorable character, raw or escaped (any ``\\u`` escape is looked at), a non-finite
+number, an exponent or a run of 300 digits (``1e999`` and a 309-digit ``1…1.5`` parse to
+infinity)."""
+
+
+def _shallow(text: str) -> bool:
+    """True when ``text`` has too few brackets to nest anywhere near :data:`MAX_DEPTH`, which
+    is cheaper to count than the nesting (strings included, so it may say False wrongly,
+    never True)."""
+    return text.count("[") + text.count("{") < MAX_DEPTH - 1
+
+
+def _fine_as_is(value: Any) -> bool:
+    """Whether :func:`storable` would change nothing in ``value``, told from one JSON encoding."""
+    if not isinstance(value, (dict, list, str)):
+        return not isinstance(value, float) or math.isfinite(value)
+    try:
+        text = json.dumps(value, ensure_ascii=False, allow_nan=False)
+    except (TypeError, ValueError, RecursionError):
+        return False
+    return (
+        _UNSTORABLE_CHAR.search(text) is None
+        and "\\u0000" not in text
+        and (_shallow(text) or json_depth(text) < MAX_DEPTH)
+    )
 
 
 _TOKENS = re.compile(r'"(?:[^"\\]|\\.)*"|[\[\]{}]', re.DOTALL)

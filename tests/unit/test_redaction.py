@@ -5,10 +5,13 @@ from __future__ import annotations
 import logging
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from task_scheduler.domain.redaction import (
     MIN_SECRET_LENGTH,
     REDACTED,
+    _redacted,
     redact,
     redact_text,
     secret_forms,
@@ -98,3 +101,19 @@ def test_install_puts_one_filter_on_each_library_logger():
     for name in ("uvicorn.access", "uvicorn.error", "websockets.client", "websockets.server"):
         assert sum(isinstance(f, RedactSecrets) for f in logging.getLogger(name).filters) == 1
     assert redacting("websockets.client") is logging.getLogger("websockets.client")
+
+
+_words = st.sampled_from(["x", "é", "s3cret!", "Bearer abcdefghij", "token", '"', "\\", "/", JWT[:20]])
+_strings = st.lists(_words, max_size=3).map("".join)
+_answers = st.recursive(
+    st.none() | st.integers() | _strings,
+    lambda inner: st.lists(inner, max_size=3) | st.dictionaries(_strings, inner, max_size=3),
+    max_leaves=20,
+)
+
+
+@settings(max_examples=400, deadline=None)
+@given(_answers, st.sampled_from([[], ["s3cret!"], ["é/é/", 's"cr\\t']]))
+def test_an_answer_is_redacted_as_by_walking_it_whole(answer: object, secrets: list[str]) -> None:
+    forms = secret_forms(secrets)
+    assert redact(answer, forms) == _redacted(answer, forms)

@@ -6,12 +6,15 @@ import json
 from typing import Any
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from task_scheduler.domain.errors import Invalid
 from task_scheduler.domain.storable import (
     MAX_DEPTH,
     MAX_DOCUMENT_BYTES,
     MAX_PROBLEMS,
+    _cleaned,
     json_depth,
     parse_json,
     problems,
@@ -148,3 +151,42 @@ def test_shown_keeps_a_good_value_and_repairs_a_bad_one():
     assert problems(shown(nested(300))) == []
     assert shown(nested(32)) == nested(32) and problems(shown(nested(33))) == []
     assert shown({"text": "a literal \\u0000 is fine"}) == {"text": "a literal \\u0000 is fine"}
+
+
+# -- the fast paths: an answer with nothing to change comes back as it is -----------------
+
+_texts = st.text(alphabet=st.sampled_from(["a", "é", "\x00", "\ud800", "\\", '"', "u", "0", "e"]), max_size=6)
+_leaves = st.none() | st.booleans() | st.integers() | st.floats() | _texts
+_documents = st.recursive(
+    _leaves,
+    lambda inner: st.lists(inner, max_size=3) | st.dictionaries(_texts, inner, max_size=3),
+    max_leaves=40,
+)
+
+
+def _same(a: Any, b: Any) -> bool:
+    return json.dumps(a, sort_keys=True, allow_nan=True) == json.dumps(b, sort_keys=True, allow_nan=True)
+
+
+@settings(max_examples=400, deadline=None)
+@given(_documents)
+def test_storable_without_copying_gives_what_the_full_walk_gives(value: Any) -> None:
+    fast = storable(value)
+    assert _same(fast[0], _cleaned(value)[0]) and fast[1] == _cleaned(value)[1]
+
+
+@settings(max_examples=400, deadline=None)
+@given(_documents)
+def test_parse_json_without_copying_gives_what_the_full_walk_gives(value: Any) -> None:
+    text = json.dumps(value, ensure_ascii=False)
+    assert _same(parse_json(text)[0], _cleaned(json.loads(text))[0])
+
+
+@pytest.mark.parametrize("text", ["1e999", "-1E400", "[1" + "1" * 400 + ".5]", '{"a": NaN}', '"\\u0000"'])
+def test_parse_json_repairs_numbers_and_escapes_that_plain_text_hides(text: str) -> None:
+    assert parse_json(text)[1] is not None
+
+
+def test_a_deep_answer_is_still_cut_when_its_brackets_are_many() -> None:
+    value = nested(MAX_DEPTH + 2)
+    assert storable(value)[1] is not None
