@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from typing import Any, Final
 
 import aiohttp
+from yarl import URL
 
 from task_scheduler.domain.allowlist import Allowlist
 from task_scheduler.domain.storable import parse_json
@@ -105,6 +106,8 @@ class RmfHttpTransport:
         self.capacity = config.max_connections
         # sock_connect: a connection that cannot be made in time is "never sent", not a timeout.
         self._timeout = aiohttp.ClientTimeout(total=config.timeout_s, sock_connect=config.timeout_s)
+        self._urls: dict[str, URL] = {}
+        """Each route's URL as checked against the allowlist: the same for the transport's life."""
 
     def __repr__(self) -> str:
         return f"RmfHttpTransport(base_url={self._config.base_url!r}, auth={self._auth!r})"
@@ -113,7 +116,9 @@ class RmfHttpTransport:
         return {"Accept": "application/json", **self._auth.headers()}
 
     async def _call(self, method: str, url: str, **options: Any) -> _Answer:
-        target = outbound_url(self._allowlist, url)
+        target = self._urls.get(url)
+        if target is None:
+            target = self._urls[url] = outbound_url(self._allowlist, url)
         async with self._slots:
             async with self._http.request(
                 method,
