@@ -88,12 +88,25 @@ def with_sqlite_defaults(db_url: str) -> str:
     return db_url
 
 
+async def _session_kept(_: Any) -> None:
+    """A pooled PostgreSQL connection goes back as it is, without asyncpg's reset query
+    (a round trip per checkout): this pool never changes a session's settings, listens or
+    takes advisory locks (the change feed has a connection of its own), and an open
+    transaction is still rolled back by the pool before this is called."""
+
+
 def connection_settings(db_url: str) -> str | dict[str, Any]:
-    """What Tortoise connects with: the URL, or for SQLite its settings read from the URL
-    with this package's engine (``sqlite_engine``), which serves the dispatcher first."""
-    if not db_url.startswith("sqlite://"):
+    """What Tortoise connects with: the URL; for SQLite its settings read from the URL with
+    this package's engine (``sqlite_engine``), which serves the dispatcher first; for
+    PostgreSQL with asyncpg, a pool that hands connections back without a reset query."""
+    if db_url.startswith("sqlite://"):
+        sqlite = expand_db_url(with_sqlite_defaults(db_url))
+        return {**sqlite, "engine": "task_scheduler.storage.sqlite_engine"}
+    settings = expand_db_url(db_url)
+    if settings["engine"] != "tortoise.backends.asyncpg":
         return db_url
-    return {**expand_db_url(with_sqlite_defaults(db_url)), "engine": "task_scheduler.storage.sqlite_engine"}
+    settings["credentials"]["reset"] = _session_kept
+    return settings
 
 
 def tortoise_config(db_url: str) -> dict[str, Any]:
