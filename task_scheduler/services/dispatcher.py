@@ -54,7 +54,7 @@ from task_scheduler.services.occurrences import task_document
 from task_scheduler.services.settler import Settler, run_row, settlement
 from task_scheduler.services.targets import TargetService
 from task_scheduler.services.wakeup import Wakeup, being_cancelled
-from task_scheduler.storage.orm import RuleRecord, TaskRecord
+from task_scheduler.storage.claimed import ClaimedTask, DispatchRule
 from task_scheduler.storage.priority import serve_first
 from task_scheduler.storage.store import Settlement, Store
 from task_scheduler.transports.base import Delivery, LookupFailed, Outcome, Transport
@@ -68,12 +68,12 @@ claim to bring a good lot (claims cost a round trip each), few enough that a slo
 leaves most dispatch slots to the others."""
 
 
-def _target_of(task: TaskRecord, rule: RuleRecord | None) -> str:
+def _target_of(task: ClaimedTask, rule: DispatchRule | None) -> str:
     """The target a task goes to: its own (copied from its rule when it was stored), else its rule's."""
     return task.target or (rule.target if rule else None) or "default"
 
 
-def _kind_of(task: TaskRecord, rule: RuleRecord | None) -> str:
+def _kind_of(task: ClaimedTask, rule: DispatchRule | None) -> str:
     return rule.task_kind if rule else task.kind
 
 
@@ -231,7 +231,7 @@ class Dispatcher:
             )
             self._renewed_at = now
 
-    def _start(self, task: TaskRecord, rule: RuleRecord | None, changes_seen: int) -> None:
+    def _start(self, task: ClaimedTask, rule: DispatchRule | None, changes_seen: int) -> None:
         job = asyncio.create_task(self._handle(task, rule, changes_seen), name=f"dispatch {task.id}")
         self._inflight[task.id] = job
         target = _target_of(task, rule)
@@ -270,7 +270,7 @@ class Dispatcher:
             logger.info("released %d claimed task(s) on shutdown", released)
         await self._carriers.aclose()
 
-    async def _claim(self, limit: int, *, ahead: bool) -> list[tuple[TaskRecord, RuleRecord | None]]:
+    async def _claim(self, limit: int, *, ahead: bool) -> list[tuple[ClaimedTask, DispatchRule | None]]:
         """Claim due tasks and load their rules in one query per batch.
 
         A claim may take more of one target's tasks than it has room for (it becomes
@@ -287,7 +287,7 @@ class Dispatcher:
             due_by=now + self._ahead if ahead else now,
         )
         try:
-            rules = await self._store.rules_by_ids(t.rule_id for t in tasks if t.rule_id is not None)
+            rules = await self._store.dispatch_rules(t.rule_id for t in tasks if t.rule_id is not None)
             room: dict[str, int] = {}
             kept, extra = [], []
             for task in tasks:
@@ -336,7 +336,7 @@ class Dispatcher:
 
     # -- one task ------------------------------------------------------------------------
 
-    async def _handle(self, task: TaskRecord, rule: RuleRecord | None, changes_seen: int) -> None:
+    async def _handle(self, task: ClaimedTask, rule: DispatchRule | None, changes_seen: int) -> None:
         try:
             if task.due_at > self._clock.now():
                 rule = await self._when_due(task, rule, changes_seen)
@@ -348,8 +348,8 @@ class Dispatcher:
             logger.exception("dispatching task %s failed unexpectedly", task.id)
 
     async def _when_due(
-        self, task: TaskRecord, rule: RuleRecord | None, changes_seen: int
-    ) -> RuleRecord | None:
+        self, task: ClaimedTask, rule: DispatchRule | None, changes_seen: int
+    ) -> DispatchRule | None:
         """Wait for the time of a task claimed ahead of it. It then goes as it was claimed,
         unless a change was heard of meanwhile: then its rule as it is now decides (disabled,
         paused or deleted stops it), read again in the only round trip at that point."""
@@ -358,9 +358,9 @@ class Dispatcher:
         self._waiting.discard(task.id)
         if self._changes == changes_seen or task.rule_id is None:
             return rule
-        return (await self._store.rules_by_ids([task.rule_id])).get(task.rule_id)
+        return (await self._store.dispatch_rules([task.rule_id])).get(task.rule_id)
 
-    async def _dispatch(self, task: TaskRecord, rule: RuleRecord | None) -> None:
+    async def _dispatch(self, task: ClaimedTask, rule: DispatchRule | None) -> None:
         policy = Policy.model_validate(rule.policy) if rule else Policy()
         target_name = _target_of(task, rule)
         carrier = await self._carriers.get(target_name)
@@ -385,8 +385,8 @@ class Dispatcher:
 
     async def _attempt(
         self,
-        task: TaskRecord,
-        rule: RuleRecord | None,
+        task: ClaimedTask,
+        rule: DispatchRule | None,
         policy: Policy,
         target_name: str,
         carrier: Carrier | None,
@@ -421,7 +421,7 @@ class Dispatcher:
         )
 
     async def _hold(
-        self, task: TaskRecord, rule: RuleRecord | None, policy: Policy, target_name: str, now: datetime
+        self, task: ClaimedTask, rule: DispatchRule | None, policy: Policy, target_name: str, now: datetime
     ) -> None:
         """Give a task for a target that is down back unsent, due at the next probe; once
         that would be past its deadline, it is missed."""
@@ -445,7 +445,7 @@ class Dispatcher:
             )
         )
 
-    async def _reached(self, task: TaskRecord, target_name: str, reached: bool) -> None:
+    async def _reached(self, task: ClaimedTask, target_name: str, reached: bool) -> None:
         """Note whether an attempt got through to the target; when it is back from an
         outage, the tasks waiting to retry go now."""
         if target_name in self._carriers.direct:
@@ -460,7 +460,7 @@ class Dispatcher:
 
     async def _earlier_attempt(
         self,
-        task: TaskRecord,
+        task: ClaimedTask,
         target_name: str,
         transport: Transport,
         kind: TaskKind | None,
@@ -493,7 +493,7 @@ class Dispatcher:
         )
 
     async def _reason_not_to_run(
-        self, task: TaskRecord, rule: RuleRecord | None, policy: Policy, now: datetime
+        self, task: ClaimedTask, rule: DispatchRule | None, policy: Policy, now: datetime
     ) -> tuple[TaskStatus, str] | None:
         if task.rule_id is not None and rule is None:
             return TaskStatus.cancelled, "the rule was deleted"
@@ -523,7 +523,7 @@ class Dispatcher:
 
     async def _deliver(
         self,
-        task: TaskRecord,
+        task: ClaimedTask,
         target_name: str,
         transport: Transport,
         kind: TaskKind,
@@ -569,7 +569,7 @@ class Dispatcher:
     # -- recording -----------------------------------------------------------------------
 
     async def _settle_unrun(
-        self, task: TaskRecord, rule: RuleRecord | None, status: TaskStatus, reason: str
+        self, task: ClaimedTask, rule: DispatchRule | None, status: TaskStatus, reason: str
     ) -> None:
         outcome = Settlement(task.id, task.rule_id, status.value, reason[:255], self._clock.now())
         if await self._settler.settle(outcome):
@@ -578,8 +578,8 @@ class Dispatcher:
 
     async def _settle_run(
         self,
-        task: TaskRecord,
-        rule: RuleRecord | None,
+        task: ClaimedTask,
+        rule: DispatchRule | None,
         policy: Policy,
         transport: Transport | None,
         delivery: Delivery,
@@ -623,7 +623,7 @@ class Dispatcher:
             self._publish(EventType.rule_paused, task, rule, {"reason": settled.paused_reason})
 
     def _publish(
-        self, kind: EventType, task: TaskRecord, rule: RuleRecord | None, data: dict[str, Any]
+        self, kind: EventType, task: ClaimedTask, rule: DispatchRule | None, data: dict[str, Any]
     ) -> None:
         self._publish_event(
             Event(

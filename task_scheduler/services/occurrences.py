@@ -13,6 +13,7 @@ from task_scheduler.domain.rules import Rule
 from task_scheduler.domain.schedule import schedule_adapter
 from task_scheduler.domain.storable import shown
 from task_scheduler.domain.tasks import TaskStatus, task_id
+from task_scheduler.storage.claimed import ClaimedTask, DispatchRule
 from task_scheduler.storage.orm import RuleRecord, TaskRecord
 
 
@@ -101,7 +102,7 @@ def new_task_record(rule: RuleRecord, original_at: datetime, now: datetime, **ov
     return TaskRecord(**values)
 
 
-def task_document(task: TaskRecord, rule: RuleRecord | None) -> dict[str, Any]:
+def task_document(task: TaskRecord | ClaimedTask, rule: RuleRecord | DispatchRule | None) -> dict[str, Any]:
     """The task document an occurrence runs: its rule's, with an rmf occurrence's own request;
     a task without a rule (a timer) keeps its whole document in ``request``."""
     if rule is None:

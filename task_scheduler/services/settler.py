@@ -26,7 +26,7 @@ from task_scheduler.domain.policy import retry_at, retry_unreachable_at
 from task_scheduler.domain.rules import Policy
 from task_scheduler.domain.tasks import TaskStatus
 from task_scheduler.services.wakeup import being_cancelled
-from task_scheduler.storage.orm import RuleRecord, TaskRecord
+from task_scheduler.storage.claimed import ClaimedTask, DispatchRule
 from task_scheduler.storage.store import Settled, Settlement, Store
 from task_scheduler.transports.base import Delivery, Outcome
 
@@ -41,8 +41,8 @@ RETRY_S, RETRY_MAX_S = 0.1, 5.0
 
 
 def settlement(
-    task: TaskRecord,
-    rule: RuleRecord | None,
+    task: ClaimedTask,
+    rule: DispatchRule | None,
     policy: Policy,
     delivery: Delivery,
     finished: datetime,
@@ -91,7 +91,7 @@ def settlement(
 
 
 def run_row(
-    task: TaskRecord, delivery: Delivery, started: datetime, finished: datetime, replica: str
+    task: ClaimedTask, delivery: Delivery, started: datetime, finished: datetime, replica: str
 ) -> dict[str, Any]:
     """An attempt as its run is stored."""
     return {

@@ -65,9 +65,11 @@ def claim(
     busy: Sequence[str],
     saturated: Sequence[str],
     db_time: Callable[[Any], Any],
+    columns: Sequence[str],
 ) -> tuple[str, list[Any]]:
     """Lease up to ``limit`` tasks due by ``due_by`` (or whose lease ended before ``now``),
-    earliest due first, and return their rows. ``db_time`` turns a datetime into the column's stored form."""
+    earliest due first, and return their ``columns``. ``db_time`` turns a datetime into the
+    column's stored form."""
     param = _Params(dialect)
     # SQLite's placeholders are taken in text order: the SET list, then the row picking.
     sets = (
@@ -84,12 +86,19 @@ def claim(
     due += _not_for(saturated, param)
     picked = f"SELECT id FROM tasks WHERE {due} ORDER BY due_at LIMIT {param(limit)}"
     if dialect == "postgres":
+        returned = ", ".join(f"tasks.{column}" for column in columns)
         return (
             f"WITH picked AS ({picked} FOR UPDATE SKIP LOCKED)"
-            f" UPDATE tasks SET {sets} FROM picked WHERE tasks.id = picked.id RETURNING tasks.*",
+            f" UPDATE tasks SET {sets} FROM picked WHERE tasks.id = picked.id RETURNING {returned}",
             param.values,
         )
-    return f"UPDATE tasks SET {sets} WHERE id IN ({picked}) RETURNING *", param.values
+    return f"UPDATE tasks SET {sets} WHERE id IN ({picked}) RETURNING {', '.join(columns)}", param.values
+
+
+def rows_by_id(dialect: str, table: str, columns: Sequence[str], ids: Sequence[Any]) -> tuple[str, list[Any]]:
+    """Some columns of the rows with these ids."""
+    param = _Params(dialect)
+    return f"SELECT {', '.join(columns)} FROM {table} WHERE id IN ({param.many(ids)})", param.values
 
 
 def next_due(dialect: str, *, saturated: Sequence[str]) -> tuple[str, list[Any]]:

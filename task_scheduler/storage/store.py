@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
-from datetime import datetime, timedelta, timezone
+from datetime import datetime, timedelta
 from typing import Any
 
 from tortoise.exceptions import IntegrityError
@@ -25,6 +25,7 @@ from task_scheduler.domain.listing import Position, TaskQuery
 from task_scheduler.domain.storable import storable
 from task_scheduler.domain.tasks import TaskStatus
 from task_scheduler.storage import claim_sql
+from task_scheduler.storage.claimed import RULE_COLUMNS, TASK_COLUMNS, ClaimedTask, DispatchRule, instant
 from task_scheduler.storage.orm import RuleRecord, RunRecord, TargetRecord, TaskRecord, UserRecord
 from task_scheduler.storage.retry import retrying
 
@@ -139,6 +140,16 @@ class Store:
         if for_update:
             query = query.select_for_update()
         return {record.id: record for record in await query}
+
+    async def dispatch_rules(self, rule_ids: Iterable[int]) -> dict[int, DispatchRule]:
+        """Claimed tasks' rules, as the dispatcher reads them: one query of plain rows."""
+        ids = sorted(set(rule_ids))
+        if not ids:
+            return {}
+        db = RuleRecord._meta.db
+        sql, values = claim_sql.rows_by_id(db.capabilities.dialect, "rules", RULE_COLUMNS, ids)
+        _, rows = await db.execute_query(sql, values)
+        return {rule.id: rule for rule in map(DispatchRule.from_row, rows)}
 
     async def list_rules(
         self,
@@ -336,7 +347,7 @@ class Store:
         values._choose_db_if_not_chosen()
         values._make_query()
         _, rows = await values._db.execute_query(*values.query.get_parameterized_sql())
-        return [(row["0"], _instant(row["1"]), (row["2"], row["3"])) for row in rows]
+        return [(row["0"], instant(row["1"]), (row["2"], row["3"])) for row in rows]
 
     async def earliest_computing(self, query: TaskQuery) -> datetime | None:
         """Where the stored occurrences of the rules a listing computes end first (None: no
@@ -481,7 +492,7 @@ class Store:
         busy: Iterable[str] = (),
         saturated: Iterable[str] = (),
         due_by: datetime | None = None,
-    ) -> list[TaskRecord]:
+    ) -> list[ClaimedTask]:
         """Lease up to ``limit`` due tasks (and ones whose lease ran out) to ``owner``, atomically.
 
         A task is due when its time is at or before ``due_by`` (``now`` unless the caller
@@ -510,9 +521,10 @@ class Store:
                 busy=busy,
                 saturated=saturated,
                 db_time=_db_time,
+                columns=TASK_COLUMNS,
             )
-            rows = await db.executor_class(model=TaskRecord, db=db).execute_select(sql, values)
-            return sorted(rows, key=lambda row: row.due_at)
+            _, rows = await db.execute_query(sql, values)
+            return sorted((ClaimedTask.from_row(row) for row in rows), key=lambda task: task.due_at)
         due = Q(status=TaskStatus.scheduled.value, due_at__lte=due_by) | Q(
             status=TaskStatus.dispatching.value, lease_until__lt=now
         )
@@ -535,7 +547,7 @@ class Store:
         for row in rows:
             row.status, row.lease_owner, row.lease_until = TaskStatus.dispatching.value, owner, lease_until
             row.attempts += 1
-        return rows
+        return [ClaimedTask.from_record(row) for row in rows]
 
     @retrying
     async def renew_leases(self, task_ids: Iterable[str], owner: str, lease_until: datetime) -> int:
@@ -907,11 +919,3 @@ def _not_for(query: QuerySet[TaskRecord], targets: Iterable[str]) -> QuerySet[Ta
     # Tortoise's not_in keeps NULL rows: say what a NULL target means explicitly.
     keep = Q(target__isnull=False) & Q(target__not_in=targets)
     return query.filter(keep if "default" in targets else keep | Q(target__isnull=True))
-
-
-def _instant(value: datetime | str) -> datetime:
-    """A datetime column's raw value as an aware datetime: SQLite returns ISO text,
-    MySQL naive UTC, PostgreSQL aware."""
-    if isinstance(value, str):
-        value = datetime.fromisoformat(value)
-    return value if value.tzinfo is not None else value.replace(tzinfo=timezone.utc)
