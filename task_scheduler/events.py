@@ -18,6 +18,7 @@ from __future__ import annotations
 import asyncio
 import copy
 import enum
+import json
 import logging
 import math
 from collections import deque
@@ -112,13 +113,21 @@ class Event:
 
     def to_json(self) -> dict[str, Any]:
         """The event as sent on the websocket; every key is always present."""
+        return self._body(copy.deepcopy(self._json_data))
+
+    def to_text(self) -> str:
+        """``to_json()`` as JSON text (ASCII: as many bytes as characters), without the copy
+        that protects the event's data."""
+        return json.dumps(self._body(self._json_data), separators=(",", ":"))
+
+    def _body(self, data: dict[str, Any]) -> dict[str, Any]:
         return {
             "type": self.type.value,
             "at": _iso(self.at),
             "rule_id": self.rule_id,
             "task_id": self.task_id,
             "channel": self.channel,
-            "data": copy.deepcopy(self._json_data),
+            "data": data,
             "replica": self.replica,
         }
 

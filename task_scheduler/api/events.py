@@ -58,7 +58,7 @@ async def events(
         watcher = asyncio.create_task(_close_on_disconnect(websocket, subscription), name="events-ws-watch")
         try:
             async for event in subscription:
-                await websocket.send_json(event.to_json())
+                await websocket.send_text(event.to_text())
             if watcher.done():
                 return  # the client left
             if subscription.overflowed:

@@ -56,7 +56,7 @@ from task_scheduler.services.targets import TargetService
 from task_scheduler.services.wakeup import Wakeup, being_cancelled
 from task_scheduler.storage.claimed import ClaimedTask, DispatchRule
 from task_scheduler.storage.priority import serve_first
-from task_scheduler.storage.store import Settlement, Store
+from task_scheduler.storage.store import Settled, Settlement, Store
 from task_scheduler.transports.base import Delivery, LookupFailed, Outcome, Transport
 
 logger = logging.getLogger(__name__)
@@ -119,6 +119,9 @@ class Dispatcher:
         self._wakeup = Wakeup()
         self._inflight: dict[str, asyncio.Task[None]] = {}
         self._per_target: Counter[str] = Counter()
+        """Tasks held per target: claimed, not yet done with it."""
+        self._holding: dict[str, str] = {}
+        """Task id -> the target it counts against in ``_per_target``."""
         self._outages = Outages()
         self._probes: dict[str, int] = {}
         """Task id -> the number of the probe it is (see domain.outages), while in flight."""
@@ -235,22 +238,38 @@ class Dispatcher:
         job = asyncio.create_task(self._handle(task, rule, changes_seen), name=f"dispatch {task.id}")
         self._inflight[task.id] = job
         target = _target_of(task, rule)
+        self._holding[task.id] = target
         self._per_target[target] += 1
 
         def done(_: asyncio.Task[None]) -> None:
             was_full = len(self._inflight) >= self._settings.concurrency
             self._inflight.pop(task.id, None)
-            self._per_target[target] -= 1
-            held = self._per_target[target]
-            if not held:
-                del self._per_target[target]
-            cached = self._carriers.known.get(target)
-            # Look again only when this opens room that was closed: a free slot after all were
-            # taken, or a target down to one lot. Else the loop's own sleep is right.
-            if was_full or cached is None or held == cached.transport.capacity:
+            self._let_go(task.id)
+            if was_full:  # a free slot after all were taken: look again
                 self._wakeup.poke()
 
         job.add_done_callback(done)
+
+    def _let_go(self, task_id: str) -> None:
+        """A task is done with its target (answered, held back, or not sent): its room there
+        opens, while its outcome may still be on its way to the database."""
+        target = self._holding.pop(task_id, None)
+        if target is None:
+            return
+        self._per_target[target] -= 1
+        held = self._per_target[target]
+        if not held:
+            del self._per_target[target]
+        cached = self._carriers.known.get(target)
+        # Look again only when this opens room that was closed: a target down to one lot.
+        # Else the loop's own sleep is right.
+        if cached is None or held == cached.transport.capacity:
+            self._wakeup.poke()
+
+    async def _record(self, task: ClaimedTask, outcome: Settlement) -> Settled | None:
+        """Record an outcome with the others finishing now, once the task is done with its target."""
+        self._let_go(task.id)
+        return await self._settler.settle(outcome)
 
     async def stop(self, grace_s: float) -> None:
         """Let in-flight dispatches finish for up to ``grace_s``, then hand back every claim."""
@@ -433,7 +452,8 @@ class Dispatcher:
             reason = f"the fleet stayed unreachable past the misfire grace ({down})"
             await self._settle_unrun(task, rule, TaskStatus.missed, reason)
             return
-        await self._settler.settle(
+        await self._record(
+            task,
             Settlement(
                 task.id,
                 task.rule_id,
@@ -442,7 +462,7 @@ class Dispatcher:
                 now,
                 due_at=min(self._outages.look_again_at(target_name, now), last),
                 unsent=True,
-            )
+            ),
         )
 
     async def _reached(self, task: ClaimedTask, target_name: str, reached: bool) -> None:
@@ -572,7 +592,7 @@ class Dispatcher:
         self, task: ClaimedTask, rule: DispatchRule | None, status: TaskStatus, reason: str
     ) -> None:
         outcome = Settlement(task.id, task.rule_id, status.value, reason[:255], self._clock.now())
-        if await self._settler.settle(outcome):
+        if await self._record(task, outcome):
             kind = EventType.task_missed if status is TaskStatus.missed else EventType.task_skipped
             self._publish(kind, task, rule, {"status": status.value, "reason": reason})
 
@@ -599,7 +619,7 @@ class Dispatcher:
             rng=self._rng,
         )
         run = run_row(task, delivery, started, finished, self.replica_id)
-        settled = await self._settler.settle(replace(outcome, run=run, pause_after=policy.max_attempts))
+        settled = await self._record(task, replace(outcome, run=run, pause_after=policy.max_attempts))
         if settled is None:
             logger.warning("task %s: lease lost before its outcome was recorded; its run is kept", task.id)
             return

@@ -32,7 +32,7 @@ OUTBOX_MAX = 10_000
 
 
 def pack(replica_id: str, events: list[str]) -> list[str]:
-    """The events (each ``Event.to_json()`` as text) as NOTIFY payloads under the limit,
+    """The events (each ``Event.to_text()``) as NOTIFY payloads under the limit,
     several to a payload, in order. An event too large alone goes without its data, marked
     ``{"truncated": true}``: the run or task it names can be read over the API."""
     head = json.dumps({"replica": replica_id, "events": []})[:-2]
@@ -100,7 +100,7 @@ class ChangeFeed:
         """An event of this replica: send it to the others' ``/events`` clients soon.
         Events heard from another replica are not sent on."""
         if self.enabled and event.replica is None:
-            self._outbox.append(json.dumps(event.to_json()))
+            self._outbox.append(event.to_text())
             self._pending.set()
 
     def _heard(self, _connection: object, _pid: int, _channel: str, payload: str) -> None:
