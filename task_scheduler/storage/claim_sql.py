@@ -145,6 +145,62 @@ def settle_task(dialect: str) -> str:
     )
 
 
+_SETTLE_TYPES = ("varchar", "varchar", "timestamptz", "timestamptz", "varchar", "int", "varchar")
+"""PostgreSQL's types for ``SETTLE_ORDER`` (a VALUES list's parameters have none of their own)."""
+
+
+def settle_rows(dialect: str, rows: Sequence[Sequence[Any]], owner: str) -> tuple[str, list[Any]]:
+    """Many tasks' outcomes in one ``UPDATE ... FROM (VALUES ...)``, each row in
+    ``SETTLE_ORDER`` (as ``settle_task``'s), applied only where this replica still holds
+    the claim; returns the ids it applied to. SQLite (3.35 and later) and PostgreSQL."""
+    param = _Params(dialect)
+    update = _settle_update(dialect, rows, owner, param)
+    if dialect == "postgres":  # Tortoise fetches rows only from a statement not opening with UPDATE
+        return f"WITH settled AS ({update}) SELECT id FROM settled", param.values
+    return update, param.values
+
+
+def settle_and_insert(
+    rows: Sequence[Sequence[Any]],
+    owner: str,
+    table: str,
+    columns: Sequence[str],
+    inserted: Sequence[Sequence[Any]],
+) -> tuple[str, list[Any]]:
+    """PostgreSQL: ``settle_rows`` and the runs' ``insert_rows`` as one statement, atomic
+    without a transaction of its own: one round trip for a whole group of outcomes."""
+    param = _Params("postgres")
+    update = _settle_update("postgres", rows, owner, param)
+    insert = ", ".join(f"({param.many(row)})" for row in inserted)
+    sql = (
+        f"WITH settled AS ({update}),"
+        f" recorded AS (INSERT INTO {table} ({', '.join(columns)}) VALUES {insert})"
+        " SELECT id FROM settled"
+    )
+    return sql, param.values
+
+
+def _settle_update(dialect: str, rows: Sequence[Sequence[Any]], owner: str, param: _Params) -> str:
+    if dialect == "postgres":
+        typed = (zip(row, _SETTLE_TYPES, strict=True) for row in rows)
+        values = ", ".join("(" + ", ".join(f"{param(v)}::{kind}" for v, kind in row) + ")" for row in typed)
+        source = f"(VALUES {values}) AS v({', '.join(SETTLE_ORDER)})"
+        column = {name: f"v.{name}" for name in SETTLE_ORDER}
+    else:  # SQLite names a VALUES list's columns column1, column2, ...
+        values = ", ".join(f"({param.many(row)})" for row in rows)
+        source = f"(VALUES {values}) AS v"
+        column = {name: f"v.column{i}" for i, name in enumerate(SETTLE_ORDER, start=1)}
+    return (
+        f"UPDATE tasks SET lease_owner = NULL, lease_until = NULL, status = {column['status']},"
+        f" status_reason = {column['status_reason']}, updated_at = {column['updated_at']},"
+        f" due_at = COALESCE({column['due_at']}, tasks.due_at),"
+        f" fleet_task_id = COALESCE({column['fleet_task_id']}, tasks.fleet_task_id),"
+        f" attempts = tasks.attempts - {column['unsent']}"
+        f" FROM {source} WHERE tasks.id = {column['id']} AND tasks.lease_owner = {param(owner)}"
+        f" AND tasks.status = '{DISPATCHING}' RETURNING tasks.id"
+    )
+
+
 def insert_rows(
     dialect: str, table: str, columns: Sequence[str], rows: Sequence[Sequence[Any]]
 ) -> tuple[str, list[Any]]:

@@ -596,8 +596,9 @@ class Store:
 
     @retrying
     async def settle(self, outcomes: Sequence[Settlement], owner: str) -> list[Settled | None]:
-        """Record what happened to claimed tasks, all in one transaction of a few multi-row
-        statements, whatever their number.
+        """Record what happened to claimed tasks, whatever their number, in a few multi-row
+        statements: on PostgreSQL, when no failures are to be counted, one statement (tasks
+        and runs, atomic); else one transaction (SQLite: begin, tasks, runs, commit).
 
         A task's status changes only if this replica still holds its claim (None in its
         place otherwise); its run is recorded either way, since the attempt happened. Failures
@@ -606,19 +607,30 @@ class Store:
         """
         if not outcomes:
             return []
-        async with self.transaction() as db:
-            dialect = db.capabilities.dialect
-            ids = sorted({outcome.task_id for outcome in outcomes})
-            sql, values = claim_sql.owned(dialect, ids=ids, owner=owner)
+        runs = [_run_values(outcome.run) for outcome in outcomes if outcome.run is not None]
+        rows = [_settle_values(outcome) for outcome in outcomes]
+        db = TaskRecord._meta.db
+        dialect = db.capabilities.dialect
+        counting = any(outcome.rule_failed is not None for outcome in outcomes)
+        if dialect == "postgres" and runs and not counting:
+            # The common case, in one round trip: no transaction to open and close.
+            sql, values = claim_sql.settle_and_insert(rows, owner, "runs", RUN_COLUMNS, runs)
             held = {row["id"] for row in (await db.execute_query(sql, values))[1]}
-            mine = [outcome for outcome in outcomes if outcome.task_id in held]
-            if mine:
-                await db.execute_many(
-                    claim_sql.settle_task(dialect), [_settle_values(outcome) for outcome in mine]
-                )
-            runs = [_run_values(outcome.run) for outcome in outcomes if outcome.run is not None]
+            return [Settled() if outcome.task_id in held else None for outcome in outcomes]
+        async with self.transaction() as db:
+            if claim_sql.one_statement_claims(dialect):
+                sql, values = claim_sql.settle_rows(dialect, rows, owner)
+                held = {row["id"] for row in (await db.execute_query(sql, values))[1]}
+            else:
+                ids = sorted({outcome.task_id for outcome in outcomes})
+                sql, values = claim_sql.owned(dialect, ids=ids, owner=owner)
+                held = {row["id"] for row in (await db.execute_query(sql, values))[1]}
+                mine_rows = [row for row in rows if row[-1] in held]
+                if mine_rows:
+                    await db.execute_many(claim_sql.settle_task(dialect), mine_rows)
             for chunk in _chunks(runs, 500):
                 await db.execute_query(*claim_sql.insert_rows(dialect, "runs", RUN_COLUMNS, chunk))
+            mine = [outcome for outcome in outcomes if outcome.task_id in held]
             paused = await self._count_failures(db, dialect, mine)
         return [
             Settled(paused_reason=paused.get(id(outcome))) if outcome.task_id in held else None

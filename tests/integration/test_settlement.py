@@ -62,7 +62,7 @@ def succeeded(task_id: str, attempt: int = 1) -> Settlement:
     )
 
 
-async def test_many_outcomes_are_recorded_in_one_transaction_of_three_statements(
+async def test_many_outcomes_are_recorded_in_one_transaction_of_few_statements(
     service, monkeypatch, statements
 ):
     store: Store = service.services.store
@@ -87,9 +87,12 @@ async def test_many_outcomes_are_recorded_in_one_transaction_of_three_statements
     ]
     statements.sent.clear()
     settled = await store.settle(outcomes, "replica-a")
-    assert len(transactions) == 1
-    # which are still ours, every task's change, every run: one statement each
-    assert len(statements.sent) == 3, statements.sent
+    dialect = TaskRecord._meta.db.capabilities.dialect
+    # PostgreSQL: every task's change where still ours, and every run, in one statement.
+    # SQLite: those two in a transaction. MySQL: which are still ours, the changes, the runs.
+    assert (len(transactions), len(statements.sent)) == {"postgres": (0, 1), "sqlite": (1, 2)}.get(
+        dialect, (1, 3)
+    ), statements.sent
     assert all(result is not None for result in settled)
     rows = {row.id: row for row in await TaskRecord.all()}
     for outcome in outcomes[:30]:
