@@ -20,6 +20,7 @@ import contextlib
 import logging
 import sys
 import threading
+from collections import deque
 from collections.abc import Callable
 from typing import Any
 
@@ -35,14 +36,33 @@ SWITCH_S = 0.001
 
 
 def on_loop(loop: asyncio.AbstractEventLoop, call: Callable[[Event], None]) -> Callable[[Event], None]:
-    """``call`` made on ``loop``'s thread, from whichever thread calls the result."""
+    """``call`` made on ``loop``'s thread, in order, from whichever thread calls the result.
+
+    Events from another thread wait in a queue that one wake-up of ``loop`` empties: a
+    burst of dispatches costs the API's loop one wake-up, not one per event."""
     owner = threading.get_ident()
+    waiting: deque[Event] = deque()
+    lock = threading.Lock()
+    woken = False
+
+    def deliver() -> None:
+        nonlocal woken
+        with lock:
+            events, woken = list(waiting), False
+            waiting.clear()
+        for event in events:
+            call(event)
 
     def made_there(event: Event) -> None:
+        nonlocal woken
         if threading.get_ident() == owner:
             call(event)
-        else:
-            loop.call_soon_threadsafe(call, event)
+            return
+        with lock:
+            waiting.append(event)
+            wake, woken = not woken, True
+        if wake:
+            loop.call_soon_threadsafe(deliver)
 
     return made_there
 
