@@ -208,15 +208,18 @@ def _fine_as_is(value: Any) -> bool:
     """Whether :func:`storable` would change nothing in ``value``, told from one JSON encoding."""
     if not isinstance(value, (dict, list, str)):
         return not isinstance(value, float) or math.isfinite(value)
+    return storable_json(value) is not None
+
+
+def storable_json(value: Any) -> str | None:
+    """``value``'s compact JSON text when :func:`storable` would change nothing in it, else
+    None: one encoding both tells and, for a caller that needs the size, measures."""
     try:
-        text = json.dumps(value, ensure_ascii=False, allow_nan=False)
+        text = json.dumps(value, ensure_ascii=False, allow_nan=False, separators=(",", ":"))
     except (TypeError, ValueError, RecursionError):
-        return False
-    return (
-        _UNSTORABLE_CHAR.search(text) is None
-        and "\\u0000" not in text
-        and (_shallow(text) or json_depth(text) < MAX_DEPTH)
-    )
+        return None
+    fine = _UNSTORABLE_CHAR.search(text) is None and "\\u0000" not in text
+    return text if fine and (_shallow(text) or json_depth(text) < MAX_DEPTH) else None
 
 
 _TOKENS = re.compile(r'"(?:[^"\\]|\\.)*"|[\[\]{}]', re.DOTALL)

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from enum import Enum
 from typing import Any, Final, Protocol
 
-from task_scheduler.domain.storable import storable
+from task_scheduler.domain.storable import storable, storable_json
 
 RESPONSE_LIMIT: Final = 16 * 1024
 """The largest answer (as JSON) a Delivery keeps whole."""
@@ -119,6 +119,10 @@ def bounded(answer: Any) -> Any:
         return None
     if isinstance(answer, bytes):
         answer = answer.decode("utf-8", "replace")
+    if isinstance(answer, (dict, list)):  # nearly every answer: kept after one encoding
+        text = storable_json(answer)
+        if text is not None and len(text.encode()) <= RESPONSE_LIMIT:
+            return answer
     answer = storable(answer)[0]
     if isinstance(answer, str):
         text = answer
