@@ -51,6 +51,7 @@ from dateutil.rrule import (
     weekday,
 )
 
+from task_scheduler.domain import cpu
 from task_scheduler.domain.schedule import (
     EARLIEST_YEAR,
     LATEST_YEAR,
@@ -177,9 +178,11 @@ class _Periodic:
         # on to the year 9999. Running it whole 400-year cycles later changes no date or weekday
         # and puts that year less than 400 years after hi.
         years = _CYCLE_YEARS * ((MAXYEAR - hi.year) // _CYCLE_YEARS)
+        cpu.check()
         try:
             found = iter(self.build(_shift_years(self.restart(lo), years), _shift_years(hi, years)))
             for value in found:
+                cpu.check()
                 value = _shift_years(value, -years)
                 if value >= lo:
                     yield value
@@ -419,6 +422,7 @@ class Recurrence:
             steps, rest = divmod(lo - self._start, step)
             value = self._start + (steps if inclusive and not rest else steps + 1) * step
             while value <= hi:
+                cpu.check()
                 yield value
                 value += step
             return

@@ -13,6 +13,7 @@ from datetime import datetime, timedelta
 from zoneinfo import ZoneInfo
 
 from task_scheduler.clock import Clock
+from task_scheduler.domain import cpu
 from task_scheduler.domain.ical import Series, Single, render, series_for, series_of
 from task_scheduler.domain.recurrence import Recurrence
 from task_scheduler.domain.schedule import schedule_adapter
@@ -60,6 +61,7 @@ class CalendarFeed:
         series: list[Series] = []
         singles: list[Single] = []
         for rule in rules:
+            cpu.check()
             found, alone = self._rule(rule, by_rule.pop(rule.id, []), start, end)
             series += found
             singles += alone
