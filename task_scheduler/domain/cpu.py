@@ -31,33 +31,32 @@ class CpuSpent(Exception):
 
 
 class CpuBudget:
-    """At most ``seconds`` of ``clock`` (the thread's CPU time) between start and last check."""
+    """At most ``seconds`` of ``clock`` (the calling thread's CPU time) from start on."""
 
     def __init__(self, seconds: float, clock: Callable[[], float] = time.thread_time) -> None:
         self.seconds = seconds
         self.spent = 0.0
         self._clock = clock
-        self._reading = 0.0
 
     def start(self) -> None:
         """Count from now, on this thread."""
-        self._reading = self._clock()
-        _thread.holder = self
+        _thread.held = (self, self._clock())
 
     def check(self) -> None:
-        """Count the time since this budget's last reading, if it held the thread since;
-        CpuSpent once the total is over."""
+        """Count this thread's time since its last reading, if this budget made it; CpuSpent
+        once the total is over."""
         now = self._clock()
-        if getattr(_thread, "holder", None) is self:
-            self.spent += now - self._reading
-        else:
-            _thread.holder = self
-        self._reading = now
+        held = getattr(_thread, "held", None)
+        if held is not None and held[0] is self:
+            self.spent += now - held[1]
+        _thread.held = (self, now)
         if self.spent > self.seconds:
             raise CpuSpent(self)
 
 
-_thread = threading.local()  # .holder: the budget that read this thread's clock last
+# .held: (budget, clock reading) of the last check made on this thread; each thread's CPU
+# clock is its own, so a reading is only compared with one of the same thread.
+_thread = threading.local()
 _current: ContextVar[CpuBudget | None] = ContextVar("cpu_budget", default=None)
 
 

@@ -52,15 +52,28 @@ def test_time_another_budget_held_the_thread_is_not_counted():
     assert mine.spent == pytest.approx(0.2)
 
 
-def test_a_budget_checked_on_another_thread_counts_from_its_first_check_there():
-    clock = Ticks(0.1)
-    budget = CpuBudget(1.0, clock)
+class ThreadClocks:
+    """A CPU clock per thread, as the real one: each starts elsewhere and steps 0.1 a reading."""
+
+    def __init__(self) -> None:
+        self.now: dict[int, float] = {}
+
+    def __call__(self) -> float:
+        ident = threading.get_ident()
+        self.now[ident] = self.now.get(ident, 1000.0 * len(self.now)) + 0.1
+        return self.now[ident]
+
+
+def test_a_budget_counts_each_thread_on_its_own_clock():
+    """A request's computation may move to a worker thread and back."""
+    budget = CpuBudget(1.0, ThreadClocks())
     budget.start()
-    budget.check()
+    budget.check()  # 0.1 here
     worker = threading.Thread(target=lambda: (budget.check(), budget.check()))
-    worker.start()
+    worker.start()  # 0.1 there: its first reading only starts the count
     worker.join()
-    assert budget.spent == pytest.approx(0.2)  # one step here, one there
+    budget.check()  # 0.1 here again
+    assert budget.spent == pytest.approx(0.3)
 
 
 def test_checks_outside_a_budget_or_after_release_do_nothing():
