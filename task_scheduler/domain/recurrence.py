@@ -33,8 +33,9 @@ from bisect import bisect_left, bisect_right
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from datetime import MAXYEAR, date, datetime, time, timedelta, timezone
-from functools import cache, cached_property
+from functools import cache
 from itertools import islice, product
+from typing import Generic, TypeVar
 
 from dateutil.rrule import (
     DAILY,
@@ -80,6 +81,7 @@ _MIDNIGHT = time()
 
 # Naive wall-clock datetimes in [lo, hi], ascending.
 _WallSource = Callable[[datetime, datetime], Iterator[datetime]]
+_T = TypeVar("_T")
 
 
 @cache
@@ -311,6 +313,21 @@ def _wall_source(schedule: Schedule, anchor: datetime) -> _WallSource | None:
     return _at_times(days, [time.fromisoformat(value) for value in schedule.times])
 
 
+class _memo(Generic[_T]):
+    """A property computed once per instance, without the lock Python 3.11's cached_property
+    takes for every instance at once: a search of decades in one thread (an API request's)
+    would hold up the event loop's first() of any rule (other requests, the expander) until it
+    ended."""
+
+    def __init__(self, compute: Callable[["Recurrence"], _T]) -> None:
+        self._compute = compute
+        self._name = compute.__name__
+
+    def __get__(self, instance: "Recurrence", owner: type) -> _T:
+        value = instance.__dict__[self._name] = self._compute(instance)
+        return value
+
+
 class Recurrence:
     """The occurrences of one schedule in one zone. See the module docstring for DST and cost."""
 
@@ -368,11 +385,11 @@ class Recurrence:
         """The earliest occurrence at all; None if the rule never fires (within HORIZON of start)."""
         return self._first
 
-    @cached_property
+    @_memo
     def _first(self) -> datetime | None:
         return next(self._stream(self._start, True, None), None)
 
-    @cached_property
+    @_memo
     def _own_end(self) -> datetime | None:
         """Last instant the rule itself may use: `end`, or its count-th occurrence."""
         count = self._schedule.count
