@@ -32,6 +32,7 @@ from task_scheduler.services.occurrences import (
     rule_view,
     task_view,
 )
+from task_scheduler.services.off_loop import off_loop
 from task_scheduler.services.targets import TargetService
 from task_scheduler.storage.orm import RuleRecord, TaskRecord
 from task_scheduler.storage.retry import retrying
@@ -170,16 +171,21 @@ class RuleService:
             offset=offset,
         )
         now = self._clock.now()
-        return [rule_view(record, now) for record in records], total
+        return await off_loop(lambda: [rule_view(record, now) for record in records]), total
 
-    def preview(self, spec: RuleSpec, count: int) -> list[Occurrence]:
+    async def preview(self, spec: RuleSpec, count: int) -> list[Occurrence]:
         now = self._clock.now()
-        zone_name, recurrence, *_ = self._resolve(spec, now)
-        return self._occurrences(recurrence, zone_name, now, count)
+
+        def compute() -> list[Occurrence]:
+            zone_name, recurrence, *_ = self._resolve(spec, now)
+            return self._occurrences(recurrence, zone_name, now, count)
+
+        return await off_loop(compute)
 
     async def preview_stored(self, rule_id: int, count: int) -> list[Occurrence]:
         record = await self._get(rule_id)
-        return self._occurrences(recurrence_of(record), record.timezone, self._clock.now(), count)
+        now = self._clock.now()
+        return await off_loop(lambda: self._occurrences(recurrence_of(record), record.timezone, now, count))
 
     @staticmethod
     def _occurrences(recurrence: Recurrence, zone_name: str, now: datetime, count: int) -> list[Occurrence]:
@@ -232,7 +238,9 @@ class RuleService:
 
     async def _prepare(self, spec: NewRule, now: datetime) -> _NewRule:
         """Everything about a new rule that needs no write: 422 for what is wrong with it."""
-        zone_name, recurrence, upcoming, schedule, kind, task = self._resolve(spec, now, spec.start_delay_s)
+        zone_name, recurrence, upcoming, schedule, kind, task = await off_loop(
+            lambda: self._resolve(spec, now, spec.start_delay_s)
+        )
         target = await self._target(kind, task)
         if spec.run_now and not spec.enabled:
             raise Invalid.at(("run_now",), "a disabled rule does not run; enable it or drop run_now")
@@ -311,7 +319,9 @@ class RuleService:
         async with self._store.transaction():
             record = await self._get(rule_id, for_update=True)
             spec = change(record)
-            zone_name, recurrence, upcoming, schedule, kind, task = self._resolve(spec, now)
+            zone_name, recurrence, upcoming, schedule, kind, task = await off_loop(
+                lambda: self._resolve(spec, now)
+            )
             target = await self._target(kind, task)
             before = recurrence_of(record)
             await self._store.delete_future_tasks(rule_id, now, keep_edited=True)

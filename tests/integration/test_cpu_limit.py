@@ -39,10 +39,10 @@ def rule(name: str, schedule: dict) -> dict:
 
 @contextlib.contextmanager
 def within_limit():
-    """The request is served on this thread (in-process): its CPU time is what it took."""
-    started = time.thread_time()
+    """The request is served in this process: its CPU time (all threads) is what it took."""
+    started = time.process_time()
     yield
-    assert time.thread_time() - started < LIMIT_S + SLACK_S
+    assert time.process_time() - started < LIMIT_S + SLACK_S
 
 
 def refused(answer) -> bool:
