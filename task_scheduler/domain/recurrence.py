@@ -25,6 +25,8 @@ weeks, months and years alike), so it costs what the window holds, not its dista
 Searches are bounded: nothing looks more than HORIZON (200 years) ahead, so a rule with nothing
 in the 200 years after its start never fires, next_after() looks at most 200 years ahead, and
 `count` is honoured within 200 years of `start`. Instants after the year 9800 are never produced.
+Each step found checks the context's CPU budget (domain.cpu): what dateutil spends between two
+finds is not interrupted.
 """
 
 import heapq
