@@ -39,6 +39,12 @@ config = {
     # metrics never wait). The dispatcher has its own thread and event loop, so API load
     # does not hold it up; a few at a time keep each request's latency short.
     "api_concurrency": 4,
+    # CPU seconds one API request may use. Listings, previews, the calendar feed and
+    # imports compute occurrences; one that asks for more (a rule firing every second
+    # over years, one that fires once in decades) is answered 422 when this runs out,
+    # instead of holding the CPU. A page of 1000 tasks takes about 0.1 s; the calendar
+    # feed about 10 ms per rule, so raise this for a feed of more than ~400 rules.
+    "request_cpu_s": 5.0,
     # How far ahead (seconds) occurrences are stored as tasks.  Later occurrences are
     # computed on the fly in listings and stored when the horizon reaches them.
     "expansion_horizon_s": 86400,

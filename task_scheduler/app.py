@@ -259,7 +259,11 @@ def get_app(
     app = FastAPI(
         title="rmf-task-scheduler",
         version=__version__,
-        description="Recurring task rules for Open-RMF fleets, dispatched on time, exactly once.",
+        description="Recurring task rules for Open-RMF fleets, dispatched on time, exactly once.\n\n"
+        "A request that needs more than `request_cpu_s` of CPU (a listing or calendar over a long"
+        " window of a frequent rule, a preview of a rule that fires once in decades) is answered"
+        " 422 and changes nothing. Not 503: the same request would need as much again, so it is"
+        " to be narrowed, not retried.",
         lifespan=lifespan,
         max_body_size=settings.max_body_bytes,
         # Served by api.console from the package's own files: sites are often offline.
@@ -269,7 +273,7 @@ def get_app(
     )
     app.state.site_timezone = settings.timezone
     errors.install(app)
-    app.add_middleware(AdmissionLimit, limit=settings.api_concurrency)
+    app.add_middleware(AdmissionLimit, limit=settings.api_concurrency, cpu_s=settings.request_cpu_s)
     if settings.cors_origins:
         app.add_middleware(
             CORSMiddleware,

@@ -49,6 +49,7 @@ class Settings(BaseModel):
     cors_origins: list[str] = Field(default_factory=list, max_length=100)
     max_body_bytes: int = Field(1_048_576, ge=1024, le=1 << 30)
     api_concurrency: int = Field(4, ge=1, le=10000)
+    request_cpu_s: float = Field(5.0, gt=0, le=3600)
     expansion_horizon_s: int = Field(86400, ge=60, le=366 * 86400)
     expansion_batch: int = Field(100, ge=1, le=10000)
     expansion_poll_s: float = Field(60.0, gt=0, le=3600)

@@ -100,6 +100,12 @@ class Metrics:
             buckets=LATENESS_BUCKETS,
             registry=self.registry,
         )
+        self.cpu_spent = Counter(
+            "task_scheduler_http_cpu_spent_total",
+            "HTTP requests stopped for using more than request_cpu_s of CPU, by method and route.",
+            ["method", "route"],
+            registry=self.registry,
+        )
         self.refresh_errors = Counter(
             "task_scheduler_metrics_refresh_errors_total",
             "Scrapes whose gauge refresh failed (queue depth and expander lag were left stale).",

@@ -1,5 +1,6 @@
-"""Map errors to answers a client can act on: 401, 403, 404, 409, 422 with the field,
-and 429/503 with Retry-After (503 also while the database cannot serve)."""
+"""Map errors to answers a client can act on: 401, 403, 404, 409, 422 with the field (or
+the CPU limit a request reached), and 429/503 with Retry-After (503 also while the
+database cannot serve)."""
 
 from __future__ import annotations
 
@@ -11,6 +12,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
+from task_scheduler.domain.cpu import CpuSpent
 from task_scheduler.domain.errors import (
     Busy,
     Conflict,
@@ -137,6 +139,24 @@ def install(app: FastAPI) -> None:
             }
             for loc, msg in exc.problems
         ]
+        return JSONResponse(status_code=422, content={"detail": detail})
+
+    @app.exception_handler(CpuSpent)
+    async def _cpu_spent(request: Request, exc: CpuSpent) -> JSONResponse:
+        route = getattr(request.scope.get("route"), "path_format", None) or "unmatched"
+        logger.warning(
+            "%s %s: stopped after %.2f s of CPU (request_cpu_s %g)",
+            request.method,
+            request.url.path,
+            exc.budget.spent,
+            exc.budget.seconds,
+        )
+        request.app.state.services.metrics.cpu_spent.labels(method=request.method, route=route).inc()
+        detail = (
+            f"this request needs more than request_cpu_s ({exc.budget.seconds:g} s) of CPU; narrow it:"
+            " a shorter window (start, end), a smaller count, limit or offset, fewer rules at once,"
+            " or a schedule whose occurrences are not decades apart"
+        )
         return JSONResponse(status_code=422, content={"detail": detail})
 
     @app.exception_handler(ScheduleRejected)

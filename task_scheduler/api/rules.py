@@ -113,7 +113,7 @@ async def delete_all_rules(
 )
 async def preview_unsaved_rule(spec: RuleSpec, svc: Svc, count: PreviewCount = 10) -> list[Occurrence]:
     """Next occurrences of an unsaved rule: from its start, or from now once the start has passed."""
-    return svc.rules.preview(spec, count)
+    return await svc.rules.preview(spec, count)
 
 
 @router.get(

@@ -21,6 +21,7 @@ from zoneinfo import ZoneInfo
 
 from icalendar import Calendar, Event
 
+from task_scheduler.domain import cpu
 from task_scheduler.domain.errors import Invalid
 from task_scheduler.domain.recurrence import Recurrence
 from task_scheduler.domain.schedule import (
@@ -162,6 +163,7 @@ def render(
     calendar.add("x-wr-calname", name)
     calendar.add("x-wr-timezone", site_zone)
     for one in series:
+        cpu.check()
         event = _event(one.uid, one.start, one.summary, one.description, now)
         event.add("rrule", one.recur)
         if one.exdates:
@@ -172,6 +174,7 @@ def render(
             moved.add("recurrence-id", original)
             calendar.add_component(moved)
     for single in singles:
+        cpu.check()  # to_ical() then takes about as long again as these
         calendar.add_component(_event(single.uid, single.start, single.summary, single.description, now))
     calendar.add_missing_timezones()
     return calendar.to_ical()

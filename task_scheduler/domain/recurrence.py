@@ -25,6 +25,8 @@ weeks, months and years alike), so it costs what the window holds, not its dista
 Searches are bounded: nothing looks more than HORIZON (200 years) ahead, so a rule with nothing
 in the 200 years after its start never fires, next_after() looks at most 200 years ahead, and
 `count` is honoured within 200 years of `start`. Instants after the year 9800 are never produced.
+Each step found checks the context's CPU budget (domain.cpu): what dateutil spends between two
+finds is not interrupted.
 """
 
 import heapq
@@ -33,8 +35,9 @@ from bisect import bisect_left, bisect_right
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from datetime import MAXYEAR, date, datetime, time, timedelta, timezone
-from functools import cache, cached_property
+from functools import cache
 from itertools import islice, product
+from typing import Generic, TypeVar
 
 from dateutil.rrule import (
     DAILY,
@@ -51,6 +54,7 @@ from dateutil.rrule import (
     weekday,
 )
 
+from task_scheduler.domain import cpu
 from task_scheduler.domain.schedule import (
     EARLIEST_YEAR,
     LATEST_YEAR,
@@ -79,6 +83,7 @@ _MIDNIGHT = time()
 
 # Naive wall-clock datetimes in [lo, hi], ascending.
 _WallSource = Callable[[datetime, datetime], Iterator[datetime]]
+_T = TypeVar("_T")
 
 
 @cache
@@ -177,9 +182,11 @@ class _Periodic:
         # on to the year 9999. Running it whole 400-year cycles later changes no date or weekday
         # and puts that year less than 400 years after hi.
         years = _CYCLE_YEARS * ((MAXYEAR - hi.year) // _CYCLE_YEARS)
+        cpu.check()
         try:
             found = iter(self.build(_shift_years(self.restart(lo), years), _shift_years(hi, years)))
             for value in found:
+                cpu.check()
                 value = _shift_years(value, -years)
                 if value >= lo:
                     yield value
@@ -308,6 +315,21 @@ def _wall_source(schedule: Schedule, anchor: datetime) -> _WallSource | None:
     return _at_times(days, [time.fromisoformat(value) for value in schedule.times])
 
 
+class _memo(Generic[_T]):
+    """A property computed once per instance, without the lock Python 3.11's cached_property
+    takes for every instance at once: a search of decades in one thread (an API request's)
+    would hold up the event loop's first() of any rule (other requests, the expander) until it
+    ended."""
+
+    def __init__(self, compute: Callable[["Recurrence"], _T]) -> None:
+        self._compute = compute
+        self._name = compute.__name__
+
+    def __get__(self, instance: "Recurrence", owner: type) -> _T:
+        value = instance.__dict__[self._name] = self._compute(instance)
+        return value
+
+
 class Recurrence:
     """The occurrences of one schedule in one zone. See the module docstring for DST and cost."""
 
@@ -365,11 +387,11 @@ class Recurrence:
         """The earliest occurrence at all; None if the rule never fires (within HORIZON of start)."""
         return self._first
 
-    @cached_property
+    @_memo
     def _first(self) -> datetime | None:
         return next(self._stream(self._start, True, None), None)
 
-    @cached_property
+    @_memo
     def _own_end(self) -> datetime | None:
         """Last instant the rule itself may use: `end`, or its count-th occurrence."""
         count = self._schedule.count
@@ -419,6 +441,7 @@ class Recurrence:
             steps, rest = divmod(lo - self._start, step)
             value = self._start + (steps if inclusive and not rest else steps + 1) * step
             while value <= hi:
+                cpu.check()
                 yield value
                 value += step
             return

@@ -13,10 +13,12 @@ from datetime import datetime, timedelta
 from zoneinfo import ZoneInfo
 
 from task_scheduler.clock import Clock
+from task_scheduler.domain import cpu
 from task_scheduler.domain.ical import Series, Single, render, series_for, series_of
 from task_scheduler.domain.recurrence import Recurrence
 from task_scheduler.domain.schedule import schedule_adapter
 from task_scheduler.domain.tasks import TaskStatus
+from task_scheduler.services.off_loop import off_loop
 from task_scheduler.storage.orm import RuleRecord, TaskRecord
 from task_scheduler.storage.store import Store
 
@@ -54,20 +56,35 @@ class CalendarFeed:
         stored = await self._store.list_tasks(
             start, end, rule_id=rule_id, status=None, category=category, kind=kind
         )
+        now = self._clock.now()
+        ad_hoc = rule_id is None and target is None  # else other rules' tasks were filtered out
+        return await off_loop(lambda: self._document(rules, stored, start, end, now, ad_hoc=ad_hoc))
+
+    def _document(
+        self,
+        rules: list[RuleRecord],
+        stored: list[TaskRecord],
+        start: datetime,
+        end: datetime,
+        now: datetime,
+        *,
+        ad_hoc: bool,
+    ) -> bytes:
         by_rule: dict[int | None, list[TaskRecord]] = {}
         for task in stored:
             by_rule.setdefault(task.rule_id, []).append(task)
         series: list[Series] = []
         singles: list[Single] = []
         for rule in rules:
+            cpu.check()
             found, alone = self._rule(rule, by_rule.pop(rule.id, []), start, end)
             series += found
             singles += alone
-        if rule_id is None and target is None:
-            for task in by_rule.get(None, []):  # ad-hoc tasks; other rules' were filtered out
+        if ad_hoc:
+            for task in by_rule.get(None, []):
                 if not _will_not_run(task):
                     singles.append(Single(f"task-{task.id}", task.scheduled_at, _summary(None, task)))
-        return render("Task scheduler", self._site_timezone, series, singles, self._clock.now())
+        return render("Task scheduler", self._site_timezone, series, singles, now)
 
     async def _rules(
         self, rule_id: int | None, category: str | None, kind: str | None, target: str | None

@@ -24,6 +24,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from itertools import count
 
+from task_scheduler.domain import cpu
 from task_scheduler.domain.listing import HeadCache, Position, TaskQuery
 from task_scheduler.domain.recurrence import Recurrence
 from task_scheduler.domain.tasks import TaskStatus, task_id
@@ -249,6 +250,7 @@ class _Merge:
         unknown = []
         end = self._query.end
         for rule_id, expanded_until, version in rows:
+            cpu.check()
             self._versions[rule_id] = version
             at = self._from(expanded_until)
             head = self._lister._heads.get(rule_id, version, at, end)

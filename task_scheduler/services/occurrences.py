@@ -44,10 +44,13 @@ def recurrence_of(record: RuleRecord) -> Recurrence:
     return Recurrence(schedule, ZoneInfo(record.timezone), default_start=record.created_at)
 
 
-def rule_view(record: RuleRecord, now: datetime, recurrence: Recurrence | None = None) -> Rule:
+def rule_view(record: RuleRecord, now: datetime, upcoming: list[datetime] | None = None) -> Rule:
+    """``upcoming``: the rule's next occurrence after ``now`` (``next_after(now, 1)``), when the
+    caller has it already: for a rare rule, finding it is most of the cost."""
     next_at = None
     if record.enabled:
-        upcoming = (recurrence or recurrence_of(record)).next_after(now, 1)
+        if upcoming is None:
+            upcoming = recurrence_of(record).next_after(now, 1)
         next_at = upcoming[0] if upcoming else None
     return Rule.model_validate(
         {

@@ -32,6 +32,7 @@ from task_scheduler.services.occurrences import (
     rule_view,
     task_view,
 )
+from task_scheduler.services.off_loop import off_loop
 from task_scheduler.services.targets import TargetService
 from task_scheduler.storage.orm import RuleRecord, TaskRecord
 from task_scheduler.storage.retry import retrying
@@ -49,7 +50,7 @@ class _NewRule:
 
     spec: NewRule
     columns: dict[str, Any]
-    recurrence: Recurrence
+    upcoming: list[datetime]
     times: list[datetime]
     until: datetime | None
 
@@ -82,9 +83,9 @@ class RuleService:
 
     def _resolve(
         self, spec: RuleSpec, now: datetime, start_delay_s: float | None = None
-    ) -> tuple[str, Recurrence, dict[str, Any], TaskKind, BaseModel]:
+    ) -> tuple[str, Recurrence, list[datetime], dict[str, Any], TaskKind, BaseModel]:
         """Check what pydantic cannot (zone, the kind's own checks, the allowlist, reachability);
-        fill the start."""
+        fill the start. Also returns the first occurrence after now, as a list of one."""
         zone_name = spec.timezone or self._default_timezone
         try:
             zone = validate_timezone(zone_name)
@@ -103,9 +104,10 @@ class RuleService:
         elif schedule.start is None:
             schedule = schedule.model_copy(update={"start": now.astimezone(zone).replace(microsecond=0)})
         recurrence = Recurrence(schedule, zone, default_start=now)
-        if not recurrence.next_after(now, 1):
+        upcoming = recurrence.next_after(now, 1)
+        if not upcoming:
             raise Invalid.at(("schedule",), "the schedule produces no occurrence after now")
-        return zone_name, recurrence, schedule.model_dump(mode="json"), kind, task
+        return zone_name, recurrence, upcoming, schedule.model_dump(mode="json"), kind, task
 
     def _columns(
         self,
@@ -169,16 +171,21 @@ class RuleService:
             offset=offset,
         )
         now = self._clock.now()
-        return [rule_view(record, now) for record in records], total
+        return await off_loop(lambda: [rule_view(record, now) for record in records]), total
 
-    def preview(self, spec: RuleSpec, count: int) -> list[Occurrence]:
+    async def preview(self, spec: RuleSpec, count: int) -> list[Occurrence]:
         now = self._clock.now()
-        zone_name, recurrence, *_ = self._resolve(spec, now)
-        return self._occurrences(recurrence, zone_name, now, count)
+
+        def compute() -> list[Occurrence]:
+            zone_name, recurrence, *_ = self._resolve(spec, now)
+            return self._occurrences(recurrence, zone_name, now, count)
+
+        return await off_loop(compute)
 
     async def preview_stored(self, rule_id: int, count: int) -> list[Occurrence]:
         record = await self._get(rule_id)
-        return self._occurrences(recurrence_of(record), record.timezone, self._clock.now(), count)
+        now = self._clock.now()
+        return await off_loop(lambda: self._occurrences(recurrence_of(record), record.timezone, now, count))
 
     @staticmethod
     def _occurrences(recurrence: Recurrence, zone_name: str, now: datetime, count: int) -> list[Occurrence]:
@@ -231,13 +238,15 @@ class RuleService:
 
     async def _prepare(self, spec: NewRule, now: datetime) -> _NewRule:
         """Everything about a new rule that needs no write: 422 for what is wrong with it."""
-        zone_name, recurrence, schedule, kind, task = self._resolve(spec, now, spec.start_delay_s)
+        zone_name, recurrence, upcoming, schedule, kind, task = await off_loop(
+            lambda: self._resolve(spec, now, spec.start_delay_s)
+        )
         target = await self._target(kind, task)
         if spec.run_now and not spec.enabled:
             raise Invalid.at(("run_now",), "a disabled rule does not run; enable it or drop run_now")
         times, until = self._expander.plan(recurrence, now, now) if spec.enabled else ([], None)
         columns = self._columns(spec, zone_name, schedule, kind, task, target)
-        return _NewRule(spec, columns, recurrence, times, until)
+        return _NewRule(spec, columns, upcoming, times, until)
 
     async def _insert(self, new: _NewRule, now: datetime, by: str | None) -> RuleRecord:
         """Store a prepared rule and its first occurrences (inside the caller's transaction)."""
@@ -261,7 +270,7 @@ class RuleService:
         # than it would look anyway.
         first_due = now if new.spec.run_now else due_at(record, new.times[0]) if new.times else EXHAUSTED
         self._announce(EventType.rule_created, record, now, due_at=first_due)
-        return rule_view(record, now, new.recurrence)
+        return rule_view(record, now, new.upcoming)
 
     @retrying
     async def create(self, spec: NewRule, *, by: str | None) -> Rule:
@@ -310,7 +319,9 @@ class RuleService:
         async with self._store.transaction():
             record = await self._get(rule_id, for_update=True)
             spec = change(record)
-            zone_name, recurrence, schedule, kind, task = self._resolve(spec, now)
+            zone_name, recurrence, upcoming, schedule, kind, task = await off_loop(
+                lambda: self._resolve(spec, now)
+            )
             target = await self._target(kind, task)
             before = recurrence_of(record)
             await self._store.delete_future_tasks(rule_id, now, keep_edited=True)
@@ -330,7 +341,7 @@ class RuleService:
             times = await self._expander.expand(record, now, recurrence) if record.enabled else []
         self._expander.announce(record, times, now)
         self._announce(EventType.rule_updated, record, now)
-        view = rule_view(record, now, recurrence)
+        view = rule_view(record, now, upcoming)
         return ReplacedRule(**view.model_dump(), dropped_exceptions=dropped)
 
     async def _follow_days(

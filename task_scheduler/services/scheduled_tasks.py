@@ -16,6 +16,7 @@ from zoneinfo import ZoneInfo
 from pydantic import ValidationError
 
 from task_scheduler.clock import Clock
+from task_scheduler.domain import cpu
 from task_scheduler.domain.errors import Invalid, NotFound
 from task_scheduler.domain.rules import NewRule, RuleSpec
 from task_scheduler.domain.schedule import parse_schedule
@@ -80,6 +81,7 @@ class ScheduledTaskService:
         start_before, until_after = instant(start_before, self._zone), instant(until_after, self._zone)
         found = []
         for record in await self._store.rules_of_kind("rmf"):
+            cpu.check()
             view = self._shown(record)
             if view is not None and listed(view, start_before, until_after):
                 found.append(view)

@@ -8,11 +8,13 @@ it is ``retrying`` and runs the whole transaction again.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+import contextlib
+from collections.abc import AsyncIterator, Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
+from tortoise.backends.base.client import BaseDBAsyncClient
 from tortoise.exceptions import IntegrityError
 from tortoise.expressions import F, Q, Subquery
 from tortoise.functions import Count, Max
@@ -20,6 +22,7 @@ from tortoise.models import Model
 from tortoise.queryset import QuerySet
 from tortoise.transactions import in_transaction
 
+from task_scheduler.domain import cpu
 from task_scheduler.domain.errors import Conflict
 from task_scheduler.domain.listing import Position, TaskQuery
 from task_scheduler.domain.storable import storable
@@ -110,8 +113,13 @@ class Settled:
 
 
 class Store:
-    def transaction(self):
-        return in_transaction()
+    @contextlib.asynccontextmanager
+    async def transaction(self) -> AsyncIterator[BaseDBAsyncClient]:
+        """One transaction; once it commits, the request's CPU budget stops checking, so that
+        a request that wrote is answered for what it wrote (see ``domain.cpu``)."""
+        async with in_transaction() as connection:
+            yield connection
+        cpu.release()
 
     # -- rules ---------------------------------------------------------------------------
 

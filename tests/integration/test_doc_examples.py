@@ -57,6 +57,7 @@ NOT_RUN = {
     "pip install": "installs a benchmark's peers from the package index",
     "python -m bench.throughput": "a benchmark: minutes of load, run by hand for its figures",
     "python -m bench.listing": "a benchmark: minutes of load, run by hand for its figures",
+    "python -m bench.hostile": "a benchmark: minutes of load, run by hand for its figures",
 }
 
 # Blocks of these languages are not run, and why.

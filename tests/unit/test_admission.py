@@ -36,7 +36,7 @@ async def started(inner: Slow, count: int) -> None:
 
 async def test_at_most_limit_requests_run_at_once_and_the_rest_go_in_order():
     inner = Slow()
-    app = AdmissionLimit(inner, limit=2)
+    app = AdmissionLimit(inner, limit=2, cpu_s=1.0)
     calls = [asyncio.create_task(app({"type": "http", "path": f"/r{i}"}, None, None)) for i in range(5)]
     await started(inner, 2)
     for _ in range(10):
@@ -55,7 +55,7 @@ async def test_at_most_limit_requests_run_at_once_and_the_rest_go_in_order():
 
 async def test_websockets_and_lifespan_are_not_counted():
     inner = Slow()
-    app = AdmissionLimit(inner, limit=1)
+    app = AdmissionLimit(inner, limit=1, cpu_s=1.0)
     socket = asyncio.create_task(app({"type": "websocket", "path": "/events"}, None, None))
     request = asyncio.create_task(app({"type": "http", "path": "/rules"}, None, None))
     await started(inner, 2)  # the websocket holds no slot: the request got in beside it
