@@ -5,6 +5,7 @@ still lists. The limits themselves are pinned in tests/unit/test_storable.py."""
 from __future__ import annotations
 
 import json
+import time
 from typing import Any
 
 import pytest
@@ -197,3 +198,15 @@ async def test_a_stored_row_that_cannot_be_shown_still_lists_with_a_marker(servi
     assert runs.status_code == 200, runs.text
     assert "nested deeper than 32 levels" in json.dumps(runs.json()["items"][0]["response"])
     assert (await service.http.get(f"/rules/{created['id']}/status")).status_code == 200
+
+
+async def test_a_sub_daily_rule_on_days_decades_apart_is_created_at_once(service: Service):
+    """Its first occurrence is 2044-02-29: plain dateutil steps through every day before it."""
+    text = "FREQ=SECONDLY;BYMONTH=2;BYMONTHDAY=29;BYDAY=MO;BYHOUR=23;BYMINUTE=59;BYSECOND=59"
+    spent = time.process_time()
+    created = await service.http.post(
+        "/rules", json=rule(schedule={"kind": "rrule", "rrule": text}, timezone="UTC")
+    )
+    assert created.status_code == 201, created.text
+    assert created.json()["next_at"].startswith("2044-02-29T23:59:59")
+    assert time.process_time() - spent < 1
