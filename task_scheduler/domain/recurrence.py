@@ -24,6 +24,9 @@ the latest day at most the window's start whose distance from the start date is 
 weeks, months and years alike), so it costs what the window holds, not its distance from start.
 An HOURLY, MINUTELY or SECONDLY rrule with BYHOUR, BYMINUTE or BYSECOND (INTERVAL=1, no BYSETPOS)
 is expanded as its days times its clock times, as dateutil would step through each refused day.
+A MINUTELY or SECONDLY rrule with clock parts and INTERVAL>1 or BYSETPOS is refused when saved
+if its days can be further apart than dateutil searches in about a second (rrule_problems), and
+so is any DAILY or finer rrule whose day parts never match.
 Searches are bounded: nothing looks more than HORIZON (200 years) ahead, so a rule with nothing
 in the 200 years after its start never fires, next_after() looks at most 200 years ahead, and
 `count` is honoured within 200 years of `start`. Instants after the year 9800 are never produced.
@@ -34,11 +37,12 @@ finds is not interrupted.
 import heapq
 import zoneinfo
 from bisect import bisect_left, bisect_right
+from calendar import isleap
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from datetime import MAXYEAR, date, datetime, time, timedelta, timezone
-from functools import cache
-from itertools import islice, product
+from functools import cache, lru_cache
+from itertools import islice, pairwise, product
 from typing import Generic, TypeVar
 
 from dateutil.rrule import (
@@ -270,7 +274,7 @@ def _rrule(text: str, anchor: datetime) -> _WallSource | None:
     freq = RRULE_FREQUENCIES.index(parts["FREQ"])
     wkst = RRULE_WEEKDAYS.index(parts.get("WKST", "MO"))
     interval = int(parts.get("INTERVAL", "1"))
-    if freq >= HOURLY and interval == 1 and "BYSETPOS" not in parts and parts.keys() & set(_CLOCK_PARTS):
+    if _by_day_and_clock(parts):
         return _on_clock(_day_filter(parts, anchor), *_clock(parts, freq, anchor))
     try:
         parsed = rrulestr(text, dtstart=anchor)
@@ -302,6 +306,16 @@ def _rrule(text: str, anchor: datetime) -> _WallSource | None:
 # hour, minute or second of each day its day parts (_DAY_PARTS) refuse: about 10 ms a day.
 _CLOCK_PARTS = ("BYHOUR", "BYMINUTE", "BYSECOND")
 _DAY_PARTS = ("BYMONTH", "BYMONTHDAY", "BYYEARDAY", "BYDAY")
+
+
+def _by_day_and_clock(parts: dict[str, str]) -> bool:
+    """Whether a rule is expanded as its days times its clock times (_on_clock)."""
+    return (
+        RRULE_FREQUENCIES.index(parts["FREQ"]) >= HOURLY
+        and int(parts.get("INTERVAL", "1")) == 1
+        and "BYSETPOS" not in parts
+        and bool(parts.keys() & set(_CLOCK_PARTS))
+    )
 
 
 def _clock(parts: dict[str, str], freq: int, anchor: datetime) -> tuple[list[int], list[int], list[int]]:
@@ -357,6 +371,90 @@ def _on_clock(days: _Periodic, hours: list[int], minutes: list[int], seconds: li
                             yield value
 
     return walls
+
+
+# How far apart the days of a MINUTELY or SECONDLY rule with clock parts that _on_clock does
+# not expand (INTERVAL>1 or BYSETPOS) may be: dateutil spends up to ~0.45 ms (MINUTELY) or
+# ~25 ms (SECONDLY) on each day in between and finds nothing there, so no CPU budget can stop
+# it: at most about a second. An HOURLY one spends ~7 µs a day, a second for 400 years.
+_DAYS_APART = {MINUTELY: 2000, SECONDLY: 31}
+_CYCLE_DAYS = 146_097  # days in _CYCLE_YEARS
+
+
+def rrule_problems(schedule: Schedule) -> list[str]:
+    """What is wrong with each line of an rrule schedule (nothing for other kinds): its days
+    never come, or dateutil could search for minutes between two of its occurrences.
+    Checked when a rule is saved, not when a stored one is read."""
+    if not isinstance(schedule, RRuleSchedule):
+        return []
+    found = []
+    for number, text in enumerate(schedule.lines(), 1):
+        problem = _line_problem(parse_rrule(text))
+        if problem is not None:
+            found.append(f"line {number} ({text}) {problem}")
+    return found
+
+
+def _line_problem(parts: dict[str, str]) -> str | None:
+    freq = RRULE_FREQUENCIES.index(parts["FREQ"])
+    days = ";".join(f"{name}={parts[name]}" for name in _DAY_PARTS if name in parts)
+    if freq < DAILY or not days:
+        return None  # dateutil steps a week, month or year at a time, or every day matches
+    apart = _days_apart(days)
+    if apart is None:
+        return f"never occurs: no date has {days}"
+    limit = _DAYS_APART.get(freq)
+    if limit is None or apart <= limit or _by_day_and_clock(parts) or not parts.keys() & set(_CLOCK_PARTS):
+        return None
+    return (
+        f"has days up to {apart} days apart, and FREQ={parts['FREQ']} with INTERVAL>1 or BYSETPOS"
+        f" and BYHOUR/BYMINUTE/BYSECOND allows {limit}: finding its next occurrence could take"
+        " minutes; use FREQ=DAILY with BYHOUR/BYMINUTE/BYSECOND listing the times, or INTERVAL=1"
+        " without BYSETPOS"
+    )
+
+
+@lru_cache(maxsize=1024)
+def _days_apart(days: str) -> int | None:
+    """The most days from one date the day parts let through to the next, over the Gregorian
+    cycle and so for ever; None when no date gets through. dateutil lists the dates of one
+    year of each kind (leap or not, weekday of January 1st: 14 kinds) with a YEARLY rule:
+    the same dates as DAILY once BYMONTHDAY, BYYEARDAY or BYDAY is given (see _day_filter),
+    so BYMONTH alone gets every day of the month. At most ~10 ms for dates decades apart."""
+    if "BYMONTHDAY" not in days and "BYYEARDAY" not in days and "BYDAY" not in days:
+        days += ";BYMONTHDAY=" + ",".join(map(str, range(1, 32)))
+    rule = rrulestr(f"FREQ=YEARLY;BYHOUR=0;BYMINUTE=0;BYSECOND=0;{days}", dtstart=datetime(2000, 1, 1))
+    # The last cycle before MAXYEAR, where dateutil looking for a next date gives up soonest.
+    cycle = range(MAXYEAR + 1 - _CYCLE_YEARS, MAXYEAR + 1)
+    if next(iter(rule.replace(dtstart=datetime(cycle[0], 1, 1))), None) is None:
+        return None
+    kinds: dict[tuple[bool, int], tuple[int, int, int] | None] = {}  # first, last, widest gap
+    first = last = None
+    widest = 0
+    for year in cycle:
+        new_year = datetime(year, 1, 1)
+        kind = (isleap(year), new_year.weekday())
+        if kind not in kinds:
+            cpu.check()
+            offsets = []
+            for value in rule.replace(dtstart=new_year):  # up to the next year with a date
+                if value.year != year:
+                    break
+                offsets.append((value - new_year).days)
+            inner = max((b - a for a, b in pairwise(offsets)), default=0)
+            kinds[kind] = (offsets[0], offsets[-1], inner) if offsets else None
+        if (year_days := kinds[kind]) is None:
+            continue
+        day = new_year.toordinal()
+        if last is None:
+            first = day + year_days[0]
+        else:
+            widest = max(widest, day + year_days[0] - last)
+        widest = max(widest, year_days[2])
+        last = day + year_days[1]
+    if first is None or last is None:
+        return None
+    return max(widest, first + _CYCLE_DAYS - last)
 
 
 def _wall_source(schedule: Schedule, anchor: datetime) -> _WallSource | None:

@@ -13,7 +13,7 @@ from pydantic import BaseModel, Field
 from task_scheduler.clock import Clock
 from task_scheduler.domain.allowlist import Allowlist, refused_urls
 from task_scheduler.domain.errors import Conflict, Invalid, NotFound
-from task_scheduler.domain.recurrence import Recurrence, follow_slots, validate_timezone
+from task_scheduler.domain.recurrence import Recurrence, follow_slots, rrule_problems, validate_timezone
 from task_scheduler.domain.rules import DroppedException, NewRule, ReplacedRule, Rule, RuleSpec
 from task_scheduler.domain.schedule import whole_millis
 from task_scheduler.domain.storable import require_storable
@@ -84,8 +84,9 @@ class RuleService:
     def _resolve(
         self, spec: RuleSpec, now: datetime, start_delay_s: float | None = None
     ) -> tuple[str, Recurrence, list[datetime], dict[str, Any], TaskKind, BaseModel]:
-        """Check what pydantic cannot (zone, the kind's own checks, the allowlist, reachability);
-        fill the start. Also returns the first occurrence after now, as a list of one."""
+        """Check what pydantic cannot (zone, the kind's own checks, the allowlist, reachability,
+        an rrule dateutil would search for long); fill the start. Also returns the first occurrence
+        after now, as a list of one."""
         zone_name = spec.timezone or self._default_timezone
         try:
             zone = validate_timezone(zone_name)
@@ -103,6 +104,9 @@ class RuleService:
             schedule = schedule.model_copy(update={"start": whole_millis(start.astimezone(zone))})
         elif schedule.start is None:
             schedule = schedule.model_copy(update={"start": now.astimezone(zone).replace(microsecond=0)})
+        problems = rrule_problems(schedule)
+        if problems:
+            raise Invalid([(("schedule", "rrule"), problem) for problem in problems])
         recurrence = Recurrence(schedule, zone, default_start=now)
         upcoming = recurrence.next_after(now, 1)
         if not upcoming:

@@ -210,3 +210,20 @@ async def test_a_sub_daily_rule_on_days_decades_apart_is_created_at_once(service
     assert created.status_code == 201, created.text
     assert created.json()["next_at"].startswith("2044-02-29T23:59:59")
     assert time.process_time() - spent < 1
+
+
+async def test_a_sub_daily_rule_dateutil_would_search_for_long_is_422_at_once(service: Service):
+    """Its days are up to 40 years apart: every minute of each day between costs dateutil."""
+    text = "FREQ=MINUTELY;INTERVAL=7;BYMONTH=2;BYMONTHDAY=29;BYDAY=MO;BYHOUR=23"
+    slow = rule(schedule={"kind": "rrule", "rrule": text}, timezone="UTC")
+    spent = time.process_time()
+    refused = await service.http.post("/rules", json=slow)
+    assert refused.status_code == 422, refused.text
+    [problem] = refused.json()["detail"]
+    assert problem["loc"] == ["body", "schedule", "rrule"]
+    assert problem["msg"].startswith(f"line 1 ({text}) has days up to 14609 days apart")
+    await assert_no_rules(service)
+    created = await service.http.post("/rules", json=rule())
+    edited = await service.http.put(f"/rules/{created.json()['id']}", json=slow)
+    assert edited.status_code == 422 and edited.json()["detail"] == [problem], edited.text
+    assert time.process_time() - spent < 0.5
