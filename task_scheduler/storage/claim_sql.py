@@ -68,8 +68,8 @@ def claim(
     columns: Sequence[str],
 ) -> tuple[str, list[Any]]:
     """Lease up to ``limit`` tasks due by ``due_by`` (or whose lease ended before ``now``),
-    earliest due first, and return their ``columns``. ``db_time`` turns a datetime into the
-    column's stored form."""
+    earliest due first (on PostgreSQL, those whose lease ended first), and return their
+    ``columns``. ``db_time`` turns a datetime into the column's stored form."""
     param = _Params(dialect)
     # SQLite's placeholders are taken in text order: the SET list, then the row picking.
     sets = (
@@ -77,21 +77,41 @@ def claim(
         f" lease_until = {param(db_time(lease_until))}, attempts = attempts + 1,"
         f" updated_at = {param(db_time(now))}"
     )
-    due = (
-        f"((status = '{SCHEDULED}' AND due_at <= {param(db_time(due_by))})"
-        f" OR (status = '{DISPATCHING}' AND lease_until < {param(db_time(now))}))"
-    )
-    if busy:  # this replica's own dispatches in flight: never claim them twice
-        due += f" AND id NOT IN ({param.many(busy)})"
-    due += _not_for(saturated, param)
-    picked = f"SELECT id FROM tasks WHERE {due} ORDER BY due_at LIMIT {param(limit)}"
+
+    def earliest(condition: str, most: Callable[[], str], lock: str = "") -> str:
+        """The earliest due rows meeting ``condition``: an index's range, read in order.
+        ``most`` writes the LIMIT, after the other parameters (SQLite takes them in order)."""
+        if busy:  # this replica's own dispatches in flight: never claim them twice
+            condition += f" AND id NOT IN ({param.many(busy)})"
+        condition += _not_for(saturated, param)
+        return f"SELECT id, due_at FROM tasks WHERE {condition} ORDER BY due_at LIMIT {most()}{lock}"
+
+    # Two ranges, each read through the (status, due_at) index, rather than one OR that
+    # makes the database scan and sort every task: the few in dispatch whose lease ran
+    # out, and the scheduled ones due by now.
+    expired_ones = f"status = '{DISPATCHING}' AND lease_until < {param(db_time(now))}"
     if dialect == "postgres":
+        # Each range locks only what it takes (a row locked and left would be passed over
+        # by another replica's claim): the expired first, then the scheduled filling the rest.
+        lock = " FOR UPDATE SKIP LOCKED"
+        expired = earliest(expired_ones, lambda: param(limit), lock)
+        due = f"status = '{SCHEDULED}' AND due_at <= {param(db_time(due_by))}"
+        scheduled = earliest(due, lambda: f"{param(limit)} - (SELECT count(*) FROM expired)", lock)
         returned = ", ".join(f"tasks.{column}" for column in columns)
         return (
-            f"WITH picked AS ({picked} FOR UPDATE SKIP LOCKED)"
+            f"WITH expired AS ({expired}), scheduled AS ({scheduled}),"
+            " picked AS (SELECT id FROM expired UNION ALL SELECT id FROM scheduled)"
             f" UPDATE tasks SET {sets} FROM picked WHERE tasks.id = picked.id RETURNING {returned}",
             param.values,
         )
+    expired = earliest(expired_ones, lambda: param(limit))
+    scheduled = earliest(
+        f"status = '{SCHEDULED}' AND due_at <= {param(db_time(due_by))}", lambda: param(limit)
+    )
+    picked = (
+        f"SELECT id FROM (SELECT * FROM ({expired}) UNION ALL SELECT * FROM ({scheduled}))"
+        f" ORDER BY due_at LIMIT {param(limit)}"
+    )
     return f"UPDATE tasks SET {sets} WHERE id IN ({picked}) RETURNING {', '.join(columns)}", param.values
 
 

@@ -34,8 +34,10 @@ def test_postgres_numbers_every_parameter_and_picks_rows_with_skip_locked() -> N
     sql, values = claim("postgres")
     assert sorted(int(n) for n in re.findall(r"\$(\d+)", sql)) == list(range(1, len(values) + 1))
     assert "FOR UPDATE SKIP LOCKED" in sql and sql.endswith("RETURNING tasks.id, tasks.due_at")
-    # owner, lease, updated_at; then due by (claiming ahead) and lease ended before (now)
-    assert values == ["replica-a", str(LATER), str(NOW), str(AHEAD), str(NOW), "t1", "slow", 5]
+    # owner, lease, updated_at; then the leases ended before now and the scheduled due by
+    # (claiming ahead), each range leaving out the busy and the saturated
+    expired, scheduled = [str(NOW), "t1", "slow", 5], [str(AHEAD), "t1", "slow", 5]
+    assert values == ["replica-a", str(LATER), str(NOW), *expired, *scheduled]
 
 
 @pytest.mark.parametrize("dialect, mark", [("sqlite", "?"), ("mysql", "%s")])
