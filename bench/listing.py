@@ -1,8 +1,9 @@
 """GET /tasks pages with many daily rules, against a real service process.
 
 Run: ``python -m bench.listing [--sizes 1000,10000,100000] [--requests 30] [--db sqlite,postgres]
-[--peer PATH]`` from the repository root, with the package installed. PostgreSQL is
-``postgres://postgres@127.0.0.1:5432/ts_listing_bench`` (scratch: its tables are dropped).
+[--peer PATH] [--postgres URL]`` from the repository root, with the package installed.
+PostgreSQL is ``--postgres``, by default ``postgres://postgres@127.0.0.1:5432/ts_listing_bench``
+(scratch: its tables are dropped).
 
 For each database and number of rules: a fresh database, migrated, then the rules stored
 directly (one daily time each, spread over the day's minutes, in UTC) with their first
@@ -172,6 +173,7 @@ def main() -> None:
     parser.add_argument("--peer-requests", type=int, default=3)
     parser.add_argument("--db", default="sqlite,postgres")
     parser.add_argument("--peer", type=Path, help="source tree of the code to compare with")
+    parser.add_argument("--postgres", default=POSTGRES, help="scratch PostgreSQL database")
     args = parser.parse_args()
     # The window starts now; occurrences are stored for the day after it.
     now = datetime.now(timezone.utc).replace(microsecond=0)
@@ -179,7 +181,7 @@ def main() -> None:
     for db in args.db.split(","):
         for rules in map(int, args.sizes.split(",")):
             with tempfile.TemporaryDirectory() as tmp:
-                db_url = POSTGRES if db == "postgres" else f"sqlite://{Path(tmp) / 'scheduler.sqlite3'}"
+                db_url = args.postgres if db == "postgres" else f"sqlite://{Path(tmp) / 'scheduler.sqlite3'}"
                 asyncio.run(fill(db_url, rules, now))
                 print(f"-- {db}, {rules} daily rules", flush=True)
                 run(db_url, Path(tmp), "this", None, rules, now, args.requests)

@@ -23,6 +23,7 @@ from bisect import bisect_left
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import date, datetime, time, timedelta, timezone
+from math import ceil
 from zoneinfo import ZoneInfo
 
 from task_scheduler.domain.recurrence import Recurrence
@@ -84,6 +85,8 @@ class _Group:
 
 # (category, kind, period, residue)
 _GroupKey = tuple[str | None, str, int, int]
+# An occurrence while merging: (epoch second, rule id as text, rule id).
+_Found = tuple[int, str, int]
 
 
 class PhaseIndex:
@@ -140,6 +143,7 @@ class PhaseIndex:
     ) -> Iterator[tuple[datetime, str, int]]:
         """(instant, task id, rule id) of the indexed rules' occurrences in [lo, hi) matching
         the filters, by (instant, id); where their stored ones end is not considered."""
+        first, end = ceil(lo.timestamp()), ceil(hi.timestamp())  # occurrences are whole seconds
         zones = []
         for zone, groups in self._zones.items():
             chosen = {
@@ -148,58 +152,52 @@ class PhaseIndex:
                 if (category is None or key[0] == category) and (kind is None or key[1] == kind)
             }
             if chosen:
-                zones.append(self._zone(zone, chosen, lo, hi))
-        return heapq.merge(*zones)
+                zones.append(self._zone(zone, chosen, first, end))
+        # Same instant: by rule id as text, which is the order of their task ids.
+        for at, _, rule_id in heapq.merge(*zones):
+            instant = datetime.fromtimestamp(at, UTC)
+            yield instant, task_id(rule_id, instant), rule_id
 
-    def _zone(
-        self, zone: str, groups: dict[_GroupKey, _Group], lo: datetime, hi: datetime
-    ) -> Iterator[tuple[datetime, str, int]]:
-        lo_s, hi_s = lo.timestamp(), hi.timestamp()
-        for day in range(int(lo_s // DAY), int(-(-hi_s // DAY))):
+    def _zone(self, zone: str, groups: dict[_GroupKey, _Group], lo: int, hi: int) -> Iterator[_Found]:
+        """Occurrences in epoch seconds [lo, hi), UTC day by UTC day."""
+        for day in range(lo // DAY, -(-hi // DAY)):
             offset = self._steady_offset(zone, day)
             if offset is None:
-                found = self._exact(zone, groups, day)
+                yield from (found for found in self._exact(groups, day) if lo <= found[0] < hi)
             else:
-                found = self._shifted(groups, day, offset)
-            for item in found:
-                at = item[0].timestamp()
-                if at >= hi_s:
-                    return
-                if at >= lo_s:
-                    yield item
+                yield from self._shifted(groups, day, offset, lo, hi)
 
     def _shifted(
-        self, groups: dict[_GroupKey, _Group], day: int, offset: int
-    ) -> Iterator[tuple[datetime, str, int]]:
+        self, groups: dict[_GroupKey, _Group], day: int, offset: int, lo: int, hi: int
+    ) -> Iterator[_Found]:
         """A steady UTC day: the local day it starts in from its local second, then the next."""
-        local = day * DAY + offset
-        first, second = divmod(local, DAY)
-        parts = [(first, second, DAY), (first + 1, 0, second)]
-        for local_day, lo, hi in parts:
+        first, second = divmod(day * DAY + offset, DAY)
+        for local_day, begin, end in ((first, second, DAY), (first + 1, 0, second)):
             ordinal = local_day + _EPOCH_ORDINAL
             base = local_day * DAY - offset
+            begin, end = max(begin, lo - base), min(end, hi - base)
+            if begin >= end:
+                continue
             streams = [
-                self._fired(group, ordinal, base, lo, hi)
+                self._fired(group, ordinal, base, begin, end)
                 for (_, _, period, residue), group in groups.items()
                 if ordinal % period == residue
             ]
             yield from heapq.merge(*streams)
 
-    def _fired(
-        self, group: _Group, ordinal: int, base: int, lo: int, hi: int
-    ) -> Iterator[tuple[datetime, str, int]]:
+    def _fired(self, group: _Group, ordinal: int, base: int, lo: int, hi: int) -> Iterator[_Found]:
         seconds, ids, rules = group.seconds, group.ids, self.rules
         for n in range(bisect_left(seconds, lo), bisect_left(seconds, hi)):
-            rule = rules[ids[n]]
+            rule_id = ids[n]
+            rule = rules[rule_id]
             at = base + seconds[n]
             if at < rule.start or (rule.end is not None and at > rule.end):
                 continue
             if rule.except_days is not None and ordinal in rule.except_days:
                 continue
-            instant = datetime.fromtimestamp(at, UTC)
-            yield instant, task_id(ids[n], instant), ids[n]
+            yield at, str(rule_id), rule_id
 
-    def _exact(self, zone: str, groups: dict[_GroupKey, _Group], day: int) -> list[tuple[datetime, str, int]]:
+    def _exact(self, groups: dict[_GroupKey, _Group], day: int) -> list[_Found]:
         """A UTC day near an offset change: every rule of the groups, by its Recurrence."""
         lo = datetime.fromtimestamp(day * DAY, UTC)
         hi = lo + timedelta(days=1) - timedelta(microseconds=1)
@@ -207,7 +205,7 @@ class PhaseIndex:
         found = []
         for rule_id in rule_ids:
             for instant in self.rules[rule_id].recurrence().between(lo, hi, inclusive=True):
-                found.append((instant, task_id(rule_id, instant), rule_id))
+                found.append((int(instant.timestamp()), str(rule_id), rule_id))
         return sorted(found)
 
     def _steady_offset(self, zone: str, day: int) -> int | None:
