@@ -60,6 +60,19 @@ HEAD_CACHE_RULES = 1_000_000
 RECORDS_PER_READ = 500
 # Recurrences kept built (a few KiB each), for the rules pages return most.
 RECURRENCE_CACHE = 2000
+# What views of occurrences read of their rules and tasks (computed_view, task_view).
+VIEW_FIELDS = ("timezone", "enabled", "category", "task_kind", "task")
+TASK_VIEW_FIELDS = (
+    "rule_id",
+    "original_at",
+    "status",
+    "status_reason",
+    "enabled",
+    "edited",
+    "request",
+    "category",
+    "kind",
+)
 # Rules read at once to build the phase index.
 INDEX_READ = 5000
 # Past this many rules the phase index does not hold, a page reads rules as if it had none.
@@ -135,7 +148,7 @@ class Lister:
 
     async def _views(self, items: list[tuple[datetime, str, TaskRecord | int]]) -> list[TaskView]:
         rule_ids = {item if isinstance(item, int) else item.rule_id for _, _, item in items}
-        rules = await self._store.rules_by_ids(i for i in rule_ids if i is not None)
+        rules = await self._store.rules_by_ids((i for i in rule_ids if i is not None), only=VIEW_FIELDS)
         views = []
         for at, _, item in items:
             if isinstance(item, int):
@@ -266,7 +279,7 @@ class _Merge:
 
     async def _read_stored(self, n: int) -> None:
         size = max(n, STORED_CHUNK)
-        records = await self._store.tasks_after(self._query, self._stored_last, size)
+        records = await self._store.tasks_after(self._query, self._stored_last, size, only=TASK_VIEW_FIELDS)
         self._stored_more = len(records) == size
         if records:
             last = records[-1]

@@ -140,12 +140,15 @@ class Store:
         return await query.first()
 
     async def rules_by_ids(
-        self, rule_ids: Iterable[int], *, for_update: bool = False
+        self, rule_ids: Iterable[int], *, for_update: bool = False, only: Sequence[str] = ()
     ) -> dict[int, RuleRecord]:
+        """``only``: the fields to read (and the only ones to use), when not all are needed."""
         ids = list(set(rule_ids))
         if not ids:
             return {}
         query = RuleRecord.filter(id__in=ids)
+        if only:
+            query = query.only("id", *only)
         if for_update:
             query = query.select_for_update()
         return {record.id: record for record in await query}
@@ -308,9 +311,12 @@ class Store:
         feed's read: it keeps each series as one event, so it reads a window whole)."""
         return await self._task_query(start, end, **filters).order_by("scheduled_at", "id")
 
-    async def tasks_after(self, query: TaskQuery, after: Position | None, limit: int) -> list[TaskRecord]:
+    async def tasks_after(
+        self, query: TaskQuery, after: Position | None, limit: int, only: Sequence[str] = ()
+    ) -> list[TaskRecord]:
         """The first ``limit`` stored tasks of a listing strictly after ``after``, by (time, id):
-        one keyset page, so its cost does not grow with how deep the listing is."""
+        one keyset page, so its cost does not grow with how deep the listing is.  ``only``:
+        the fields to read (and the only ones to use), when not all are needed."""
         rows = self._task_query(
             query.start if after is None else max(query.start, after.at),  # the index's lower bound
             query.end,
@@ -321,6 +327,8 @@ class Store:
         )
         if after is not None:
             rows = rows.filter(Q(scheduled_at__gt=after.at) | Q(scheduled_at=after.at, id__gt=after.id))
+        if only:
+            rows = rows.only("id", "scheduled_at", *only)
         return await rows.order_by("scheduled_at", "id").limit(limit)
 
     def _computing(self, query: TaskQuery) -> QuerySet[RuleRecord]:
