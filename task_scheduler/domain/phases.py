@@ -129,7 +129,9 @@ class PhaseIndex:
         seconds = {_second(value) for value in schedule.times}
         groups = self._zones.setdefault(zone, {})
         for period, residue in periods:
-            group = groups.setdefault((category, kind, period, residue), _Group())
+            group = groups.get((category, kind, period, residue))
+            if group is None:
+                group = groups[category, kind, period, residue] = _Group()
             group.pending.extend((second, str(rule_id), rule_id) for second in seconds)
         return True
 
