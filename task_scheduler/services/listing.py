@@ -183,7 +183,8 @@ class Lister:
         async with self._building:
             if self._phases is None or self._phases.version != version:
                 self._phases = None  # let the old one go before building the new one
-                self._phases = await self._build(version)
+                with cpu.shared():  # every request reads it
+                    self._phases = await self._build(version)
         return self._phases if len(self._phases.unindexed) <= UNINDEXED_MAX else None
 
     async def _build(self, version: tuple[Any, Any]) -> Phases:
@@ -353,6 +354,7 @@ class _Merge:
         """Push the index's next candidate that its rule, as it is now, computes."""
         assert self._phases is not None and self._candidates is not None
         while not self._checked:
+            cpu.check()
             chunk = list(islice(self._candidates, self._check_size))
             if not chunk:
                 return
