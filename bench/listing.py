@@ -1,8 +1,9 @@
 """GET /tasks pages with many daily rules, against a real service process.
 
 Run: ``python -m bench.listing [--sizes 1000,10000,100000] [--requests 30] [--db sqlite,postgres]
-[--peer PATH]`` from the repository root, with the package installed. PostgreSQL is
-``postgres://postgres@127.0.0.1:5432/ts_listing_bench`` (scratch: its tables are dropped).
+[--peer PATH] [--postgres URL]`` from the repository root, with the package installed.
+PostgreSQL is ``--postgres``, by default ``postgres://postgres@127.0.0.1:5432/ts_listing_bench``
+(scratch: its tables are dropped).
 
 For each database and number of rules: a fresh database, migrated, then the rules stored
 directly (one daily time each, spread over the day's minutes, in UTC) with their first
@@ -13,9 +14,9 @@ database), a fresh service process answers ``--requests`` requests of each page,
 time, and the script prints p50/p99 latency and the process's peak RSS (VmHWM) at the end.
 
 Pages: a page of 100 of the default window (now to +7 days) and of a 30-day window; the
-first page, and a deep page past the stored day (3 days in, 20 days in for 30 days):
-through a cursor made for that position on this tree, through ``offset`` (the number of
-occurrences before it) on a peer without cursors.
+first page, and a deep page past the stored day (3 days in, 20 days in for 30 days),
+through a cursor made for that position (with ``--peer-offset``, a peer is given
+``offset``, the number of occurrences before it, for code without cursors).
 """
 
 from __future__ import annotations
@@ -147,7 +148,14 @@ def measure(http: httpx.Client, params: dict[str, str], n: int) -> str:
 
 
 def run(
-    db_url: str, workdir: Path, label: str, source: Path | None, rules: int, now: datetime, n: int
+    db_url: str,
+    workdir: Path,
+    label: str,
+    source: Path | None,
+    rules: int,
+    now: datetime,
+    n: int,
+    offset: bool = False,
 ) -> None:
     service = ServiceProcess(workdir, db_url=db_url, timezone="UTC", run_dispatcher=False)
     if source is not None:
@@ -157,7 +165,8 @@ def run(
         with httpx.Client(base_url=service.url, timeout=600) as http:
             for name, (query, start, depth) in pages(now).items():
                 first = measure(http, query, n)
-                deeper = measure(http, deep(query, start, depth, rules, source is None), n)
+                cursors = source is None or not offset
+                deeper = measure(http, deep(query, start, depth, rules, cursors), n)
                 print(f"{label:<8} {rules:>7} {name:<8} first {first}   deep {deeper}", flush=True)
         assert service.process is not None
         print(f"{label:<8} {rules:>7} peak RSS {peak_rss_mib(service.process.pid):.0f} MiB", flush=True)
@@ -172,6 +181,8 @@ def main() -> None:
     parser.add_argument("--peer-requests", type=int, default=3)
     parser.add_argument("--db", default="sqlite,postgres")
     parser.add_argument("--peer", type=Path, help="source tree of the code to compare with")
+    parser.add_argument("--postgres", default=POSTGRES, help="scratch PostgreSQL database")
+    parser.add_argument("--peer-offset", action="store_true", help="the peer has no cursors")
     args = parser.parse_args()
     # The window starts now; occurrences are stored for the day after it.
     now = datetime.now(timezone.utc).replace(microsecond=0)
@@ -179,12 +190,14 @@ def main() -> None:
     for db in args.db.split(","):
         for rules in map(int, args.sizes.split(",")):
             with tempfile.TemporaryDirectory() as tmp:
-                db_url = POSTGRES if db == "postgres" else f"sqlite://{Path(tmp) / 'scheduler.sqlite3'}"
+                db_url = args.postgres if db == "postgres" else f"sqlite://{Path(tmp) / 'scheduler.sqlite3'}"
                 asyncio.run(fill(db_url, rules, now))
                 print(f"-- {db}, {rules} daily rules", flush=True)
                 run(db_url, Path(tmp), "this", None, rules, now, args.requests)
                 if args.peer is not None:
-                    run(db_url, Path(tmp), "peer", args.peer, rules, now, args.peer_requests)
+                    run(
+                        db_url, Path(tmp), "peer", args.peer, rules, now, args.peer_requests, args.peer_offset
+                    )
 
 
 if __name__ == "__main__":

@@ -78,6 +78,20 @@ def budgeted(budget: CpuBudget) -> Iterator[CpuBudget]:
         _current.reset(token)
 
 
+@contextlib.contextmanager
+def shared() -> Iterator[None]:
+    """Run the block outside the current budget: work that serves every request (a cache
+    they all read) is not counted against the one that happens to run it."""
+    budget = _current.get()
+    token = _current.set(None)
+    try:
+        yield
+    finally:
+        _current.reset(token)
+        if budget is not None:
+            budget.start()  # count again from here
+
+
 def release() -> None:
     """No more checks in this context: called once a change is committed, so that a request
     that wrote answers for what it wrote instead of failing afterwards."""

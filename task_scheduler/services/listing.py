@@ -9,23 +9,33 @@ that instant, so a page the stored tasks cover reads no rule at all.  A computed
 that is stored (skipped, disabled, moved or given its own request) gives way to the stored
 task, which is listed at its own time if that is in the window and matches the filters.
 
-Each rule's next occurrence is remembered (``HeadCache``) by the rule's version, so that
-paging forward, or asking the same page again, does not recompute every rule past the
-stored horizon.  Cost per page: the page, plus one cheap row per rule whose stored
-occurrences end before the page's last item.
+Daily and weekly rules come instead from a phase index (domain.phases) of every enabled
+rule, kept in memory and rebuilt when the rules' version (the highest id and the latest
+updated_at, two index steps) moves; each candidate it gives is checked against its rule's
+row as it is now (version, where its stored occurrences end), and a version that differs
+rebuilds the index and the page.  Cost per page: the page and the stored occurrences it
+passes, plus, for the other rules, one cheap row per rule whose stored occurrences end
+before the page's last item.
+
+The other rules' next occurrence is remembered (``HeadCache``) by the rule's version, so
+that paging forward, or asking the same page again, does not recompute every rule past the
+stored horizon.
 """
 
 from __future__ import annotations
 
+import asyncio
 import heapq
 from collections import OrderedDict, deque
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import datetime
-from itertools import count
+from itertools import count, islice
+from typing import Any
 
 from task_scheduler.domain import cpu
 from task_scheduler.domain.listing import HeadCache, Position, TaskQuery
+from task_scheduler.domain.phases import PhaseIndex
 from task_scheduler.domain.recurrence import Recurrence
 from task_scheduler.domain.tasks import TaskStatus, task_id
 from task_scheduler.services.occurrences import (
@@ -50,6 +60,38 @@ HEAD_CACHE_RULES = 1_000_000
 RECORDS_PER_READ = 500
 # Recurrences kept built (a few KiB each), for the rules pages return most.
 RECURRENCE_CACHE = 2000
+# What views of occurrences read of their rules and tasks (computed_view, task_view).
+VIEW_FIELDS = ("timezone", "enabled", "category", "task_kind", "task")
+TASK_VIEW_FIELDS = (
+    "rule_id",
+    "original_at",
+    "status",
+    "status_reason",
+    "enabled",
+    "edited",
+    "request",
+    "category",
+    "kind",
+)
+# Rules read at once to build the phase index.
+INDEX_READ = 5000
+# Past this many rules the phase index does not hold, a page reads rules as if it had none.
+UNINDEXED_MAX = 2000
+# Candidates of the phase index checked against their rules' rows at once, at first.
+CANDIDATES = 128
+
+
+@dataclass(frozen=True)
+class Phases:
+    """The phase index of one version of the rules, and the enabled rules it does not hold."""
+
+    version: tuple[Any, Any]
+    index: PhaseIndex
+    unindexed: list[int]
+
+
+class _Stale(Exception):
+    """A rule changed since the phase index was built."""
 
 
 @dataclass(frozen=True)
@@ -66,6 +108,8 @@ class Lister:
         self._store = store
         self._heads = HeadCache(HEAD_CACHE_RULES)
         self._recurrences: OrderedDict[int, tuple[object, Recurrence]] = OrderedDict()
+        self._phases: Phases | None = None
+        self._building = asyncio.Lock()
 
     async def page(self, query: TaskQuery, after: Position | None, offset: int, limit: int) -> Page:
         """Items of the window strictly after ``after`` (from the start if None), skipping
@@ -74,8 +118,13 @@ class Lister:
         ``total`` is exact when it costs nothing more: when this page reached the window's end
         from its start, or when no occurrence in the window is computed (one COUNT of stored
         tasks).  Otherwise it is None: counting would compute the whole window."""
-        merge = _Merge(self, query, after)
-        found = await merge.take(offset + limit + 1)
+        for indexed in (True, True, False):  # a rule changed while the page was read: again
+            merge = _Merge(self, query, after, indexed=indexed)
+            try:
+                found = await merge.take(offset + limit + 1)
+                break
+            except _Stale:
+                self._phases = None
         more = len(found) > offset + limit
         items = found[offset : offset + limit]
         views = await self._views(items)
@@ -99,7 +148,7 @@ class Lister:
 
     async def _views(self, items: list[tuple[datetime, str, TaskRecord | int]]) -> list[TaskView]:
         rule_ids = {item if isinstance(item, int) else item.rule_id for _, _, item in items}
-        rules = await self._store.rules_by_ids(i for i in rule_ids if i is not None)
+        rules = await self._store.rules_by_ids((i for i in rule_ids if i is not None), only=VIEW_FIELDS)
         views = []
         for at, _, item in items:
             if isinstance(item, int):
@@ -125,6 +174,30 @@ class Lister:
         say so too, but two edits within the clock's resolution would share one."""
         self._heads.forget(rule_id)
         self._recurrences.pop(rule_id, None)
+        self._phases = None
+
+    async def phases(self) -> Phases | None:
+        """The phase index of the rules as they are now; None when too many rules are not
+        indexable for it to pay."""
+        version = await self._store.rules_version()
+        async with self._building:
+            if self._phases is None or self._phases.version != version:
+                self._phases = None  # let the old one go before building the new one
+                with cpu.shared():  # every request reads it
+                    self._phases = await self._build(version)
+        return self._phases if len(self._phases.unindexed) <= UNINDEXED_MAX else None
+
+    async def _build(self, version: tuple[Any, Any]) -> Phases:
+        index = PhaseIndex()
+        unindexed = []
+        after_id = 0
+        while rows := await self._store.enabled_rules(after_id, INDEX_READ):
+            for rule_id, zone, schedule, category, kind, created_at, rule_version in rows:
+                if not index.add(rule_id, rule_version, zone, category, kind, schedule, created_at):
+                    unindexed.append(rule_id)
+            after_id = rows[-1][0]
+        index.seal()
+        return Phases(version, index, unindexed)
 
     def cached_recurrence(self, rule_id: int, version: object) -> Recurrence | None:
         kept = self._recurrences.get(rule_id)
@@ -143,8 +216,13 @@ _Entry = tuple[datetime, str, int, "TaskRecord | int"]
 class _Merge:
     """One page's merge; see the module docstring."""
 
-    def __init__(self, lister: Lister, query: TaskQuery, after: Position | None) -> None:
+    def __init__(self, lister: Lister, query: TaskQuery, after: Position | None, *, indexed: bool) -> None:
         self._lister = lister
+        self._indexed = indexed and query.rule_id is None
+        self._phases: Phases | None = None
+        self._candidates: Iterator[tuple[datetime, str, int]] | None = None
+        self._checked: deque[tuple[datetime, str, int]] = deque()
+        self._check_size = CANDIDATES
         self._store = lister._store
         self._query = query
         self._after = after
@@ -161,6 +239,7 @@ class _Merge:
         self._streams: dict[int, Iterator[datetime]] = {}
         self._versions: dict[int, object] = {}
         self._suffixes: dict[datetime, str] = {}
+        self._taken: tuple[datetime, TaskRecord | int] | None = None
         self.computes = False  # a rule computes occurrences in the window
 
     async def take(self, n: int) -> list[tuple[datetime, str, TaskRecord | int]]:
@@ -179,20 +258,29 @@ class _Merge:
     async def _next(self, n: int) -> list[tuple[datetime, str, TaskRecord | int]]:
         batch = []
         while len(batch) < n:
+            if self._taken is not None:
+                await self._replace(*self._taken, n - len(batch))
+                self._taken = None
             await self._read_rules()
             if not self._heap:
                 break
             at, entry_id, _, item = heapq.heappop(self._heap)
             batch.append((at, entry_id, item))
-            if isinstance(item, int):
-                await self._advance(item, at)
-            else:
-                await self._push_stored(n - len(batch))
+            self._taken = (at, item)  # its source's next item is read once another is needed
         return batch
+
+    async def _replace(self, at: datetime, item: TaskRecord | int, n: int) -> None:
+        """Push the next item of the source ``item`` came from."""
+        if isinstance(item, int) and self._phases is not None and item in self._phases.index.rules:
+            await self._push_candidate()
+        elif isinstance(item, int):
+            await self._advance(item, at)
+        else:
+            await self._push_stored(n)
 
     async def _read_stored(self, n: int) -> None:
         size = max(n, STORED_CHUNK)
-        records = await self._store.tasks_after(self._query, self._stored_last, size)
+        records = await self._store.tasks_after(self._query, self._stored_last, size, only=TASK_VIEW_FIELDS)
         self._stored_more = len(records) == size
         if records:
             last = records[-1]
@@ -231,15 +319,64 @@ class _Merge:
             floor = self._rules_last[0] if self._rules_last is not None else self._rules_floor
             if top is not None and floor >= top:
                 return  # every rule not read yet has its stored occurrences end after top
+            if self._indexed:
+                await self._start_index()
+                continue  # the first item may have changed
+            if self._phases is not None and not self._phases.unindexed:
+                self._rules_more = False
+                return
             chunk = self._rule_chunk
             self._rule_chunk = min(4 * chunk, RULE_CHUNK_MAX)
-            rows = await self._store.computing_rules(self._query, self._rules_last, chunk)
+            among = None if self._phases is None else self._phases.unindexed
+            rows = await self._store.computing_rules(self._query, self._rules_last, chunk, among)
             self._rules_more = len(rows) == chunk
             if not rows:
                 return
             self.computes = True
             self._rules_last = (rows[-1][1], rows[-1][0])
             self._rules.extend(rows)
+
+    async def _start_index(self) -> None:
+        """Daily and weekly rules from the phase index, from where stored occurrences end first."""
+        self._indexed = False  # once
+        self._phases = await self._lister.phases()
+        if self._phases is None:
+            return
+        query = self._query
+        assert self._rules_floor is not None
+        lo = max(query.start, self._rules_floor)
+        if self._after is not None:
+            lo = max(lo, self._after.at)
+        self._candidates = self._phases.index.candidates(lo, query.end, query.category, query.kind)
+        await self._push_candidate()
+
+    async def _push_candidate(self) -> None:
+        """Push the index's next candidate that its rule, as it is now, computes."""
+        assert self._phases is not None and self._candidates is not None
+        while not self._checked:
+            cpu.check()
+            chunk = list(islice(self._candidates, self._check_size))
+            if not chunk:
+                return
+            self._check_size = min(4 * self._check_size, RULE_CHUNK_MAX)
+            states = await self._store.rule_states(rule_id for _, _, rule_id in chunk)
+            rules = self._phases.index.rules
+            for at, entry_id, rule_id in chunk:
+                state = states.get(rule_id)
+                if state is None:
+                    continue  # deleted since
+                enabled, expanded_until, version = state
+                if version != rules[rule_id].version:
+                    raise _Stale
+                if (
+                    enabled
+                    and expanded_until is not None
+                    and at > expanded_until
+                    and self._after_cursor(rule_id, at)
+                ):
+                    self._checked.append((at, entry_id, rule_id))
+        at, entry_id, rule_id = self._checked.popleft()
+        heapq.heappush(self._heap, (at, entry_id, next(self._seq), rule_id))
 
     def _from(self, expanded_until: datetime) -> datetime:
         """The earliest a rule's computed occurrence in this page can be."""

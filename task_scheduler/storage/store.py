@@ -9,6 +9,7 @@ it is ``retrying`` and runs the whole transaction again.
 from __future__ import annotations
 
 import contextlib
+import json
 from collections.abc import AsyncIterator, Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -139,12 +140,15 @@ class Store:
         return await query.first()
 
     async def rules_by_ids(
-        self, rule_ids: Iterable[int], *, for_update: bool = False
+        self, rule_ids: Iterable[int], *, for_update: bool = False, only: Sequence[str] = ()
     ) -> dict[int, RuleRecord]:
+        """``only``: the fields to read (and the only ones to use), when not all are needed."""
         ids = list(set(rule_ids))
         if not ids:
             return {}
         query = RuleRecord.filter(id__in=ids)
+        if only:
+            query = query.only("id", *only)
         if for_update:
             query = query.select_for_update()
         return {record.id: record for record in await query}
@@ -307,11 +311,14 @@ class Store:
         feed's read: it keeps each series as one event, so it reads a window whole)."""
         return await self._task_query(start, end, **filters).order_by("scheduled_at", "id")
 
-    async def tasks_after(self, query: TaskQuery, after: Position | None, limit: int) -> list[TaskRecord]:
+    async def tasks_after(
+        self, query: TaskQuery, after: Position | None, limit: int, only: Sequence[str] = ()
+    ) -> list[TaskRecord]:
         """The first ``limit`` stored tasks of a listing strictly after ``after``, by (time, id):
-        one keyset page, so its cost does not grow with how deep the listing is."""
+        one keyset page, so its cost does not grow with how deep the listing is.  ``only``:
+        the fields to read (and the only ones to use), when not all are needed."""
         rows = self._task_query(
-            query.start,
+            query.start if after is None else max(query.start, after.at),  # the index's lower bound
             query.end,
             rule_id=query.rule_id,
             status=query.status,
@@ -320,6 +327,8 @@ class Store:
         )
         if after is not None:
             rows = rows.filter(Q(scheduled_at__gt=after.at) | Q(scheduled_at=after.at, id__gt=after.id))
+        if only:
+            rows = rows.only("id", "scheduled_at", *only)
         return await rows.order_by("scheduled_at", "id").limit(limit)
 
     def _computing(self, query: TaskQuery) -> QuerySet[RuleRecord]:
@@ -333,29 +342,81 @@ class Store:
         return rules
 
     async def computing_rules(
-        self, query: TaskQuery, after: tuple[datetime, int] | None, limit: int
+        self,
+        query: TaskQuery,
+        after: tuple[datetime, int] | None,
+        limit: int,
+        among: Sequence[int] | None = None,
     ) -> list[tuple[int, datetime, tuple[Any, ...]]]:
         """(id, expanded_until, version) of enabled rules matching the listing's rule filters
         whose stored occurrences end before the listing's end, by (expanded_until, id)
-        strictly after ``after``: rules whose occurrences a listing computes.
+        strictly after ``after``: rules whose occurrences a listing computes; only those
+        ``among`` these ids if given.
 
         The version (created_at and updated_at as the driver returns them) changes whenever
         the rule's occurrences may.  Rows are read without the ORM's per-value conversion:
         a listing past the stored horizon reads every rule's row, and that conversion was
         most of its cost."""
         rules = self._computing(query)
+        if among is not None:
+            rules = rules.filter(id__in=list(among))
         if after is not None:
             until, rule_id = after
             rules = rules.filter(Q(expanded_until__gt=until) | Q(expanded_until=until, id__gt=rule_id))
-        values = (
+        rows = await _raw(
             rules.order_by("expanded_until", "id")
             .limit(limit)
             .values_list("id", "expanded_until", "created_at", "updated_at")
         )
-        values._choose_db_if_not_chosen()
-        values._make_query()
-        _, rows = await values._db.execute_query(*values.query.get_parameterized_sql())
-        return [(row["0"], instant(row["1"]), (row["2"], row["3"])) for row in rows]
+        return [(row[0], instant(row[1]), (row[2], row[3])) for row in rows]
+
+    async def rules_version(self) -> tuple[Any, Any]:
+        """The highest rule id and the latest change to a rule (as the driver returns it): one
+        or the other moves whenever a rule is created or edited.  Two steps down two indexes."""
+        latest_id = await RuleRecord.all().order_by("-id").first().values_list("id", flat=True)
+        latest = await _raw(RuleRecord.all().order_by("-updated_at").limit(1).values_list("updated_at"))
+        return latest_id, latest[0][0] if latest else None
+
+    async def enabled_rules(
+        self, after_id: int, limit: int
+    ) -> list[tuple[int, str, str, str | None, str, datetime, tuple[Any, ...]]]:
+        """(id, timezone, schedule as JSON, category, task kind, created_at, version) of enabled
+        rules by id after ``after_id``, read without the ORM's records (see computing_rules)."""
+        rows = await _raw(
+            RuleRecord.filter(enabled=True, id__gt=after_id)
+            .order_by("id")
+            .limit(limit)
+            .values_list("id", "timezone", "schedule", "category", "task_kind", "created_at", "updated_at")
+        )
+        return [
+            (
+                row[0],
+                row[1],
+                row[2] if isinstance(row[2], str) else json.dumps(row[2]),
+                row[3],
+                row[4],
+                instant(row[5]),
+                (row[5], row[6]),
+            )
+            for row in rows
+        ]
+
+    async def rule_states(
+        self, rule_ids: Iterable[int]
+    ) -> dict[int, tuple[bool, datetime | None, tuple[Any, ...]]]:
+        """id -> (enabled, expanded_until, version) of these rules that exist."""
+        ids = list(set(rule_ids))
+        if not ids:
+            return {}
+        rows = await _raw(
+            RuleRecord.filter(id__in=ids).values_list(
+                "id", "enabled", "expanded_until", "created_at", "updated_at"
+            )
+        )
+        return {
+            row[0]: (bool(row[1]), None if row[2] is None else instant(row[2]), (row[3], row[4]))
+            for row in rows
+        }
 
     async def earliest_computing(self, query: TaskQuery) -> datetime | None:
         """Where the stored occurrences of the rules a listing computes end first (None: no
@@ -939,3 +1000,11 @@ def _not_for(query: QuerySet[TaskRecord], targets: Iterable[str]) -> QuerySet[Ta
     # Tortoise's not_in keeps NULL rows: say what a NULL target means explicitly.
     keep = Q(target__isnull=False) & Q(target__not_in=targets)
     return query.filter(keep if "default" in targets else keep | Q(target__isnull=True))
+
+
+async def _raw(values: Any) -> list[tuple[Any, ...]]:
+    """A values_list query's rows as the driver returns them, without per-value conversion."""
+    values._choose_db_if_not_chosen()
+    values._make_query()
+    _, rows = await values._db.execute_query(*values.query.get_parameterized_sql())
+    return [tuple(row.values()) if hasattr(row, "values") else tuple(row) for row in rows]

@@ -329,6 +329,7 @@ async def test_readiness_reports_missing_migrations(tmp_path, clock):
         "3_20261123090000_task_kind.py",
         "4_20261123100000_users.py",
         "5_20261206030000_health.py",
+        "6_20261206070000_listing_indexes.py",
     ]
     assert ready.json()["pending_migrations"] == shipped
 

@@ -4,7 +4,7 @@ stored ones, less those stored as exceptions)."""
 
 from __future__ import annotations
 
-from datetime import datetime, timedelta
+from datetime import datetime, timedelta, timezone
 from typing import Any
 
 from hypothesis import HealthCheck, given, settings
@@ -15,7 +15,7 @@ from task_scheduler.services import listing
 from task_scheduler.services.occurrences import SMALLEST_STEP, recurrence_of
 from task_scheduler.storage.orm import RuleRecord, TaskRecord
 from tests.integration.conftest import T0
-from tests.integration.test_api_contract import create, tasks
+from tests.integration.test_api_contract import CLEAN, create, tasks
 from tests.integration.test_queries_and_bulk import as_kind
 
 START = "2026-01-05T00:00:00"
@@ -228,3 +228,100 @@ async def test_the_merged_listing_is_the_materialised_one(
         await make_exceptions(service, await reference(**span))
     items = await paged(limit, service, **span)
     assert [item["id"] for item in items] == await reference(**span)
+
+
+# Nuuk changes on 2026-03-28, Berlin on 03-29, Lord Howe (by half an hour) on 04-05.
+DST_ZONES = ["UTC", "Europe/Berlin", "America/Nuuk", "Australia/Lord_Howe"]
+NEAR_DST = datetime(2026, 3, 22, 12, tzinfo=timezone.utc)
+
+
+@st.composite
+def phased(draw) -> dict[str, Any]:
+    """A daily or weekly schedule, with the bounds the phase index checks."""
+    times = draw(
+        st.lists(st.sampled_from(["00:30", "02:30", "03:00", "09:15:30", "23:45"]), min_size=1, max_size=2)
+    )
+    schedule: dict[str, Any] = {"kind": "daily", "times": times, "every": draw(st.integers(1, 3))}
+    if draw(st.booleans()):
+        days = st.sampled_from(["mon", "tue", "wed", "thu", "fri", "sat", "sun"])
+        schedule |= {"kind": "weekly", "weekdays": draw(st.lists(days, min_size=1, max_size=3))}
+    start = NEAR_DST.replace(tzinfo=None) + timedelta(hours=draw(st.integers(-72, 96)))
+    schedule["start"] = start.isoformat()
+    if draw(st.booleans()):
+        schedule["end"] = (start + timedelta(days=draw(st.integers(1, 20)))).isoformat()
+    skipped = draw(st.lists(st.integers(0, 20), max_size=2))
+    schedule["except_dates"] = [(start.date() + timedelta(days=n)).isoformat() for n in skipped]
+    return schedule
+
+
+@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(
+    rules=st.lists(st.tuples(phased(), st.sampled_from(DST_ZONES), st.booleans()), min_size=1, max_size=5),
+    window=st.tuples(st.sampled_from([60, 130, 200, 0, -24]), st.sampled_from([240, 480, 120, 48, 6])),
+    limit=st.integers(1, 12),
+    exceptions=st.booleans(),
+    kind=st.sampled_from([None, None, "http"]),
+)
+async def test_daily_and_weekly_rules_list_as_materialised_across_dst(
+    service, monkeypatch, rules, window, limit, exceptions, kind
+):
+    small_reads(monkeypatch)
+    monkeypatch.setattr(listing, "CANDIDATES", 2)
+    await RuleRecord.all().delete()
+    await TaskRecord.all().delete()
+    service.clock.set(NEAR_DST - timedelta(days=4))
+    made = []
+    for n, (schedule, zone, http) in enumerate(rules):
+        body = {"name": f"rule {n}", "schedule": schedule, "timezone": zone, "task": CLEAN}
+        response = await service.http.post("/rules", json=body)
+        if response.status_code == 201:  # else it ends before it fires, which is refused
+            made.append((response.json(), http))
+    service.clock.set(NEAR_DST)
+    await service.expand()
+    start = NEAR_DST + timedelta(hours=window[0])
+    span = {"start": start, "end": start + timedelta(hours=window[1])}
+    if exceptions:
+        await make_exceptions(service, await reference(**span))
+    for rule, http in made:
+        if http:
+            await as_kind(rule["id"], "http")  # after the exceptions: only rmf tasks take a request
+    items = await paged(limit, service, **span, **({"kind": kind} if kind else {}))
+    assert [item["id"] for item in items] == await reference(**span, kind=kind)
+
+
+async def test_a_deep_page_reads_no_daily_rule_and_sees_every_change(service, monkeypatch):
+    for n in range(30):
+        await create(
+            service, name=f"rule {n}", schedule={"kind": "daily", "times": [f"{n % 24:02d}:{n:02d}"]}
+        )
+    monkeypatch.setattr(listing, "CANDIDATES", 4)
+    month = {"start": T0, "end": T0 + timedelta(days=30)}
+    read = []
+    computing_rules = service.services.tasks._lister._store.computing_rules
+
+    async def counted(*args, **kwargs):
+        read.append(args)
+        return await computing_rules(*args, **kwargs)
+
+    monkeypatch.setattr(service.services.tasks._lister._store, "computing_rules", counted)
+    deep = {**month, "offset": 300, "limit": 10}
+    assert [item["id"] for item in (await tasks(service, **deep))["items"]] == (await reference(**month))[
+        300:310
+    ]
+    assert read == []
+
+    # Changed behind this replica's back: edited by a replica whose clock is behind (the
+    # latest change stays the same), then deleted, created.
+    first, second = await RuleRecord.all().order_by("id").limit(2)
+    edit = {"schedule": {"kind": "daily", "times": ["12:34"]}, "updated_at": T0 - timedelta(seconds=1)}
+    changes = [
+        RuleRecord.filter(id=first.id).update(**edit),
+        RuleRecord.filter(id=second.id).delete(),
+        create(service, name="weekly", schedule={"kind": "weekly", "weekdays": ["fri"], "times": ["05:00"]}),
+    ]
+    for change in changes:
+        await change
+        for page in ({**month, "offset": 300, "limit": 10}, {**month, "offset": 0, "limit": 1000}):
+            got = [item["id"] for item in (await tasks(service, **page))["items"]]
+            assert got == (await reference(**month))[page["offset"] :][: page["limit"]]
+    assert read == []

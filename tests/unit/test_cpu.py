@@ -52,6 +52,20 @@ def test_time_another_budget_held_the_thread_is_not_counted():
     assert mine.spent == pytest.approx(0.2)
 
 
+def test_shared_work_is_not_counted_against_the_budget_that_runs_it():
+    """A listing's index of every rule is built by the request that first needs it."""
+    clock = Ticks(0.1)
+    with budgeted(CpuBudget(1.0, clock)) as budget:
+        cpu.check()
+        with cpu.shared():
+            for _ in range(30):
+                cpu.check()  # not this budget's: no reading, nothing counted
+            clock.now += 10.0
+        assert clock.readings == 3  # start, check, the restart after the shared block
+        cpu.check()
+    assert budget.spent == pytest.approx(0.2)
+
+
 class ThreadClocks:
     """A CPU clock per thread, as the real one: each starts elsewhere and steps 0.1 a reading."""
 
