@@ -441,9 +441,10 @@ class Store:
 
     async def stored_task_ids(self, task_ids: Iterable[str]) -> set[str]:
         ids = [task_id for task_id in set(task_ids) if _fits(TaskRecord, "id", task_id)]
-        if not ids:
-            return set()
-        return set(await TaskRecord.filter(id__in=ids).values_list("id", flat=True))
+        found: set[str] = set()
+        for chunk in _chunks(ids, 1000):  # a statement takes some 32,000 parameters at most
+            found.update(await TaskRecord.filter(id__in=chunk).values_list("id", flat=True))
+        return found
 
     def _matching(self, match: TaskMatch) -> QuerySet[TaskRecord]:
         query = TaskRecord.all()

@@ -336,3 +336,12 @@ async def test_deleting_all_rules_needs_the_confirmation_and_is_one_transaction(
     ]
     again = await service.http.delete("/rules", params={"confirm": "delete-all-rules"})
     assert again.json() == {"deleted": 0, "tasks_deleted": 0}
+
+
+async def test_stored_ids_are_found_among_more_ids_than_a_statement_takes(service):
+    """A deep page past the stored horizon asks which of its many computed ids are stored."""
+    await create(service)
+    stored = [row.id for row in await TaskRecord.all()]
+    assert stored
+    asked = [f"0-{i}" for i in range(40_000)] + stored
+    assert await service.services.store.stored_task_ids(asked) == set(stored)
