@@ -28,7 +28,7 @@ from pathlib import Path
 import httpx
 
 from bench.dispatch import LOSS_DEADLINE_S, ServiceContender, collect, spread_offsets
-from bench.server import running_service
+from bench.server import running_service, threads_until_done
 from bench.throughput import SPREAD, SPREAD_S, show
 from task_scheduler.testing.fake_fleet import FakeFleetProcess
 
@@ -87,29 +87,22 @@ def ask(client: httpx.Client, method: str, path: str, params: dict[str, object])
 def looping(base: str) -> Iterator[list[float]]:
     """One client looping the hostile preview, another asking GET /rules?limit=10 every 100 ms;
     yields the latter's latencies."""
-    stop, took = threading.Event(), []
+    took: list[float] = []
 
-    def attack() -> None:
+    def attack(stop: threading.Event) -> None:
         with httpx.Client(base_url=base, timeout=600, trust_env=False) as client:
             while not stop.is_set():
                 ask(client, *PREVIEW)
 
-    def ordinary() -> None:
+    def ordinary(stop: threading.Event) -> None:
         with httpx.Client(base_url=base, timeout=600, trust_env=False) as client:
             while not stop.wait(0.1):
                 began = time.perf_counter()
                 client.get("/rules", params={"limit": 10}).raise_for_status()
                 took.append(time.perf_counter() - began)
 
-    threads = [threading.Thread(target=attack), threading.Thread(target=ordinary)]
-    for thread in threads:
-        thread.start()
-    try:
+    with threads_until_done(attack, ordinary):
         yield took
-    finally:
-        stop.set()
-        for thread in threads:
-            thread.join()
 
 
 def run(limits: Sequence[str]) -> str:

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import contextlib
 import subprocess
-from collections.abc import Iterator
+import threading
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 from task_scheduler.testing.service_process import ServiceProcess
@@ -28,3 +29,19 @@ def running_service(workdir: Path, **config: object) -> Iterator[tuple[str, subp
         yield service.url, service.process
     finally:
         service.stop()
+
+
+@contextlib.contextmanager
+def threads_until_done(*loops: Callable[[threading.Event], None]) -> Iterator[None]:
+    """Each ``loop`` in a thread of its own, given an event that is set when the block ends;
+    the block ends once every thread has returned."""
+    stop = threading.Event()
+    threads = [threading.Thread(target=loop, args=(stop,)) for loop in loops]
+    for thread in threads:
+        thread.start()
+    try:
+        yield
+    finally:
+        stop.set()
+        for thread in threads:
+            thread.join()

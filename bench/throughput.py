@@ -47,7 +47,7 @@ from bench.dispatch import (
     running_peer,
     spread_offsets,
 )
-from bench.server import running_service
+from bench.server import running_service, threads_until_done
 from task_scheduler.testing.fake_fleet import FakeFleetProcess
 
 VIEWERS = 8
@@ -68,26 +68,19 @@ def service(fleet: FakeFleetProcess, workdir: Path, database: str) -> Iterator[S
 @contextlib.contextmanager
 def viewers(base: str, count: int) -> Iterator[list[float]]:
     """``count`` clients looping ``GET /tasks`` over the next 30 days; yields each answer's seconds."""
-    stop, took = threading.Event(), []
+    took: list[float] = []
     start = datetime.now(timezone.utc)
     window = {"start": start.isoformat(), "end": (start + timedelta(days=30)).isoformat()}
 
-    def view() -> None:
+    def view(stop: threading.Event) -> None:
         with httpx.Client(base_url=base, timeout=120, trust_env=False) as client:
             while not stop.is_set():
                 began = time.perf_counter()
                 client.get("/tasks", params=window).raise_for_status()
                 took.append(time.perf_counter() - began)
 
-    threads = [threading.Thread(target=view) for _ in range(count)]
-    for thread in threads:
-        thread.start()
-    try:
+    with threads_until_done(*[view] * count):
         yield took
-    finally:
-        stop.set()
-        for thread in threads:
-            thread.join()
 
 
 def rate(wave: Wave | None) -> str:
