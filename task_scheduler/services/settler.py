@@ -3,8 +3,9 @@ a database outage.
 
 Every dispatch that finishes hands its outcome (a ``Settlement``) to the settler and waits
 for it to be recorded. Outcomes that arrive within ``WINDOW_S`` of each other, or while the
-previous group is being written, go in one transaction of a few multi-row statements
-(``Store.settle``), instead of one transaction of four or five round trips each.
+previous group is being written, are recorded together in a few multi-row statements
+(``Store.settle``: one on PostgreSQL), instead of a transaction of four or five round
+trips each.
 
 Nothing is recorded before the fleet has answered: a dispatch hands its outcome over only
 then. If the write fails (the database dropped), the group stays in memory and is written

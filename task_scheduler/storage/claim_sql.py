@@ -45,6 +45,10 @@ class _Params:
     def many(self, values: Sequence[Any]) -> str:
         return ", ".join(self(value) for value in values)
 
+    def rows(self, rows: Sequence[Sequence[Any]]) -> str:
+        """A ``VALUES`` list's rows: ``(a, b), (c, d)``."""
+        return ", ".join(f"({self.many(row)})" for row in rows)
+
 
 def _not_for(targets: Sequence[str], param: _Params) -> str:
     """Leave out tasks for these targets; a task without a target goes to ``default``."""
@@ -191,7 +195,7 @@ def settle_and_insert(
     without a transaction of its own: one round trip for a whole group of outcomes."""
     param = _Params("postgres")
     update = _settle_update("postgres", rows, owner, param)
-    insert = ", ".join(f"({param.many(row)})" for row in inserted)
+    insert = param.rows(inserted)
     sql = (
         f"WITH settled AS ({update}),"
         f" recorded AS (INSERT INTO {table} ({', '.join(columns)}) VALUES {insert})"
@@ -207,8 +211,7 @@ def _settle_update(dialect: str, rows: Sequence[Sequence[Any]], owner: str, para
         source = f"(VALUES {values}) AS v({', '.join(SETTLE_ORDER)})"
         column = {name: f"v.{name}" for name in SETTLE_ORDER}
     else:  # SQLite names a VALUES list's columns column1, column2, ...
-        values = ", ".join(f"({param.many(row)})" for row in rows)
-        source = f"(VALUES {values}) AS v"
+        source = f"(VALUES {param.rows(rows)}) AS v"
         column = {name: f"v.column{i}" for i, name in enumerate(SETTLE_ORDER, start=1)}
     return (
         f"UPDATE tasks SET lease_owner = NULL, lease_until = NULL, status = {column['status']},"
@@ -226,8 +229,7 @@ def insert_rows(
 ) -> tuple[str, list[Any]]:
     """Many rows in one ``INSERT ... VALUES (...), (...)``."""
     param = _Params(dialect)
-    values = ", ".join(f"({param.many(row)})" for row in rows)
-    return f"INSERT INTO {table} ({', '.join(columns)}) VALUES {values}", param.values
+    return f"INSERT INTO {table} ({', '.join(columns)}) VALUES {param.rows(rows)}", param.values
 
 
 def add_failures(dialect: str, *, reset: bool) -> str:

@@ -695,7 +695,9 @@ class Store:
                 ids = sorted({outcome.task_id for outcome in outcomes})
                 sql, values = claim_sql.owned(dialect, ids=ids, owner=owner)
                 held = {row["id"] for row in (await db.execute_query(sql, values))[1]}
-                mine_rows = [row for row in rows if row[-1] in held]
+                mine_rows = [
+                    row for outcome, row in zip(outcomes, rows, strict=True) if outcome.task_id in held
+                ]
                 if mine_rows:
                     await db.execute_many(claim_sql.settle_task(dialect), mine_rows)
             for chunk in _chunks(runs, 500):
