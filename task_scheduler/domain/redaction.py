@@ -44,8 +44,19 @@ _PATTERNS: Final = (
     # A JWT anywhere: its header and claims are base64 JSON, so both begin "eyJ".
     (re.compile(r"\beyJ[A-Za-z0-9_-]*\.eyJ[A-Za-z0-9_-]*\.[A-Za-z0-9_-]*"), REDACTED),
 )
-_ANY_PATTERN: Final = re.compile(r"token|authorization|bearer|basic|eyJ", re.IGNORECASE)
-"""A word every pattern needs: text without one skips them (most of a fleet's answer)."""
+_PATTERN_WORDS: Final = ("token", "authorization", "bearer", "basic", "eyj")
+"""A word every pattern needs, lower-cased: text without one skips them (most of a fleet's answer)."""
+_ANY_PATTERN: Final = re.compile("|".join(_PATTERN_WORDS), re.IGNORECASE)
+
+
+def _has_pattern_word(text: str) -> bool:
+    """Whether ``text`` holds one of :data:`_PATTERN_WORDS`, in any case. ASCII text (every
+    JSON encoding) is lower-cased and searched, ten times faster than the regex; other text
+    goes to the regex, whose case rules reach beyond ASCII (the long s, U+017F, matches ``s``)."""
+    if text.isascii():
+        lowered = text.lower()
+        return any(word in lowered for word in _PATTERN_WORDS)
+    return _ANY_PATTERN.search(text) is not None
 
 
 def secret_forms(values: Iterable[str]) -> list[str]:
@@ -71,7 +82,7 @@ def redact_text(text: str, secrets: Iterable[str] = ()) -> str:
     :func:`secret_forms`."""
     for form in secrets:
         text = text.replace(form, REDACTED)
-    if _ANY_PATTERN.search(text) is None:
+    if not _has_pattern_word(text):
         return text
     for pattern, replacement in _PATTERNS:
         text = pattern.sub(replacement, text)
@@ -107,7 +118,7 @@ def _may_need_redacting(value: Any, secrets: list[str]) -> bool:
         text = json.dumps(value)
     except (TypeError, ValueError, RecursionError):
         return True
-    return _ANY_PATTERN.search(text) is not None or any(form in text for form in secrets)
+    return _has_pattern_word(text) or any(form in text for form in secrets)
 
 
 def secret_values(config: BaseModel | None) -> list[str]:

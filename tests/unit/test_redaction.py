@@ -9,8 +9,10 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from task_scheduler.domain.redaction import (
+    _ANY_PATTERN,
     MIN_SECRET_LENGTH,
     REDACTED,
+    _has_pattern_word,
     _redacted,
     redact,
     redact_text,
@@ -117,3 +119,30 @@ _answers = st.recursive(
 def test_an_answer_is_redacted_as_by_walking_it_whole(answer: object, secrets: list[str]) -> None:
     forms = secret_forms(secrets)
     assert redact(answer, forms) == _redacted(answer, forms)
+
+
+_cased = st.lists(
+    st.sampled_from(
+        [
+            "ToKeN",
+            "AUTHORIZATION",
+            "bearer",
+            "Basic",
+            "EYJ",
+            "ba",
+            "\u017f",
+            "ic",
+            "author\u0131",
+            "zation",
+            "x",
+        ]
+    ),
+    max_size=4,
+).map("".join)
+
+
+@settings(max_examples=400, deadline=None)
+@given(_cased | st.text(max_size=40))
+def test_the_pattern_word_check_is_the_case_blind_regexs(text: str) -> None:
+    # Its ASCII fast path must agree with the regex, which also matches "ba\u017fic" (long s).
+    assert _has_pattern_word(text) == (_ANY_PATTERN.search(text) is not None)
