@@ -44,10 +44,26 @@ from task_scheduler.transports.base import Transport
 logger = logging.getLogger(__name__)
 
 
+LOOK_PAST_S = 1.0
+"""How long a look past the saturated targets that found nothing else claimable is trusted
+without news: the most a task stored elsewhere, unannounced, waits while this replica's
+targets are saturated. Else each lot a saturated target finishes would read every task
+due for it, to find none for the others."""
+
 HELD_PER_SLOT = 4
 """Tasks a replica holds per request a target sends at once (its capacity): enough for one
 claim to bring a good lot (claims cost a round trip each), few enough that a slow target
 leaves most dispatch slots to the others."""
+
+
+@dataclass(frozen=True)
+class _LookedPast:
+    """What the last look past saturated targets found: nothing else is claimable before
+    ``until``, while no news came (``news``) and those targets, or more, stay saturated."""
+
+    saturated: frozenset[str]
+    until: datetime
+    news: int
 
 
 @dataclass(frozen=True)
@@ -92,7 +108,7 @@ class Dispatcher:
             requester=settings.requester,
             rng=rng or Random(),
             let_go=self._let_go,
-            target_back=self._wakeup.poke,
+            made_due=self._made_due,
         )
         self._inflight: dict[str, asyncio.Task[None]] = {}
         self._per_target: Counter[str] = Counter()
@@ -100,6 +116,10 @@ class Dispatcher:
         self._holding: dict[str, str] = {}
         """Task id -> the target it counts against in ``_per_target``."""
         self._renewed_at = self.started_at
+        self._news = 0
+        """Counts what may have made tasks claimable (a wake-up, a retry recorded, a claim
+        given back): a look past saturated targets holds only while it stays the same."""
+        self._looked_past: _LookedPast | None = None
         # When the sleeping loop will look again by itself; None while it is awake.
         self._wake_at: datetime | None = None
         # The loop and thread it runs on, once running: wake() from elsewhere goes through them.
@@ -134,6 +154,7 @@ class Dispatcher:
             self._wake(due_at)
 
     def _wake(self, due_at: datetime | None) -> None:
+        self._news += 1
         if due_at is None:
             self._sending.heard_change()
             self._wakeup.poke()
@@ -161,7 +182,9 @@ class Dispatcher:
                 free = self._settings.concurrency - len(self._inflight)
                 wanted = min(free, self._settings.batch, self._widest_room())
                 seen = self._sending.changes  # before the rules are read with the claim
-                claimed = await self._claim(wanted, ahead=True) if wanted > 0 else []
+                claimed = (
+                    await self._claim(wanted, ahead=True) if wanted > 0 and not self._none_past() else []
+                )
                 for task, rule in claimed:
                     self._start(task, rule, seen)
                 if wanted > 0 and len(claimed) == wanted:
@@ -194,10 +217,36 @@ class Dispatcher:
         )
         if not slots_free:
             return longest  # a finishing dispatch wakes the loop
-        next_due = await self._store.next_due_at(saturated=self._saturated(), claim_ahead=self._ahead)
+        if self._none_past():
+            assert self._looked_past is not None
+            next_due: datetime | None = self._looked_past.until
+        else:
+            saturated, news = self._saturated(), self._news
+            next_due = await self._store.next_due_at(saturated=saturated, claim_ahead=self._ahead)
+            if saturated and news == self._news:
+                trusted = self._clock.now() + timedelta(seconds=LOOK_PAST_S)
+                until = trusted if next_due is None else min(next_due, trusted)
+                self._looked_past = _LookedPast(frozenset(saturated), until, news)
         if next_due is None:
             return longest
         return min(longest, max(0.0, (next_due - self._clock.now()).total_seconds()))
+
+    def _none_past(self) -> bool:
+        """Whether the last look past saturated targets still says nothing else is claimable
+        now: no news since, before its time, and at least those targets still saturated."""
+        looked = self._looked_past
+        return (
+            looked is not None
+            and looked.news == self._news
+            and self._clock.now() < looked.until
+            and looked.saturated <= set(self._saturated())
+        )
+
+    def _made_due(self) -> None:
+        """Tasks were made due by a dispatch (a retry or a held task recorded, a target back
+        from an outage): look again."""
+        self._news += 1
+        self._wakeup.poke()
 
     async def _renew_leases(self) -> None:
         """Keep the leases of slow dispatches alive, so no other claim takes them over.
@@ -295,6 +344,8 @@ class Dispatcher:
             # (On shutdown, stop() hands back every claim.)
             await self._store.unclaim([task.id for task in tasks], self.replica_id)
             raise
+        if extra:
+            self._news += 1
         await self._store.unclaim(extra, self.replica_id)
         self._metrics.claims.inc(len(kept))
         return kept

@@ -81,10 +81,11 @@ class Sender:
         requester: str,
         rng: Random,
         let_go: Callable[[str], None],
-        target_back: Callable[[], None],
+        made_due: Callable[[], None],
     ) -> None:
-        """``let_go`` is told a task's id once it is done with its target; ``target_back``,
-        that a target's waiting tasks were made due now, as it answers again."""
+        """``let_go`` is told a task's id once it is done with its target; ``made_due``,
+        that tasks were made due again: a retry or a held task recorded, or a target's
+        waiting tasks made due now, as it answers again."""
         self._store = store
         self._clock = clock
         self._registry = registry
@@ -95,7 +96,7 @@ class Sender:
         self._requester = requester
         self._rng = rng
         self._let_go = let_go
-        self._target_back = target_back
+        self._made_due = made_due
         self._settler = Settler(store, replica_id)
         self._outages = Outages()
         self._probes: dict[str, int] = {}
@@ -246,7 +247,7 @@ class Sender:
         elif self._outages.reached(target_name):
             logger.info("target %s is reachable again", target_name)
             if await self._store.retry_now(target_name, now):
-                self._target_back()
+                self._made_due()
 
     async def _earlier_attempt(
         self,
@@ -361,7 +362,10 @@ class Sender:
     async def _record(self, task: ClaimedTask, outcome: Settlement) -> Settled | None:
         """Record an outcome with the others finishing now, once the task is done with its target."""
         self._let_go(task.id)
-        return await self._settler.settle(outcome)
+        settled = await self._settler.settle(outcome)
+        if outcome.status == TaskStatus.scheduled.value:
+            self._made_due()
+        return settled
 
     async def _settle_unrun(
         self, task: ClaimedTask, rule: DispatchRule | None, status: TaskStatus, reason: str

@@ -17,6 +17,7 @@ import pytest
 
 from task_scheduler.app import get_app
 from task_scheduler.config import build_settings
+from task_scheduler.domain.messages import RULE_LABEL
 from task_scheduler.events import EventType
 from task_scheduler.storage.orm import TaskRecord
 from task_scheduler.testing.fake_fleet import running_fake_fleet
@@ -702,3 +703,65 @@ async def test_a_claim_that_fails_before_sending_is_given_back_untouched(engine,
     assert (stored.status, stored.attempts, stored.lease_owner) == ("scheduled", 0, None)
     monkeypatch.undo()
     assert await engine.dispatch() == 1 and (await task(engine, first_id(rule)))["status"] == "dispatched"
+
+
+async def test_a_saturated_target_is_looked_past_once_and_news_looks_again(db_url, clock, fleet):
+    """While the loop's one target is saturated, it looks past it once (each look reads every
+    task due there), not each time the target finishes a lot; a task made due for another
+    target meanwhile is news, claimed at once."""
+    targets = {
+        "default": {"kind": "rmf_http", "base_url": fleet.url, "max_connections": 1},
+        "other": {"kind": "rmf_http", "base_url": fleet.url},
+    }
+    settings = build_settings({"db_url": db_url, "targets": targets, "replica_id": "replica-a"}, environ={})
+    app = get_app(settings, clock=clock, run_background=False)
+    async with app.router.lifespan_context(app):
+        async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://s") as http:
+            engine = Service(app=app, clock=clock, http=http)
+            at_60 = {"kind": "once", "at": (T0 + timedelta(seconds=60)).isoformat()}
+            later = {"kind": "once", "at": (T0 + timedelta(hours=1)).isoformat()}
+            for number in range(40):
+                await create(engine, name=f"now {number}", schedule=at_60)
+            slow = [await create(engine, name=f"slow {number}", schedule=later) for number in range(8)]
+            elsewhere = await create(
+                engine, name="elsewhere", schedule=later, task={**CLEAN, "target": "other"}
+            )
+            past = looks_past_saturated(engine.services.store)
+            engine.clock.advance(seconds=60)
+            loop = asyncio.create_task(engine.services.dispatcher.run())
+            try:
+                await fleet.recorder.wait_for(lambda r: len(r.records) == 40, timeout=30)
+                # Ten lots of four, each saturating the target: one look past it in all (a
+                # claim, or the next due time, or both).
+                assert set(map(tuple, past)) == {("default",)} and len(past) <= 2, past
+
+                fleet.behave({"mode": "delay", "seconds": 0.2, "count": 8})
+                for rule in slow:
+                    assert (await http.post(f"/rules/{rule['id']}/run")).status_code == 202
+                await fleet.recorder.wait_for(lambda r: len(r.records) > 40, timeout=10)
+                assert (await http.post(f"/rules/{elsewhere['id']}/run")).status_code == 202
+                label = f"{RULE_LABEL}={elsewhere['id']}"
+                await fleet.recorder.wait_for(
+                    lambda r: any(label in x.body["request"]["labels"] for x in r.records), timeout=10
+                )
+                # It went while the default target still had most of its slow lot to answer.
+                assert len(fleet.recorder.records) < 40 + 8
+            finally:
+                loop.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await loop
+
+
+def looks_past_saturated(store: Any) -> list[list[str]]:
+    """Records the saturated targets of each claim or next-due read that passes over some."""
+    past: list[list[str]] = []
+    for name in ("claim_due", "next_due_at"):
+        real = getattr(store, name)
+
+        async def reading(*args: Any, _real: Any = real, **kwargs: Any) -> Any:
+            if kwargs.get("saturated"):
+                past.append(list(kwargs["saturated"]))
+            return await _real(*args, **kwargs)
+
+        setattr(store, name, reading)
+    return past
