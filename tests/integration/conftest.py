@@ -11,12 +11,14 @@ from typing import Any
 import httpx
 import jwt
 import pytest
+from argon2 import PasswordHasher
 from cryptography.hazmat.primitives.asymmetric import rsa
 
 from task_scheduler.app import get_app
 from task_scheduler.clock import FakeClock
 from task_scheduler.config import build_settings
 from task_scheduler.domain.auth import Role
+from task_scheduler.services import auth
 from tests.databases import clean_database
 from tests.keys import rsa_pair
 
@@ -103,8 +105,17 @@ class Secured:
         return await self.http.post("/auth/login", json={"username": username, "password": password})
 
 
+class QuickHasher(PasswordHasher):
+    """argon2id at its cheapest: the service's own profile (tests/unit/test_auth.py) costs
+    0.15 s a hash, and each ``secured`` app makes seven."""
+
+    def __init__(self) -> None:
+        super().__init__(time_cost=1, memory_cost=1024, parallelism=1)
+
+
 @pytest.fixture
-async def secured(db_url: str, clock: FakeClock) -> AsyncIterator[Secured]:
+async def secured(db_url: str, clock: FakeClock, monkeypatch: pytest.MonkeyPatch) -> AsyncIterator[Secured]:
+    monkeypatch.setattr(auth, "PasswordHasher", QuickHasher)
     key, public = rsa_pair()
     settings = build_settings(
         {

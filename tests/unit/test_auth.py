@@ -7,6 +7,7 @@ from datetime import datetime, timedelta, timezone
 import jwt
 import pytest
 
+from task_scheduler.app import auth_settings
 from task_scheduler.config import ConfigError, build_settings
 from task_scheduler.domain.auth import (
     IN_FLIGHT_RETRY_S,
@@ -21,6 +22,7 @@ from task_scheduler.domain.auth import (
     verify_builtin,
     verify_external,
 )
+from task_scheduler.services.auth import AuthService
 from tests.keys import rsa_pair
 
 T0 = datetime(2026, 1, 5, 12, 0, tzinfo=timezone.utc)
@@ -219,3 +221,11 @@ def test_a_failure_window_remembers_at_most_max_keys_the_least_recent_forgotten(
     assert window.retry_after("b", T0) is None  # least recently failed: forgotten
     assert window.retry_after("a", T0) == 60.0 and window.retry_after("c", T0) == 60.0
     assert MAX_TRACKED_KEYS == 10_000
+
+
+def test_passwords_are_hashed_with_argon2id_in_rfc_9106s_low_memory_profile():
+    service = AuthService(None, None, auth_settings(build_settings({}, environ={})))  # type: ignore[arg-type]
+    try:
+        assert service._hasher.hash("a long enough password").startswith("$argon2id$v=19$m=65536,t=3,p=4$")
+    finally:
+        service.close()
