@@ -46,9 +46,9 @@ logger = logging.getLogger(__name__)
 
 LOOK_PAST_S = 1.0
 """How long a look past the saturated targets that found nothing else claimable is trusted
-without news: the most a task stored elsewhere, unannounced, waits while this replica's
-targets are saturated. Else each lot a saturated target finishes would read every task
-due for it, to find none for the others."""
+without news. Else each lot a saturated target finishes would read every task due for
+it, to find none for the others; a task stored elsewhere, unannounced, may wait this long
+more than it did."""
 
 HELD_PER_SLOT = 4
 """Tasks a replica holds per request a target sends at once (its capacity): enough for one
@@ -58,11 +58,13 @@ leaves most dispatch slots to the others."""
 
 @dataclass(frozen=True)
 class _LookedPast:
-    """What the last look past saturated targets found: nothing else is claimable before
-    ``until``, while no news came (``news``) and those targets, or more, stay saturated."""
+    """What the last look past saturated targets found: the next time another target's task
+    is claimable (``next_due``, None for none); trusted until ``trusted_until`` while no
+    news came (``news``) and those targets, or more, stay saturated."""
 
     saturated: frozenset[str]
-    until: datetime
+    next_due: datetime | None
+    trusted_until: datetime
     news: int
 
 
@@ -219,14 +221,13 @@ class Dispatcher:
             return longest  # a finishing dispatch wakes the loop
         if self._none_past():
             assert self._looked_past is not None
-            next_due: datetime | None = self._looked_past.until
+            next_due = self._looked_past.next_due
         else:
             saturated, news = self._saturated(), self._news
             next_due = await self._store.next_due_at(saturated=saturated, claim_ahead=self._ahead)
             if saturated and news == self._news:
-                trusted = self._clock.now() + timedelta(seconds=LOOK_PAST_S)
-                until = trusted if next_due is None else min(next_due, trusted)
-                self._looked_past = _LookedPast(frozenset(saturated), until, news)
+                trusted_until = self._clock.now() + timedelta(seconds=LOOK_PAST_S)
+                self._looked_past = _LookedPast(frozenset(saturated), next_due, trusted_until, news)
         if next_due is None:
             return longest
         return min(longest, max(0.0, (next_due - self._clock.now()).total_seconds()))
@@ -234,11 +235,12 @@ class Dispatcher:
     def _none_past(self) -> bool:
         """Whether the last look past saturated targets still says nothing else is claimable
         now: no news since, before its time, and at least those targets still saturated."""
-        looked = self._looked_past
+        looked, now = self._looked_past, self._clock.now()
         return (
             looked is not None
             and looked.news == self._news
-            and self._clock.now() < looked.until
+            and now < looked.trusted_until
+            and (looked.next_due is None or now < looked.next_due)
             and looked.saturated <= set(self._saturated())
         )
 
