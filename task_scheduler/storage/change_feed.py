@@ -35,7 +35,7 @@ def pack(replica_id: str, events: list[str]) -> list[str]:
     """The events (each ``Event.to_text()``) as NOTIFY payloads under the limit,
     several to a payload, in order. An event too large alone goes without its data, marked
     ``{"truncated": true}``: the run or task it names can be read over the API."""
-    head = json.dumps({"replica": replica_id, "events": []})[:-2]
+    head = payload_head(replica_id)
     payloads: list[str] = []
     batch: list[str] = []
     size = len(head) + 2
@@ -54,6 +54,11 @@ def pack(replica_id: str, events: list[str]) -> list[str]:
     return payloads
 
 
+def payload_head(replica_id: str) -> str:
+    """How each payload of this replica's events begins."""
+    return json.dumps({"replica": replica_id, "events": []})[:-2]
+
+
 def is_postgres(db_url: str) -> bool:
     return db_url.split("://", 1)[0] in {"postgres", "postgresql", "asyncpg", "psycopg"}
 
@@ -68,6 +73,7 @@ class ChangeFeed:
     ) -> None:
         self._dsn = "postgresql://" + db_url.split("://", 1)[1] if is_postgres(db_url) else None
         self._replica_id = replica_id
+        self._own_head = payload_head(replica_id)
         self._on_change = on_change
         self._on_event = on_event
         self._outbox: deque[str] = deque(maxlen=OUTBOX_MAX)
@@ -108,6 +114,8 @@ class ChangeFeed:
             self._on_change()
 
     def _heard_events(self, _connection: object, _pid: int, _channel: str, payload: str) -> None:
+        if payload.startswith(self._own_head):
+            return  # this replica's own, heard back: not parsed
         try:
             message = json.loads(payload)
             if message["replica"] == self._replica_id or self._on_event is None:

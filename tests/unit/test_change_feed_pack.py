@@ -3,8 +3,12 @@
 from __future__ import annotations
 
 import json
+import logging
 
-from task_scheduler.storage.change_feed import PAYLOAD_MAX, pack
+import pytest
+
+from task_scheduler.events import Event
+from task_scheduler.storage.change_feed import PAYLOAD_MAX, ChangeFeed, pack
 
 
 def event(n: int, size: int = 10) -> str:
@@ -31,3 +35,16 @@ def test_an_event_too_large_alone_goes_without_its_data():
 
 def test_nothing_to_send_makes_no_payload():
     assert pack("r1", []) == []
+
+
+def test_a_replicas_own_payloads_heard_back_are_dropped_unparsed(caplog: pytest.LogCaptureFixture):
+    heard: list[Event] = []
+    feed = ChangeFeed("postgres://x@127.0.0.1/db", "r1", on_change=lambda: None, on_event=heard.append)
+    own = pack("r1", [event(1)])[0]
+    with caplog.at_level(logging.WARNING):
+        feed._heard_events(None, 0, "", own)
+        feed._heard_events(None, 0, "", own[:-5])  # cut short: not even parsed
+    assert heard == [] and caplog.records == []
+    other = json.dumps({"replica": "r2", "events": [{"type": "run.finished", "at": "2026-01-05T12:00:00Z"}]})
+    feed._heard_events(None, 0, "", other)
+    assert [(e.type.value, e.replica) for e in heard] == [("run.finished", "r2")]
