@@ -61,25 +61,50 @@ def _iso(instant: datetime) -> str:
     return instant.astimezone(timezone.utc).isoformat().replace("+00:00", "Z")
 
 
-def _jsonable(value: Any, where: str) -> Any:
-    """``value`` as plain JSON types; ``TypeError`` names the first part that has none."""
+def _jsonable(value: Any, where: Any) -> Any:
+    """``value`` as plain JSON types; ``TypeError`` names the first part that has none.
+
+    ``where`` is the path to ``value``: a name, then (parent, key) pairs, a list's index
+    as a 1-tuple; it is spelled out only for the error. Plain dicts, lists, strings and
+    integers, nearly all there is, are taken first."""
+    kind = type(value)
+    if kind is str or kind is int or kind is bool or value is None:
+        return value
+    if kind is dict:
+        return {
+            key if type(key) is str else str(key): _jsonable(item, (where, key))
+            for key, item in value.items()
+        }
+    if kind is list:
+        return [_jsonable(item, (where, (index,))) for index, item in enumerate(value)]
     if isinstance(value, enum.Enum):
         return _jsonable(value.value, where)
     if isinstance(value, float) and not math.isfinite(value):
-        raise TypeError(f"{where}: {value} is not a JSON number")
-    if value is None or isinstance(value, (bool, int, float, str)):
+        raise TypeError(f"{_spelled(where)}: {value} is not a JSON number")
+    if isinstance(value, (bool, int, float, str)):
         return value
     if isinstance(value, datetime):
         if value.tzinfo is None:
-            raise TypeError(f"{where}: naive datetime {value.isoformat()}; events carry aware times")
+            raise TypeError(
+                f"{_spelled(where)}: naive datetime {value.isoformat()}; events carry aware times"
+            )
         return _iso(value)
     if isinstance(value, date):
         return value.isoformat()
     if isinstance(value, Mapping):
-        return {str(key): _jsonable(item, f"{where}.{key}") for key, item in value.items()}
+        return {str(key): _jsonable(item, (where, key)) for key, item in value.items()}
     if isinstance(value, (list, tuple)):
-        return [_jsonable(item, f"{where}[{index}]") for index, item in enumerate(value)]
-    raise TypeError(f"{where}: {type(value).__name__} is not JSON data")
+        return [_jsonable(item, (where, (index,))) for index, item in enumerate(value)]
+    raise TypeError(f"{_spelled(where)}: {type(value).__name__} is not JSON data")
+
+
+def _spelled(where: Any) -> str:
+    """A path of :func:`_jsonable`'s as text: ``data.key[0].name``."""
+    parts: list[str] = []
+    while isinstance(where, tuple):
+        where, step = where
+        parts.append(f"[{step[0]}]" if isinstance(step, tuple) else f".{step}")
+    return where + "".join(reversed(parts))
 
 
 @dataclass(frozen=True)

@@ -116,6 +116,7 @@ def test_event_keeps_utc_copies_data_and_accepts_the_type_value() -> None:
         ({"data": {"when": datetime(2026, 1, 5, 12, 0)}}, TypeError, r"data\.when: naive"),
         ({"data": {"x": [1, object()]}}, TypeError, r"data\.x\[1\]: object"),
         ({"data": {"x": float("nan")}}, TypeError, "not a JSON number"),
+        ({"data": {"x": ({"y": {2: [0, object()]}},)}}, TypeError, r"data\.x\[0\]\.y\.2\[1\]: object"),
     ],
 )
 def test_a_bad_event_fails_where_it_is_made(changes: dict, error: type[Exception], match: str) -> None:
