@@ -84,7 +84,8 @@ async def _pg_fingerprint(url: str, conn=None) -> tuple:
             "AND tablename = ANY($1::text[]) ORDER BY 1, 2",
             list(TABLES),
         )
-        versions = await conn.fetch('SELECT version FROM "aerich" ORDER BY 1') if columns else []
+        migrated = any(row[0] == "aerich" for row in columns)  # a run killed mid-migration may have none
+        versions = await conn.fetch('SELECT version FROM "aerich" ORDER BY 1') if migrated else []
         return tuple(tuple(r) for r in [*columns, *indexes, *versions])
     finally:
         if own:
@@ -134,7 +135,7 @@ async def _mysql_fingerprint(url: str, conn=None) -> tuple:
             )
             indexes = await cursor.fetchall()
             versions = []
-            if columns:
+            if any(row[0] == "aerich" for row in columns):  # a run killed mid-migration may have none
                 await cursor.execute("SELECT version FROM `aerich` ORDER BY 1")
                 versions = await cursor.fetchall()
         return tuple(tuple(r) for r in [*columns, *indexes, *versions])
