@@ -184,9 +184,8 @@ class Dispatcher:
                 free = self._settings.concurrency - len(self._inflight)
                 wanted = min(free, self._settings.batch, self._widest_room())
                 seen = self._sending.changes  # before the rules are read with the claim
-                claimed = (
-                    await self._claim(wanted, ahead=True) if wanted > 0 and not self._none_past() else []
-                )
+                nothing_past = self._trusted_look() is not None
+                claimed = await self._claim(wanted, ahead=True) if wanted > 0 and not nothing_past else []
                 for task, rule in claimed:
                     self._start(task, rule, seen)
                 if wanted > 0 and len(claimed) == wanted:
@@ -219,9 +218,9 @@ class Dispatcher:
         )
         if not slots_free:
             return longest  # a finishing dispatch wakes the loop
-        if self._none_past():
-            assert self._looked_past is not None
-            next_due = self._looked_past.next_due
+        looked = self._trusted_look()
+        if looked is not None:
+            next_due = looked.next_due
         else:
             saturated, news = self._saturated(), self._news
             next_due = await self._store.next_due_at(saturated=saturated, claim_ahead=self._ahead)
@@ -232,17 +231,19 @@ class Dispatcher:
             return longest
         return min(longest, max(0.0, (next_due - self._clock.now()).total_seconds()))
 
-    def _none_past(self) -> bool:
-        """Whether the last look past saturated targets still says nothing else is claimable
+    def _trusted_look(self) -> _LookedPast | None:
+        """The last look past saturated targets, while it still says nothing else is claimable
         now: no news since, before its time, and at least those targets still saturated."""
         looked, now = self._looked_past, self._clock.now()
-        return (
+        if (
             looked is not None
             and looked.news == self._news
             and now < looked.trusted_until
             and (looked.next_due is None or now < looked.next_due)
             and looked.saturated <= set(self._saturated())
-        )
+        ):
+            return looked
+        return None
 
     def _made_due(self) -> None:
         """Tasks were made due by a dispatch (a retry or a held task recorded, a target back
