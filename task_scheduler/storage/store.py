@@ -34,6 +34,8 @@ from task_scheduler.storage.orm import RuleRecord, RunRecord, TargetRecord, Task
 from task_scheduler.storage.retry import retrying
 
 MAX_ID = 2**31 - 1  # ids are 32-bit columns
+IDS_PER_STATEMENT = 1000
+"""Ids asked for in one ``IN`` list: a statement takes some 32,000 parameters at most."""
 FINISHED = tuple(
     s.value
     for s in (
@@ -405,18 +407,16 @@ class Store:
         self, rule_ids: Iterable[int]
     ) -> dict[int, tuple[bool, datetime | None, tuple[Any, ...]]]:
         """id -> (enabled, expanded_until, version) of these rules that exist."""
-        ids = list(set(rule_ids))
-        if not ids:
-            return {}
-        rows = await _raw(
-            RuleRecord.filter(id__in=ids).values_list(
-                "id", "enabled", "expanded_until", "created_at", "updated_at"
+        states = {}
+        for chunk in _chunks(list(set(rule_ids)), IDS_PER_STATEMENT):
+            rows = await _raw(
+                RuleRecord.filter(id__in=chunk).values_list(
+                    "id", "enabled", "expanded_until", "created_at", "updated_at"
+                )
             )
-        )
-        return {
-            row[0]: (bool(row[1]), None if row[2] is None else instant(row[2]), (row[3], row[4]))
-            for row in rows
-        }
+            for row in rows:
+                states[row[0]] = (bool(row[1]), None if row[2] is None else instant(row[2]), (row[3], row[4]))
+        return states
 
     async def earliest_computing(self, query: TaskQuery) -> datetime | None:
         """Where the stored occurrences of the rules a listing computes end first (None: no
@@ -442,7 +442,7 @@ class Store:
     async def stored_task_ids(self, task_ids: Iterable[str]) -> set[str]:
         ids = [task_id for task_id in set(task_ids) if _fits(TaskRecord, "id", task_id)]
         found: set[str] = set()
-        for chunk in _chunks(ids, 1000):  # a statement takes some 32,000 parameters at most
+        for chunk in _chunks(ids, IDS_PER_STATEMENT):
             found.update(await TaskRecord.filter(id__in=chunk).values_list("id", flat=True))
         return found
 

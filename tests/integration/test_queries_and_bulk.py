@@ -345,3 +345,10 @@ async def test_stored_ids_are_found_among_more_ids_than_a_statement_takes(servic
     assert stored
     asked = [f"0-{i}" for i in range(40_000)] + stored
     assert await service.services.store.stored_task_ids(asked) == set(stored)
+
+
+async def test_rule_states_are_read_for_more_ids_than_a_statement_takes(service):
+    """A deep listing page checks many of the phase index's candidates against their rules."""
+    rule = await create(service)
+    states = await service.services.store.rule_states([*range(100_000, 140_000), rule["id"]])
+    assert list(states) == [rule["id"]] and states[rule["id"]][0] is True
