@@ -7,6 +7,10 @@ PostgreSQL claim in one ``UPDATE ... RETURNING`` (PostgreSQL picking its rows wi
 ``FOR UPDATE SKIP LOCKED``); MySQL and MariaDB have no ``UPDATE ... RETURNING`` and keep
 the ORM's transaction.
 
+On PostgreSQL each statement's text is the same whatever the number of rows or ids: lists
+go in as arrays (``unnest``, ``<> ALL``), so asyncpg prepares each text once and reuses
+it, where a text per list length would be parsed and planned again and again.
+
 Pure functions: they build SQL text and its parameters, the store runs them.
 """
 
@@ -34,13 +38,21 @@ class _Params:
 
     def __init__(self, dialect: str) -> None:
         self._dialect = dialect
+        self.postgres = dialect == "postgres"
         self.values: list[Any] = []
 
     def __call__(self, value: Any) -> str:
         self.values.append(value)
-        if self._dialect == "postgres":
+        if self.postgres:
             return f"${len(self.values)}"
         return "%s" if self._dialect == "mysql" else "?"
+
+    def arrays(self, rows: Sequence[Sequence[Any]], types: Sequence[str]) -> str:
+        """PostgreSQL: rows as one typed array per column, for ``unnest``."""
+        columns = zip(*rows, strict=True) if rows else [() for _ in types]
+        return ", ".join(
+            f"{self(list(column))}::{kind}[]" for column, kind in zip(columns, types, strict=True)
+        )
 
     def many(self, values: Sequence[Any]) -> str:
         return ", ".join(self(value) for value in values)
@@ -52,6 +64,8 @@ class _Params:
 
 def _not_for(targets: Sequence[str], param: _Params) -> str:
     """Leave out tasks for these targets; a task without a target goes to ``default``."""
+    if param.postgres:  # the same text for any number of targets, none included
+        return f" AND COALESCE(target, 'default') <> ALL({param(list(targets))}::varchar[])"
     if not targets:
         return ""
     listed = f"target IS NOT NULL AND target NOT IN ({param.many(targets)})"
@@ -85,7 +99,10 @@ def claim(
     def earliest(condition: str, most: Callable[[], str], lock: str = "") -> str:
         """The earliest due rows meeting ``condition``: an index's range, read in order.
         ``most`` writes the LIMIT, after the other parameters (SQLite takes them in order)."""
-        if busy:  # this replica's own dispatches in flight: never claim them twice
+        # this replica's own dispatches in flight: never claim them twice
+        if param.postgres:
+            condition += f" AND id <> ALL({param(list(busy))}::varchar[])"
+        elif busy:
             condition += f" AND id NOT IN ({param.many(busy)})"
         condition += _not_for(saturated, param)
         return f"SELECT id, due_at FROM tasks WHERE {condition} ORDER BY due_at LIMIT {most()}{lock}"
@@ -119,10 +136,13 @@ def claim(
     return f"UPDATE tasks SET {sets} WHERE id IN ({picked}) RETURNING {', '.join(columns)}", param.values
 
 
-def rows_by_id(dialect: str, table: str, columns: Sequence[str], ids: Sequence[Any]) -> tuple[str, list[Any]]:
-    """Some columns of the rows with these ids."""
+def rows_by_id(
+    dialect: str, table: str, columns: Sequence[str], ids: Sequence[Any], *, id_type: str = "int"
+) -> tuple[str, list[Any]]:
+    """Some columns of the rows with these ids (PostgreSQL: ``id_type`` is the ids' type)."""
     param = _Params(dialect)
-    return f"SELECT {', '.join(columns)} FROM {table} WHERE id IN ({param.many(ids)})", param.values
+    wanted = f"= ANY({param(list(ids))}::{id_type}[])" if param.postgres else f"IN ({param.many(ids)})"
+    return f"SELECT {', '.join(columns)} FROM {table} WHERE id {wanted}", param.values
 
 
 def next_due(dialect: str, *, saturated: Sequence[str]) -> tuple[str, list[Any]]:
@@ -170,7 +190,7 @@ def settle_task(dialect: str) -> str:
 
 
 _SETTLE_TYPES = ("varchar", "varchar", "timestamptz", "timestamptz", "varchar", "int", "varchar")
-"""PostgreSQL's types for ``SETTLE_ORDER`` (a VALUES list's parameters have none of their own)."""
+"""PostgreSQL's types for ``SETTLE_ORDER``, its arrays' element types."""
 
 
 def settle_rows(dialect: str, rows: Sequence[Sequence[Any]], owner: str) -> tuple[str, list[Any]]:
@@ -190,15 +210,17 @@ def settle_and_insert(
     table: str,
     columns: Sequence[str],
     inserted: Sequence[Sequence[Any]],
+    types: Sequence[str],
 ) -> tuple[str, list[Any]]:
     """PostgreSQL: ``settle_rows`` and the runs' ``insert_rows`` as one statement, atomic
-    without a transaction of its own: one round trip for a whole group of outcomes."""
+    without a transaction of its own: one round trip for a whole group of outcomes.
+    ``types`` are the inserted columns' PostgreSQL types."""
     param = _Params("postgres")
     update = _settle_update("postgres", rows, owner, param)
-    insert = param.rows(inserted)
     sql = (
         f"WITH settled AS ({update}),"
-        f" recorded AS (INSERT INTO {table} ({', '.join(columns)}) VALUES {insert})"
+        f" recorded AS (INSERT INTO {table} ({', '.join(columns)})"
+        f" SELECT * FROM unnest({param.arrays(inserted, types)}))"
         " SELECT id FROM settled"
     )
     return sql, param.values
@@ -206,9 +228,7 @@ def settle_and_insert(
 
 def _settle_update(dialect: str, rows: Sequence[Sequence[Any]], owner: str, param: _Params) -> str:
     if dialect == "postgres":
-        typed = (zip(row, _SETTLE_TYPES, strict=True) for row in rows)
-        values = ", ".join("(" + ", ".join(f"{param(v)}::{kind}" for v, kind in row) + ")" for row in typed)
-        source = f"(VALUES {values}) AS v({', '.join(SETTLE_ORDER)})"
+        source = f"unnest({param.arrays(rows, _SETTLE_TYPES)}) AS v({', '.join(SETTLE_ORDER)})"
         column = {name: f"v.{name}" for name in SETTLE_ORDER}
     else:  # SQLite names a VALUES list's columns column1, column2, ...
         source = f"(VALUES {param.rows(rows)}) AS v"

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import re
 from collections.abc import AsyncIterator, Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -106,6 +107,12 @@ RUN_COLUMNS = (
     "error",
     "replica",
 )
+RUN_TYPES = tuple(
+    re.sub(r"\(\d+\)$", "", RunRecord._meta.fields_map[column].get_for_dialect("postgres", "SQL_TYPE"))
+    for column in RUN_COLUMNS
+)
+"""PostgreSQL's types of ``RUN_COLUMNS``, without lengths: an explicit cast to ``VARCHAR(n)``
+would cut a longer value short, where inserting it fails."""
 
 
 @dataclass(frozen=True)
@@ -684,7 +691,7 @@ class Store:
         counting = any(outcome.rule_failed is not None for outcome in outcomes)
         if dialect == "postgres" and runs and not counting:
             # The common case, in one round trip: no transaction to open and close.
-            sql, values = claim_sql.settle_and_insert(rows, owner, "runs", RUN_COLUMNS, runs)
+            sql, values = claim_sql.settle_and_insert(rows, owner, "runs", RUN_COLUMNS, runs, RUN_TYPES)
             held = {row["id"] for row in (await db.execute_query(sql, values))[1]}
             return [Settled() if outcome.task_id in held else None for outcome in outcomes]
         async with self.transaction() as db:

@@ -36,8 +36,44 @@ def test_postgres_numbers_every_parameter_and_picks_rows_with_skip_locked() -> N
     assert "FOR UPDATE SKIP LOCKED" in sql and sql.endswith("RETURNING tasks.id, tasks.due_at")
     # owner, lease, updated_at; then the leases ended before now and the scheduled due by
     # (claiming ahead), each range leaving out the busy and the saturated
-    expired, scheduled = [str(NOW), "t1", "slow", 5], [str(AHEAD), "t1", "slow", 5]
+    expired, scheduled = [str(NOW), ["t1"], ["slow"], 5], [str(AHEAD), ["t1"], ["slow"], 5]
     assert values == ["replica-a", str(LATER), str(NOW), *expired, *scheduled]
+
+
+def test_postgres_texts_are_the_same_for_any_number_of_ids_or_rows() -> None:
+    """asyncpg prepares a statement per distinct text: a text per list length would be
+    parsed and planned again for almost every claim and every group of outcomes."""
+    claims = {
+        claim("postgres", busy=busy, saturated=off)[0]
+        for busy in ([], ["a"], ["a", "b"])
+        for off in ([], ["x", "default"])
+    }
+    assert len(claims) == 1
+    assert len({claim_sql.next_due("postgres", saturated=off)[0] for off in ([], ["x"], ["x", "y"])}) == 1
+    assert len({claim_sql.rows_by_id("postgres", "rules", ("id",), ids)[0] for ids in ([1], [1, 2, 3])}) == 1
+    row = ["succeeded", None, NOW, None, "f1", 0, "t1"]
+    run = ["t1", 1, 1, NOW, NOW, 2.0, "succeeded", "f1", "{}", None, "r"]
+    types = (
+        "varchar",
+        "int",
+        "int",
+        "timestamptz",
+        "timestamptz",
+        "float8",
+        "varchar",
+        "varchar",
+        "jsonb",
+        "text",
+        "varchar",
+    )
+    texts = {
+        claim_sql.settle_and_insert([row] * n, "r", "runs", ("c",) * len(run), [run] * n, types)[0]
+        for n in (1, 2, 7)
+    }
+    settled = {claim_sql.settle_rows("postgres", [row] * n, "r")[0] for n in (1, 2, 7)}
+    assert len(texts) == len(settled) == 1
+    _, values = claim_sql.settle_and_insert([row] * 2, "r", "runs", ("c",) * len(run), [run] * 2, types)
+    assert values[0] == ["succeeded", "succeeded"] and values[-1] == ["r", "r"]  # one array per column
 
 
 @pytest.mark.parametrize("dialect, mark", [("sqlite", "?"), ("mysql", "%s")])
