@@ -183,18 +183,43 @@ def parse_json(raw: str | bytes) -> tuple[Any, str | None]:
     of exhausting the parser's recursion."""
     text = raw.decode("utf-8", "replace") if isinstance(raw, (bytes, bytearray)) else raw
     if _shallow(text):
-        if _PLAIN_JSON.search(text) is None:
-            return json.loads(text), None  # nothing in it that storable() would change
+        if _plain_text(text):
+            try:
+                return _FINITE.decode(text), None  # nothing in it that storable() would change
+            except _NotFinite:
+                pass
     elif json_depth(text) >= MAX_DEPTH:
         raise ValueError(f"the JSON is {TOO_DEEP_REASON}")
     return storable(json.loads(text))
 
 
-_PLAIN_JSON = re.compile(r"[\x00\ud800-\udfff]|\\u|NaN|Infinity|[0-9][eE]|[0-9]{300}")
-"""What JSON text needs, at least, to parse to something :func:`storable` changes: an
-unstorable character, raw or escaped (any ``\\u`` escape is looked at), a non-finite
-number, an exponent or a run of 300 digits (``1e999`` and a 309-digit ``1…1.5`` parse to
-infinity)."""
+def _plain_text(text: str) -> bool:
+    """Whether ``text`` holds no unstorable character, raw or escaped (any ``\\u`` escape is
+    looked at): plain substring searches, several times faster than one regex over it."""
+    if "\\u" in text or "\x00" in text:
+        return False
+    return text.isascii() or _UNSTORABLE_CHAR.search(text) is None
+
+
+class _NotFinite(Exception):
+    """A number in the text parses to NaN or infinity (``NaN``, ``1e999``)."""
+
+
+def _finite_float(literal: str) -> float:
+    number = float(literal)
+    if not math.isfinite(number):
+        raise _NotFinite(literal)
+    return number
+
+
+def _not_finite(literal: str) -> float:
+    raise _NotFinite(literal)
+
+
+_FINITE = json.JSONDecoder(parse_float=_finite_float, parse_constant=_not_finite)
+"""Parses JSON, stopping at a non-finite number (``NaN``, ``1e999``, a 309-digit ``1…1.5``):
+told while parsing, as only a number with a point or an exponent goes through
+:func:`_finite_float`."""
 
 
 def _shallow(text: str) -> bool:
@@ -205,8 +230,11 @@ def _shallow(text: str) -> bool:
 
 
 def _fine_as_is(value: Any) -> bool:
-    """Whether :func:`storable` would change nothing in ``value``, told from one JSON encoding."""
-    if not isinstance(value, (dict, list, str)):
+    """Whether :func:`storable` would change nothing in ``value``, told from one JSON encoding
+    (a string from its characters)."""
+    if isinstance(value, str):
+        return _UNSTORABLE_CHAR.search(value) is None
+    if not isinstance(value, (dict, list)):
         return not isinstance(value, float) or math.isfinite(value)
     return storable_json(value) is not None
 
@@ -218,7 +246,8 @@ def storable_json(value: Any) -> str | None:
         text = json.dumps(value, ensure_ascii=False, allow_nan=False, separators=(",", ":"))
     except (TypeError, ValueError, RecursionError):
         return None
-    fine = _UNSTORABLE_CHAR.search(text) is None and "\\u0000" not in text
+    # ASCII text (most answers) holds no surrogate, and NUL only escaped: no regex to run.
+    fine = (text.isascii() or _UNSTORABLE_CHAR.search(text) is None) and "\\u0000" not in text
     return text if fine and (_shallow(text) or json_depth(text) < MAX_DEPTH) else None
 
 

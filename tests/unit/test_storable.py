@@ -182,7 +182,20 @@ def test_parse_json_without_copying_gives_what_the_full_walk_gives(value: Any) -
     assert _same(parse_json(text)[0], _cleaned(json.loads(text))[0])
 
 
-@pytest.mark.parametrize("text", ["1e999", "-1E400", "[1" + "1" * 400 + ".5]", '{"a": NaN}', '"\\u0000"'])
+@pytest.mark.parametrize(
+    "text",
+    [
+        "1e999",
+        "-1E400",
+        "1.8e308",
+        "1E+0309",
+        "[1" + "1" * 400 + ".5]",
+        "9" * 210 + "e99",
+        "-" + "9" * 210 + ".5e99",
+        '{"a": NaN}',
+        '"\\u0000"',
+    ],
+)
 def test_parse_json_repairs_numbers_and_escapes_that_plain_text_hides(text: str) -> None:
     assert parse_json(text)[1] is not None
 
