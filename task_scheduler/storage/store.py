@@ -27,7 +27,7 @@ from tortoise.transactions import in_transaction
 from task_scheduler.domain import cpu
 from task_scheduler.domain.errors import Conflict
 from task_scheduler.domain.listing import Position, TaskQuery
-from task_scheduler.domain.storable import storable
+from task_scheduler.domain.storable import storable, storable_json
 from task_scheduler.domain.tasks import TaskStatus
 from task_scheduler.storage import claim_sql
 from task_scheduler.storage.claimed import RULE_COLUMNS, TASK_COLUMNS, ClaimedTask, DispatchRule, instant
@@ -959,15 +959,6 @@ class Store:
         return [record.username for record in await query.order_by("username")]
 
 
-def _storable(values: dict[str, Any]) -> dict[str, Any]:
-    """Column values with what a remote party wrote (an answer, an error's text) made storable:
-    a run is always recorded, whatever came back (see ``domain.storable``)."""
-    return {
-        key: storable(value)[0] if isinstance(value, (str, dict, list)) else value
-        for key, value in values.items()
-    }
-
-
 def _fits(model: type[Model], field: str, key: str) -> bool:
     """Whether ``key`` fits the column, so a row could have it: a longer key is no row's, and
     the ORM refuses to compare one rather than find nothing."""
@@ -993,9 +984,27 @@ def _settle_values(outcome: Settlement) -> list[Any]:
 
 
 def _run_values(run: dict[str, Any]) -> list[Any]:
+    """A run's column values, made storable: a run is always recorded, whatever the remote
+    party wrote. The answer's JSON text is the encoding that told it storable, not a second."""
     fields = RunRecord._meta.fields_map
-    run = _storable(run)  # a run is always recorded, whatever the remote party wrote
-    return [fields[column].to_db_value(run[column], RunRecord) for column in RUN_COLUMNS]
+    values = []
+    for column in RUN_COLUMNS:
+        value = run[column]
+        if column == "response":
+            values.append(None if value is None else _json_text(value))
+            continue
+        if isinstance(value, str):
+            value = storable(value)[0]
+        values.append(fields[column].to_db_value(value, RunRecord))
+    return values
+
+
+def _json_text(value: Any) -> str:
+    """``value`` made storable, as JSON text for its column."""
+    text = storable_json(value)
+    if text is None:
+        text = json.dumps(storable(value)[0], ensure_ascii=False, separators=(",", ":"))
+    return text
 
 
 def _chunks(items: Sequence[Any], size: int) -> Iterable[Sequence[int]]:
