@@ -118,7 +118,7 @@ class ChangeFeed:
             return  # this replica's own, heard back: not parsed
         try:
             message = json.loads(payload)
-            if message["replica"] == self._replica_id or self._on_event is None:
+            if self._on_event is None:
                 return
             for body in message["events"]:
                 self._on_event(Event.from_json(body, message["replica"]))

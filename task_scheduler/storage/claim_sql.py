@@ -136,12 +136,10 @@ def claim(
     return f"UPDATE tasks SET {sets} WHERE id IN ({picked}) RETURNING {', '.join(columns)}", param.values
 
 
-def rows_by_id(
-    dialect: str, table: str, columns: Sequence[str], ids: Sequence[Any], *, id_type: str = "int"
-) -> tuple[str, list[Any]]:
-    """Some columns of the rows with these ids (PostgreSQL: ``id_type`` is the ids' type)."""
+def rows_by_id(dialect: str, table: str, columns: Sequence[str], ids: Sequence[int]) -> tuple[str, list[Any]]:
+    """Some columns of the rows with these (integer) ids."""
     param = _Params(dialect)
-    wanted = f"= ANY({param(list(ids))}::{id_type}[])" if param.postgres else f"IN ({param.many(ids)})"
+    wanted = f"= ANY({param(list(ids))}::int[])" if param.postgres else f"IN ({param.many(ids)})"
     return f"SELECT {', '.join(columns)} FROM {table} WHERE id {wanted}", param.values
 
 

@@ -9,6 +9,7 @@ from datetime import datetime, timezone
 import pytest
 
 from task_scheduler.storage import claim_sql
+from task_scheduler.storage.store import RUN_COLUMNS, RUN_TYPES
 
 NOW = datetime(2026, 11, 23, 12, 0, tzinfo=timezone.utc)
 LATER = datetime(2026, 11, 23, 12, 1, tzinfo=timezone.utc)
@@ -53,26 +54,13 @@ def test_postgres_texts_are_the_same_for_any_number_of_ids_or_rows() -> None:
     assert len({claim_sql.rows_by_id("postgres", "rules", ("id",), ids)[0] for ids in ([1], [1, 2, 3])}) == 1
     row = ["succeeded", None, NOW, None, "f1", 0, "t1"]
     run = ["t1", 1, 1, NOW, NOW, 2.0, "succeeded", "f1", "{}", None, "r"]
-    types = (
-        "varchar",
-        "int",
-        "int",
-        "timestamptz",
-        "timestamptz",
-        "float8",
-        "varchar",
-        "varchar",
-        "jsonb",
-        "text",
-        "varchar",
-    )
     texts = {
-        claim_sql.settle_and_insert([row] * n, "r", "runs", ("c",) * len(run), [run] * n, types)[0]
+        claim_sql.settle_and_insert([row] * n, "r", "runs", RUN_COLUMNS, [run] * n, RUN_TYPES)[0]
         for n in (1, 2, 7)
     }
     settled = {claim_sql.settle_rows("postgres", [row] * n, "r")[0] for n in (1, 2, 7)}
     assert len(texts) == len(settled) == 1
-    _, values = claim_sql.settle_and_insert([row] * 2, "r", "runs", ("c",) * len(run), [run] * 2, types)
+    _, values = claim_sql.settle_and_insert([row] * 2, "r", "runs", RUN_COLUMNS, [run] * 2, RUN_TYPES)
     assert values[0] == ["succeeded", "succeeded"] and values[-1] == ["r", "r"]  # one array per column
 
 
