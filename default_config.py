@@ -98,10 +98,10 @@ config = {
     "replica_id": None,
     # The `requester` written into every task request.
     "requester": "task_scheduler",
-    # At most this many dispatches in flight at once.  A replica holds at most four times a
-    # target's max_connections of its tasks, so keep this above four times that of any
+    # At most this many dispatches in flight at once.  A replica holds at most six times a
+    # target's max_connections of its tasks, so keep this above six times that of any
     # fleet that may be slow, and a slow fleet cannot hold up the rest.
-    "dispatch_concurrency": 64,
+    "dispatch_concurrency": 96,
     # At most this many due tasks claimed per database round trip.
     "dispatch_batch": 200,
     # A claim's lease (seconds): if this replica dies, another takes its tasks over after

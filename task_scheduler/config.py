@@ -59,7 +59,7 @@ class Settings(BaseModel):
     )
     replica_id: str | None = Field(None, min_length=1, max_length=64)
     requester: str = Field("task_scheduler", min_length=1, max_length=128)
-    dispatch_concurrency: int = Field(64, ge=1, le=10000)
+    dispatch_concurrency: int = Field(96, ge=1, le=10000)
     dispatch_batch: int = Field(200, ge=1, le=10000)
     lease_s: float = Field(10.0, ge=1, le=3600)
     dispatch_poll_s: float = Field(30.0, gt=0, le=3600)

@@ -6,8 +6,8 @@ up to ``claim_ahead_s`` before their time and sent at it, so that the claim's ro
 which wait their turn behind API requests, are no part of a task's lateness.
 
 Per target it holds at most ``HELD_PER_SLOT`` tasks for each request the target sends at
-once; once it holds more than one lot, claims pass over that target's tasks until it is
-down to one lot, so a slow fleet does not hold up rules sent elsewhere.
+once; once it holds more than ``REFILL_LOTS`` lots, claims pass over that target's tasks
+until it is down to that, so a slow fleet does not hold up rules sent elsewhere.
 
 Beside it: ``sending`` (what becomes of one claimed task: sent or not, its outcome
 recorded), ``carriers`` (each target's transport), ``settler`` (what an answer makes of a
@@ -50,10 +50,17 @@ without news. Else each lot a saturated target finishes would read every task du
 it, to find none for the others; a task stored elsewhere, unannounced, may wait this long
 more than it did."""
 
-HELD_PER_SLOT = 4
+HELD_PER_SLOT = 6
 """Tasks a replica holds per request a target sends at once (its capacity): enough for one
 claim to bring a good lot (claims cost a round trip each), few enough that a slow target
-leaves most dispatch slots to the others."""
+leaves half the default dispatch slots to the others."""
+
+REFILL_LOTS = 3
+"""A target is claimed for again once a replica holds this many lots of its tasks or fewer
+(a lot: what it sends at once): one lot in flight and two waiting their turn, which keeps
+its connections busy through the claim's round trip. That trip waits behind the answers
+the loop is handling: with one lot left, over a quarter of the answers found no task
+waiting for the connection they freed (10,000 tasks due at once)."""
 
 
 @dataclass(frozen=True)
@@ -290,9 +297,9 @@ class Dispatcher:
         if not held:
             del self._per_target[target]
         cached = self._carriers.known.get(target)
-        # Look again only when this opens room that was closed: a target down to one lot.
-        # Else the loop's own sleep is right.
-        if cached is None or held == cached.transport.capacity:
+        # Look again only when this opens room that was closed: a target down to its refill
+        # level. Else the loop's own sleep is right.
+        if cached is None or held == REFILL_LOTS * cached.transport.capacity:
             self._wakeup.poke()
 
     async def stop(self, grace_s: float) -> None:
@@ -368,10 +375,11 @@ class Dispatcher:
         return max(rooms) if rooms else self._settings.batch
 
     def _saturated(self) -> list[str]:
-        """Targets this replica holds more than one lot for: it claims for them again once
-        they are down to one lot, a whole lot at a time, rather than a task per reply."""
+        """Targets this replica holds more than ``REFILL_LOTS`` lots for: it claims for them
+        again once they are down to that, several lots at a time, rather than a task per reply."""
         return [
             name
             for name, held in self._per_target.items()
-            if (cached := self._carriers.known.get(name)) is not None and held > cached.transport.capacity
+            if (cached := self._carriers.known.get(name)) is not None
+            and held > REFILL_LOTS * cached.transport.capacity
         ]
