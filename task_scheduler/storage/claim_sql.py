@@ -118,11 +118,14 @@ def claim(
         expired = earliest(expired_ones, lambda: param(limit), lock)
         due = f"status = '{SCHEDULED}' AND due_at <= {param(db_time(due_by))}"
         scheduled = earliest(due, lambda: f"{param(limit)} - (SELECT count(*) FROM expired)", lock)
-        returned = ", ".join(f"tasks.{column}" for column in columns)
+        # The picked ids go in as an array, looked up by primary key: joined as a table,
+        # they made the planner hash every task (a LIMIT it cannot know when it plans, so
+        # it guesses a thousand rows), a read of the whole table for each claim.
         return (
             f"WITH expired AS ({expired}), scheduled AS ({scheduled}),"
             " picked AS (SELECT id FROM expired UNION ALL SELECT id FROM scheduled)"
-            f" UPDATE tasks SET {sets} FROM picked WHERE tasks.id = picked.id RETURNING {returned}",
+            f" UPDATE tasks SET {sets} WHERE id = ANY(ARRAY(SELECT id FROM picked))"
+            f" RETURNING {', '.join(columns)}",
             param.values,
         )
     expired = earliest(expired_ones, lambda: param(limit))

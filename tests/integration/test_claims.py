@@ -11,10 +11,13 @@ from __future__ import annotations
 import asyncio
 from datetime import timedelta
 
+import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from task_scheduler.domain.tasks import TaskStatus
+from task_scheduler.storage import claim_sql
+from task_scheduler.storage.claimed import TASK_COLUMNS
 from task_scheduler.storage.orm import TaskRecord
 from tests.integration.conftest import T0
 
@@ -107,3 +110,30 @@ async def test_the_next_look_is_ahead_of_a_due_time_but_not_of_a_lease_end(servi
     await store.insert_tasks([task(2, due_in_s=-5, leased_until_s=8)])
     assert await store.next_due_at(claim_ahead=ahead) == T0 + timedelta(seconds=8)
     assert await store.next_due_at() == T0 + timedelta(seconds=8)
+
+
+async def test_a_claim_reads_only_what_it_takes_however_many_tasks_are_due(service, db_url) -> None:
+    """A claim finds its tasks through indexes and updates them by primary key: with thousands
+    due at once (a burst, or a backlog after an outage) no plan step reads the whole table."""
+    if not db_url.startswith("postgres"):
+        pytest.skip("the plan of PostgreSQL's one-statement claim")
+    store = service.app.state.services.store
+    await TaskRecord.all().delete()
+    await store.insert_tasks([task(i, due_in_s=-5, leased_until_s=None) for i in range(3000)])
+    db = TaskRecord._meta.db
+    await db.execute_script("ANALYZE tasks")
+    sql, values = claim_sql.claim(
+        "postgres",
+        now=T0,
+        due_by=T0,
+        owner="replica-a",
+        lease_until=T0 + LEASE,
+        limit=24,
+        busy=["t1", "t2"],
+        saturated=[],
+        db_time=lambda instant: instant,
+        columns=TASK_COLUMNS,
+    )
+    _, plan = await db.execute_query("EXPLAIN " + sql, values)
+    steps = "\n".join(row["QUERY PLAN"] for row in plan)
+    assert "Seq Scan" not in steps, steps
