@@ -6,7 +6,7 @@ import asyncio
 
 import pytest
 
-from task_scheduler.storage.change_feed import ChangeFeed
+from task_scheduler.storage.change_feed import ChangeFeed, pack
 from tests.databases import clean_database
 
 
@@ -90,6 +90,41 @@ async def test_each_replicas_events_reach_the_other_once_marked_with_their_repli
         ]
         assert dict(heard["b"][1].data) == {"truncated": True}
         assert dict(heard["b"][2].data) == {"name": "lobby"} and heard["b"][2].at == at
+    finally:
+        await a.stop()
+        await b.stop()
+
+
+async def test_a_burst_of_events_over_several_notifications_arrives_whole_and_in_order(postgres_url):
+    from datetime import datetime, timezone
+
+    from task_scheduler.events import Event, EventType
+
+    heard: list[Event] = []
+    done = asyncio.Event()
+
+    def on_b(event: Event) -> None:
+        heard.append(event)
+        if event.rule_id == 99:
+            done.set()
+
+    a = ChangeFeed(postgres_url, "replica-a", lambda: None)
+    b = ChangeFeed(postgres_url, "replica-b", lambda: None, on_event=on_b)
+    a.start()
+    b.start()
+    try:
+        assert await a.wait_connected(10) and await b.wait_connected(10)
+        at = datetime(2026, 1, 5, 12, tzinfo=timezone.utc)
+        burst = [
+            Event(type=EventType.run_finished, at=at, rule_id=1, task_id=f"task-{n}", data={"pad": "x" * 500})
+            for n in range(100)
+        ]
+        assert len(pack("replica-a", [event.to_text() for event in burst])) > 3
+        for event in burst:
+            a.relay(event)
+        a.relay(Event(type=EventType.rule_deleted, at=at, rule_id=99))
+        await asyncio.wait_for(done.wait(), timeout=5)
+        assert [event.task_id for event in heard[:-1]] == [event.task_id for event in burst]
     finally:
         await a.stop()
         await b.stop()
