@@ -3,9 +3,13 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
+from collections.abc import AsyncIterator, Callable
+from datetime import datetime, timezone
 
 import pytest
 
+from task_scheduler.events import Event, EventType
 from task_scheduler.storage.change_feed import ChangeFeed, pack
 from tests.databases import clean_database
 
@@ -13,6 +17,23 @@ from tests.databases import clean_database
 @pytest.fixture
 async def postgres_url(tmp_path) -> str:
     return await clean_database("postgres", tmp_path)
+
+
+@contextlib.asynccontextmanager
+async def two_replicas(
+    postgres_url: str, on_a: Callable[[Event], None] | None, on_b: Callable[[Event], None]
+) -> AsyncIterator[tuple[ChangeFeed, ChangeFeed]]:
+    """The feeds of replicas a and b, listening; each hands the events it hears to its ``on_``."""
+    a = ChangeFeed(postgres_url, "replica-a", lambda: None, on_event=on_a)
+    b = ChangeFeed(postgres_url, "replica-b", lambda: None, on_event=on_b)
+    a.start()
+    b.start()
+    try:
+        assert await a.wait_connected(10) and await b.wait_connected(10)
+        yield a, b
+    finally:
+        await a.stop()
+        await b.stop()
 
 
 async def test_a_change_on_one_replica_wakes_the_other_not_itself(postgres_url):
@@ -42,10 +63,6 @@ async def test_the_feed_does_nothing_off_postgres(tmp_path):
 
 
 async def test_each_replicas_events_reach_the_other_once_marked_with_their_replica(postgres_url):
-    from datetime import datetime, timezone
-
-    from task_scheduler.events import Event, EventType
-
     heard: dict[str, list[Event]] = {"a": [], "b": []}
     marked = {"a": asyncio.Event(), "b": asyncio.Event()}
 
@@ -57,13 +74,7 @@ async def test_each_replicas_events_reach_the_other_once_marked_with_their_repli
 
         return append
 
-    on_b = on("b")
-    a = ChangeFeed(postgres_url, "replica-a", lambda: None, on_event=on("a"))
-    b = ChangeFeed(postgres_url, "replica-b", lambda: None, on_event=on_b)
-    a.start()
-    b.start()
-    try:
-        assert await a.wait_connected(10) and await b.wait_connected(10)
+    async with two_replicas(postgres_url, on("a"), on("b")) as (a, b):
         at = datetime(2026, 1, 5, 12, tzinfo=timezone.utc)
         big = {"response": "x" * 9000}
         sent = [
@@ -90,16 +101,9 @@ async def test_each_replicas_events_reach_the_other_once_marked_with_their_repli
         ]
         assert dict(heard["b"][1].data) == {"truncated": True}
         assert dict(heard["b"][2].data) == {"name": "lobby"} and heard["b"][2].at == at
-    finally:
-        await a.stop()
-        await b.stop()
 
 
 async def test_a_burst_of_events_over_several_notifications_arrives_whole_and_in_order(postgres_url):
-    from datetime import datetime, timezone
-
-    from task_scheduler.events import Event, EventType
-
     heard: list[Event] = []
     done = asyncio.Event()
 
@@ -108,12 +112,7 @@ async def test_a_burst_of_events_over_several_notifications_arrives_whole_and_in
         if event.rule_id == 99:
             done.set()
 
-    a = ChangeFeed(postgres_url, "replica-a", lambda: None)
-    b = ChangeFeed(postgres_url, "replica-b", lambda: None, on_event=on_b)
-    a.start()
-    b.start()
-    try:
-        assert await a.wait_connected(10) and await b.wait_connected(10)
+    async with two_replicas(postgres_url, None, on_b) as (a, _):
         at = datetime(2026, 1, 5, 12, tzinfo=timezone.utc)
         burst = [
             Event(type=EventType.run_finished, at=at, rule_id=1, task_id=f"task-{n}", data={"pad": "x" * 500})
@@ -125,6 +124,3 @@ async def test_a_burst_of_events_over_several_notifications_arrives_whole_and_in
         a.relay(Event(type=EventType.rule_deleted, at=at, rule_id=99))
         await asyncio.wait_for(done.wait(), timeout=5)
         assert [event.task_id for event in heard[:-1]] == [event.task_id for event in burst]
-    finally:
-        await a.stop()
-        await b.stop()
