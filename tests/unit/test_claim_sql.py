@@ -34,7 +34,8 @@ def claim(dialect: str, **overrides):
 def test_postgres_numbers_every_parameter_and_picks_rows_with_skip_locked() -> None:
     sql, values = claim("postgres")
     assert sorted(int(n) for n in re.findall(r"\$(\d+)", sql)) == list(range(1, len(values) + 1))
-    assert "FOR UPDATE SKIP LOCKED" in sql and sql.endswith("RETURNING tasks.id, tasks.due_at")
+    assert "FOR UPDATE SKIP LOCKED" in sql and sql.endswith("RETURNING id, due_at")
+    assert "WHERE id = ANY(ARRAY(SELECT id FROM picked))" in sql  # by primary key, not a join
     # owner, lease, updated_at; then the leases ended before now and the scheduled due by
     # (claiming ahead), each range leaving out the busy and the saturated
     expired, scheduled = [str(NOW), ["t1"], ["slow"], 5], [str(AHEAD), ["t1"], ["slow"], 5]
