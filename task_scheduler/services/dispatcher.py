@@ -299,7 +299,7 @@ class Dispatcher:
         cached = self._carriers.known.get(target)
         # Look again only when this opens room that was closed: a target down to its refill
         # level. Else the loop's own sleep is right.
-        if cached is None or held == REFILL_LOTS * cached.transport.capacity:
+        if cached is None or held == _refill_level(cached.transport):
             self._wakeup.poke()
 
     async def stop(self, grace_s: float) -> None:
@@ -381,5 +381,10 @@ class Dispatcher:
             name
             for name, held in self._per_target.items()
             if (cached := self._carriers.known.get(name)) is not None
-            and held > REFILL_LOTS * cached.transport.capacity
+            and held > _refill_level(cached.transport)
         ]
+
+
+def _refill_level(transport: Transport) -> int:
+    """How many of a target's tasks a replica holds at most before it claims for it again."""
+    return REFILL_LOTS * transport.capacity
